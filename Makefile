@@ -1,0 +1,35 @@
+# stint's build. `sudo make demo` and `sudo make test` are the README's two set-up commands.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Integration tests take a while (real containers, loop files, LXD).
+TESTFLAGS ?= -count=1 -timeout 60m
+
+.PHONY: all build deps test test-unit lint clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/stint ./cmd/stint
+
+deps:
+	@if [ "$$(id -u)" = 0 ]; then ./scripts/install-deps.sh; else echo "make deps: not root, skipping package installation"; fi
+
+# The whole suite: unit tests plus, as root, integration tests on real LXC,
+# btrfs and overlayfs. STINT_INTEGRATION=1 turns their skips into failures.
+test: deps
+	$(GO) test $(TESTFLAGS) ./...
+
+# Only what runs anywhere, without root.
+test-unit:
+	$(GO) test -count=1 -short ./spec/... ./images/... ./internal/...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin

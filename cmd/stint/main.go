@@ -1,0 +1,112 @@
+// Command stint runs Linux system containers from declarative TOML specs.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set by the Makefile (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Globals are the flags every command sees.
+type Globals struct {
+	Root     string `help:"Directory holding everything stint owns." env:"STINT_ROOT" default:"/var/lib/stint" type:"path"`
+	JSON     bool   `help:"Machine-readable output: JSON only on stdout."`
+	LogLevel string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
+
+	Stdout io.Writer `kong:"-"`
+	Stderr io.Writer `kong:"-"`
+}
+
+// CLI is stint's command line. Each command is a struct with a Run method;
+// commands appear here only once they work.
+type CLI struct {
+	Globals
+
+	Version VersionCmd `cmd:"" help:"Print stint's version."`
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+// Run prints the version.
+func (VersionCmd) Run(g *Globals) error {
+	if g.JSON {
+		return writeJSON(g.Stdout, map[string]string{"version": version})
+	}
+	_, err := fmt.Fprintf(g.Stdout, "stint %s\n", version)
+	return err
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args, runs the command and returns the process exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cli := CLI{Globals: Globals{Stdout: stdout, Stderr: stderr}}
+	exitCode := -1
+	parser, err := kong.New(&cli,
+		kong.Name("stint"),
+		kong.Description("Run Linux system containers from declarative TOML specs."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exitCode = code; panic(kongExit{}) }),
+	)
+	if err != nil {
+		fmt.Fprintf(stderr, "stint: %v\n", err)
+		return ExitHost
+	}
+	code := func() (code int) {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(kongExit); !ok {
+					panic(r)
+				}
+				code = exitCode
+				if code != 0 {
+					code = ExitUsage
+				}
+			}
+		}()
+		kctx, err := parser.Parse(args)
+		if err != nil {
+			fmt.Fprintf(stderr, "stint: %v\n", err)
+			return ExitUsage
+		}
+		setupLogging(cli.LogLevel, stderr)
+		if err := kctx.Run(&cli.Globals); err != nil {
+			return report(stderr, err)
+		}
+		return ExitOK
+	}()
+	return code
+}
+
+// kongExit unwinds out of kong after --help or a usage error.
+type kongExit struct{}
+
+func setupLogging(level string, w io.Writer) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	slog.SetDefault(slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})))
+}
+
+// report prints err and maps it to an exit code.
+func report(stderr io.Writer, err error) int {
+	var coder interface{ ExitCode() int }
+	if errors.As(err, &coder) {
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintln(stderr, msg)
+		}
+		return coder.ExitCode()
+	}
+	fmt.Fprintf(stderr, "stint: %v\n", err)
+	return ExitHost
+}

@@ -1,0 +1,186 @@
+package spec
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// This file is the resolved form of a spec set: what Load returns after
+// validation, profile merging, matrix expansion and path resolution. It is
+// the contract between spec/ and the rest of stint (the runner reads only
+// these types), and, through its JSON tags, what `stint validate --json`
+// prints: the spec's own key names.
+
+// Set is a validated spec set: one or more files that form one namespace.
+type Set struct {
+	// Name names the set (the `name` key, or the first file's directory
+	// name); apply/down/watch only touch containers of the same set.
+	Name       string      `json:"name"`
+	Files      []string    `json:"files"` // absolute paths, in load order
+	Storage    Storage     `json:"storage"`
+	Images     []Image     `json:"images"`
+	Profiles   []Profile   `json:"profiles"`
+	Jobs       []Job       `json:"jobs"`
+	Containers []Container `json:"containers"`
+}
+
+// Pos is where a definition starts in its file.
+type Pos struct {
+	File string `json:"file"`
+	Line int    `json:"line"`
+	Col  int    `json:"col,omitempty"`
+}
+
+// Storage is the [storage] table.
+type Storage struct {
+	Driver   string `json:"driver"`             // auto | btrfs | zfs | lvm | overlay | dir
+	Path     string `json:"path,omitempty"`     // absolute
+	Size     int64  `json:"size,omitempty"`     // bytes; btrfs loop-file pool
+	Dataset  string `json:"dataset,omitempty"`  // zfs
+	VG       string `json:"vg,omitempty"`       // lvm
+	Thinpool string `json:"thinpool,omitempty"` // lvm
+}
+
+// Image is an [image.NAME] table. Exactly one of Builder, From and Source is set.
+type Image struct {
+	Name       string            `json:"name"`
+	Builder    string            `json:"builder,omitempty"` // busybox | debootstrap
+	Suite      string            `json:"suite,omitempty"`
+	Variant    string            `json:"variant,omitempty"`
+	Components []string          `json:"components,omitempty"`
+	Mirror     string            `json:"mirror,omitempty"`
+	From       string            `json:"from,omitempty"` // a recipe on top of another image
+	Packages   []string          `json:"packages,omitempty"`
+	Hooks      []string          `json:"hooks,omitempty"`      // absolute host paths, in order
+	Files      map[string]string `json:"files,omitempty"`      // container path -> absolute host path
+	Properties map[string]string `json:"properties,omitempty"` // os, release, description, ...
+	Source     []string          `json:"source,omitempty"`     // absolute host paths: [unified] or [meta, rootfs]
+	Pos        Pos               `json:"pos"`
+}
+
+// Limits are resource limits; zero means unlimited.
+type Limits struct {
+	Memory int64   `json:"memory,omitempty"` // bytes
+	CPUs   float64 `json:"cpus,omitempty"`
+	Pids   int64   `json:"pids,omitempty"`
+}
+
+// Network is a network mode with its options.
+type Network struct {
+	Mode   string `json:"mode"`             // none | host | bridge
+	Bridge string `json:"bridge,omitempty"` // bridge mode: the bridge's name (default stint0)
+	IPv4   string `json:"ipv4,omitempty"`   // bridge mode: a fixed address
+}
+
+// Mount types.
+const (
+	MountBind  = "bind"
+	MountCache = "cache"
+	MountTmpfs = "tmpfs"
+)
+
+// Mount is one [[job.X.mount]] (or container mount).
+type Mount struct {
+	Type     string `json:"type"`             // bind | cache | tmpfs
+	Source   string `json:"source,omitempty"` // bind: absolute host path
+	Name     string `json:"name,omitempty"`   // cache: the volume's name
+	Target   string `json:"target"`           // absolute container path
+	Readonly bool   `json:"readonly,omitempty"`
+	Size     int64  `json:"size,omitempty"` // tmpfs: bytes
+}
+
+// Artifact `when` values.
+const (
+	WhenOnSuccess = "on_success"
+	WhenOnFailure = "on_failure"
+	WhenAlways    = "always"
+)
+
+// Artifact is one [[job.X.artifact]].
+type Artifact struct {
+	Path string `json:"path"` // an absolute glob inside the container
+	Dest string `json:"dest"` // relative to the job's artifact directory ("" = its top)
+	When string `json:"when"` // on_success | on_failure | always
+}
+
+// Duration is a time.Duration that prints as a Go duration string in JSON.
+type Duration time.Duration
+
+// MarshalJSON prints "10m0s"; zero prints "".
+func (d Duration) MarshalJSON() ([]byte, error) {
+	if d == 0 {
+		return []byte(`""`), nil
+	}
+	return json.Marshal(time.Duration(d).String())
+}
+
+// Job is one ephemeral job after profile merging and matrix expansion.
+type Job struct {
+	Name          string            `json:"name"`             // test, or test[go=1.22] for a matrix variant
+	Base          string            `json:"base"`             // the [job.X] key the variant came from
+	Matrix        map[string]string `json:"matrix,omitempty"` // this variant's values
+	Image         string            `json:"image"`            // an [image.*] name of the set, an alias or a fingerprint prefix
+	Profiles      []string          `json:"profiles,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	Workdir       string            `json:"workdir,omitempty"`
+	User          string            `json:"user,omitempty"`
+	Timeout       Duration          `json:"timeout"`
+	Run           []string          `json:"run"`
+	Mounts        []Mount           `json:"mounts,omitempty"`
+	Artifacts     []Artifact        `json:"artifacts,omitempty"`
+	Network       Network           `json:"network"` // default mode none
+	Limits        Limits            `json:"limits"`
+	Raw           map[string]string `json:"raw,omitempty"` // raw LXC keys, applied last
+	Privileged    bool              `json:"privileged,omitempty"`
+	KeepOnFailure bool              `json:"keep_on_failure,omitempty"`
+	Pos           Pos               `json:"pos"`
+}
+
+// Port is one published port ("8080:80/tcp", "127.0.0.1:8080:80/udp").
+type Port struct {
+	HostIP        string `json:"host_ip,omitempty"`
+	HostPort      int    `json:"host_port"`
+	ContainerPort int    `json:"container_port"`
+	Proto         string `json:"proto"` // tcp | udp
+}
+
+// Container states.
+const (
+	StateRunning = "running"
+	StateStopped = "stopped"
+)
+
+// Container is one long-lived [container.NAME] after profile merging.
+type Container struct {
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	Profiles   []string          `json:"profiles,omitempty"`
+	Command    []string          `json:"command,omitempty"` // empty: boot the image's init
+	State      string            `json:"state"`             // running | stopped
+	Env        map[string]string `json:"env,omitempty"`
+	Mounts     []Mount           `json:"mounts,omitempty"`
+	Network    Network           `json:"network"` // default mode none
+	Ports      []Port            `json:"ports,omitempty"`
+	Limits     Limits            `json:"limits"`
+	Raw        map[string]string `json:"raw,omitempty"`
+	Privileged bool              `json:"privileged,omitempty"`
+	Pos        Pos               `json:"pos"`
+}
+
+// Profile is a [profile.NAME] table as written (profiles are merged into the
+// jobs and containers that name them; this is for inspection).
+type Profile struct {
+	Name          string            `json:"name"`
+	Env           map[string]string `json:"env,omitempty"`
+	Workdir       string            `json:"workdir,omitempty"`
+	User          string            `json:"user,omitempty"`
+	Timeout       Duration          `json:"timeout,omitempty"`
+	Mounts        []Mount           `json:"mounts,omitempty"`
+	Artifacts     []Artifact        `json:"artifacts,omitempty"`
+	Network       *Network          `json:"network,omitempty"`
+	Limits        Limits            `json:"limits"`
+	Raw           map[string]string `json:"raw,omitempty"`
+	Privileged    *bool             `json:"privileged,omitempty"`
+	KeepOnFailure *bool             `json:"keep_on_failure,omitempty"`
+	Pos           Pos               `json:"pos"`
+}
