@@ -1,0 +1,216 @@
+package lxcrt
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/stintdev/stint/runner"
+)
+
+// Where the minimal PID 1 lives inside a container. Why not the image's init:
+// a job needs namespaces to attach to, not a booted distribution, and booting
+// systemd costs seconds and brings services the job never asked for. Why
+// these two binaries: both are static, so they run in any image; init.lxc
+// (LXC's own, what lxc-execute uses) reaps orphans as PID 1, and busybox
+// `sleep` keeps it alive until Stop. They are bind-mounted read-only from the
+// host, so the image needs neither.
+const (
+	initDir     = ".stint"
+	initPath    = "/" + initDir + "/init"
+	busyboxPath = "/" + initDir + "/busybox"
+)
+
+// HostInit and HostBusybox are the host binaries bind-mounted as PID 1.
+var (
+	HostInit    = "/usr/sbin/init.lxc.static"
+	HostBusybox = "/bin/busybox"
+)
+
+// Host describes what the host offers that the config depends on.
+type Host struct {
+	CgroupV2 bool // a pure cgroup v2 host (else v1 or hybrid: lxc.cgroup.*)
+	AppArmor bool // AppArmor is enabled in the kernel
+}
+
+// ProbeHost detects the host's cgroup layout and AppArmor.
+func ProbeHost() Host {
+	var h Host
+	// A pure v2 host mounts cgroup2 at /sys/fs/cgroup itself; a hybrid one
+	// (like Debian with systemd.unified_cgroup_hierarchy=0) has v1
+	// controllers there and v2 at /sys/fs/cgroup/unified.
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		h.CgroupV2 = true
+	}
+	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil && strings.TrimSpace(string(b)) == "Y" {
+		if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
+			h.AppArmor = true
+		}
+	}
+	return h
+}
+
+// kv is one LXC config line.
+type kv struct{ k, v string }
+
+// Render turns a runner.Config into LXC config lines for container name.
+// It is pure, so it is tested without root.
+func Render(name string, cfg runner.Config, host Host) ([]string, error) {
+	if cfg.Rootfs == "" || !filepath.IsAbs(cfg.Rootfs) {
+		return nil, fmt.Errorf("container %s: rootfs %q is not an absolute path", name, cfg.Rootfs)
+	}
+	var out []kv
+	add := func(k, v string) { out = append(out, kv{k, v}) }
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = name
+	}
+	add("lxc.uts.name", hostname)
+	add("lxc.rootfs.path", "dir:"+cfg.Rootfs)
+	add("lxc.arch", "linux64")
+	// A container for jobs: its own mounts of /proc and /sys, a minimal /dev.
+	add("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed")
+	add("lxc.autodev", "1")
+	add("lxc.pty.max", "16")
+	add("lxc.tty.max", "0")
+	add("lxc.console.path", "none")
+	add("lxc.cap.drop", "sys_module mac_admin mac_override sys_time")
+	if cfg.LogFile != "" {
+		add("lxc.log.file", cfg.LogFile)
+		add("lxc.log.level", "WARN")
+	}
+	if host.AppArmor {
+		add("lxc.apparmor.profile", "generated")
+		add("lxc.apparmor.allow_nesting", "0")
+	} else {
+		// Without AppArmor in the kernel, asking for a profile fails the start.
+		add("lxc.apparmor.profile", "unconfined")
+	}
+	if !cfg.Privileged {
+		if cfg.IDMap == nil || cfg.IDMap.Size == 0 {
+			return nil, fmt.Errorf("container %s: unprivileged without an id map", name)
+		}
+		add("lxc.idmap", fmt.Sprintf("u 0 %d %d", cfg.IDMap.HostUID, cfg.IDMap.Size))
+		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", cfg.IDMap.HostGID, cfg.IDMap.Size))
+	}
+
+	// PID 1: init.lxc reaping orphans, running busybox sleep until Stop.
+	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostInit, strings.TrimPrefix(initPath, "/")))
+	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostBusybox, strings.TrimPrefix(busyboxPath, "/")))
+	add("lxc.init.cmd", initPath+" --name "+name+" --quiet -- "+busyboxPath+" sleep infinity")
+
+	for _, m := range cfg.Mounts {
+		line, err := mountEntry(m)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+		add("lxc.mount.entry", line)
+	}
+
+	lim := cfg.Limits
+	if host.CgroupV2 {
+		if lim.Memory > 0 {
+			add("lxc.cgroup2.memory.max", fmt.Sprint(lim.Memory))
+		}
+		if lim.CPUs > 0 {
+			add("lxc.cgroup2.cpu.max", fmt.Sprintf("%d 100000", int64(lim.CPUs*100000)))
+		}
+		if lim.Pids > 0 {
+			add("lxc.cgroup2.pids.max", fmt.Sprint(lim.Pids))
+		}
+	} else {
+		if lim.Memory > 0 {
+			add("lxc.cgroup.memory.limit_in_bytes", fmt.Sprint(lim.Memory))
+		}
+		if lim.CPUs > 0 {
+			add("lxc.cgroup.cpu.cfs_period_us", "100000")
+			add("lxc.cgroup.cpu.cfs_quota_us", fmt.Sprint(int64(lim.CPUs*100000)))
+		}
+		if lim.Pids > 0 {
+			add("lxc.cgroup.pids.max", fmt.Sprint(lim.Pids))
+		}
+	}
+
+	switch cfg.Network.Mode {
+	case "", runner.NetNone:
+		add("lxc.net.0.type", "empty") // a network namespace with loopback only
+	case runner.NetHost:
+		add("lxc.net.0.type", "none") // the host's network namespace
+	default:
+		if cfg.Network.Attach == nil {
+			return nil, fmt.Errorf("container %s: network mode %q is not supported yet", name, cfg.Network.Mode)
+		}
+		extra, err := cfg.Network.Attach(name)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: attach network %s: %w", name, cfg.Network.Mode, err)
+		}
+		for _, k := range sortedKeys(extra) {
+			add(k, extra[k])
+		}
+	}
+
+	// Raw keys last, so they win over everything above.
+	for _, k := range sortedKeys(cfg.Raw) {
+		if !strings.HasPrefix(k, "lxc.") {
+			return nil, fmt.Errorf("container %s: raw key %q is not an LXC key", name, k)
+		}
+		add(k, cfg.Raw[k])
+	}
+
+	lines := make([]string, 0, len(out))
+	for _, e := range out {
+		if strings.ContainsAny(e.v, "\n\r") {
+			return nil, fmt.Errorf("container %s: value of %s has a newline", name, e.k)
+		}
+		lines = append(lines, e.k+" = "+e.v)
+	}
+	return lines, nil
+}
+
+func mountEntry(m runner.Mount) (string, error) {
+	if !filepath.IsAbs(m.Target) || m.Target == "/" {
+		return "", fmt.Errorf("mount target %q is not an absolute path below /", m.Target)
+	}
+	target := strings.TrimPrefix(filepath.Clean(m.Target), "/")
+	if strings.ContainsAny(target+m.Source, " \t\n") {
+		return "", fmt.Errorf("mount %s: paths with white space are not supported", m.Target)
+	}
+	switch m.Type {
+	case "bind", "":
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return "", fmt.Errorf("bind mount %s: %w", m.Target, err)
+		}
+		create := "create=dir"
+		if !fi.IsDir() {
+			create = "create=file"
+		}
+		opts := "bind," + create
+		if m.Readonly {
+			opts = "bind,ro," + create
+		}
+		return fmt.Sprintf("%s %s none %s 0 0", m.Source, target, opts), nil
+	case "tmpfs":
+		opts := "create=dir,mode=1777"
+		if m.Size > 0 {
+			opts += fmt.Sprintf(",size=%d", m.Size)
+		}
+		if m.Readonly {
+			opts += ",ro"
+		}
+		return fmt.Sprintf("tmpfs %s tmpfs %s 0 0", target, opts), nil
+	default:
+		return "", fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,148 @@
+package lxcrt
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	lxc "github.com/lxc/go-lxc"
+)
+
+// liblxc forks inside the calling process, and a go-lxc handle serialises
+// every method on one lock. Forking a multi-threaded Go process is only safe
+// straight into exec, and a blocking call on a shared handle stalls the
+// others; so, like Incus's forkstart/forkexec, every liblxc call that forks
+// (start, attach) runs in a short-lived re-exec of our own binary, with a
+// handle of its own. The parent keeps only cheap, fork-free calls (state,
+// stop through the container's command socket).
+
+// Helper subcommands (argv[1]); hidden from the CLI.
+const (
+	helperStart  = "__lxc-start"
+	helperAttach = "__lxc-attach"
+)
+
+// IsHelper reports whether args (os.Args) ask for a helper subcommand. The
+// CLI's main and the TestMain of every package that starts containers call
+// it first: `if lxcrt.IsHelper(os.Args) { lxcrt.HelperMain() }`.
+func IsHelper(args []string) bool {
+	return len(args) > 1 && (args[1] == helperStart || args[1] == helperAttach)
+}
+
+// HelperMain runs the helper subcommand named in os.Args and exits.
+func HelperMain() {
+	args := os.Args
+	if len(args) < 4 {
+		fmt.Fprintln(os.Stderr, "stint helper: missing arguments")
+		os.Exit(2)
+	}
+	var err error
+	switch args[1] {
+	case helperStart:
+		err = helperStartMain(args[2], args[3])
+	case helperAttach:
+		if len(args) < 5 {
+			err = fmt.Errorf("missing attach options")
+			break
+		}
+		err = helperAttachMain(args[2], args[3], args[4])
+	default:
+		err = fmt.Errorf("unknown helper %q", args[1])
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func helperStartMain(lxcpath, name string) error {
+	c, err := lxc.NewContainer(name, lxcpath)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	c.SetVerbosity(lxc.Quiet)
+	// The monitor must not hold our stdio open after we return: it
+	// daemonizes and closes every inherited descriptor.
+	if err := c.WantDaemonize(true); err != nil {
+		return fmt.Errorf("container %s: daemonize: %w", name, err)
+	}
+	if err := c.WantCloseAllFds(true); err != nil {
+		return fmt.Errorf("container %s: close fds: %w", name, err)
+	}
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	if !c.Wait(lxc.RUNNING, 30*time.Second) {
+		return fmt.Errorf("start container %s: not running after 30s (state %s)", name, c.State())
+	}
+	return nil
+}
+
+// attachRequest is what the parent passes to the attach helper (argv[4]).
+type attachRequest struct {
+	Argv   []string `json:"argv"`
+	Env    []string `json:"env"`
+	UID    int      `json:"uid"`
+	GID    int      `json:"gid"`
+	Groups []int    `json:"groups"`
+	Cwd    string   `json:"cwd"`
+}
+
+// attachResult is what the attach helper writes to fd 3.
+type attachResult struct {
+	Status int    `json:"status"` // a wait(2) status
+	Error  string `json:"error,omitempty"`
+}
+
+func helperAttachMain(lxcpath, name, reqJSON string) error {
+	result := os.NewFile(3, "result")
+	// The command must not inherit the result pipe: a process it leaves
+	// running would keep the parent waiting.
+	syscall.CloseOnExec(3)
+	var req attachRequest
+	if err := json.Unmarshal([]byte(reqJSON), &req); err != nil {
+		return fmt.Errorf("attach options: %w", err)
+	}
+	res := attachResult{}
+	status, err := attach(lxcpath, name, req)
+	if err != nil {
+		res.Error = err.Error()
+	}
+	res.Status = status
+	return json.NewEncoder(result).Encode(res)
+}
+
+func attach(lxcpath, name string, req attachRequest) (int, error) {
+	c, err := lxc.NewContainer(name, lxcpath)
+	if err != nil {
+		return -1, fmt.Errorf("container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	opts := lxc.DefaultAttachOptions
+	opts.ClearEnv = true
+	opts.Env = req.Env
+	opts.UID, opts.GID, opts.Groups = req.UID, req.GID, req.Groups
+	opts.Cwd = req.Cwd
+	opts.StdinFd, opts.StdoutFd, opts.StderrFd = 0, 1, 2
+	// RunCommandStatus would decode the status to WEXITSTATUS and report a
+	// signal as exit 0; wait for the attached process ourselves instead.
+	pid, err := c.RunCommandNoWait(req.Argv, opts)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", name, err)
+	}
+	var ws syscall.WaitStatus
+	for {
+		_, err = syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: wait for pid %d: %w", name, pid, err)
+	}
+	return int(ws), nil
+}

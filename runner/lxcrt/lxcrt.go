@@ -1,0 +1,329 @@
+// Package lxcrt is stint's local container runtime on liblxc (go-lxc). It
+// implements runner.Runtime over an LXC path of stint's own (normally
+// <root>/containers) and never touches a container outside it.
+package lxcrt
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	lxc "github.com/lxc/go-lxc"
+
+	"github.com/stintdev/stint/runner"
+)
+
+// Runtime is the LXC runtime. It is safe for concurrent use: each call opens
+// its own go-lxc handle, and every forking call runs in a helper process.
+type Runtime struct {
+	lxcpath string
+	self    string // the binary that serves the helper subcommands
+	host    Host
+}
+
+var _ runner.Runtime = (*Runtime)(nil)
+
+// New returns a runtime over lxcpath, creating the directory.
+func New(lxcpath string) (*Runtime, error) {
+	if !filepath.IsAbs(lxcpath) {
+		return nil, fmt.Errorf("lxc path %q is not absolute", lxcpath)
+	}
+	if err := os.MkdirAll(lxcpath, 0o755); err != nil {
+		return nil, fmt.Errorf("lxc path %s: %w", lxcpath, err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find stint's own binary for the lxc helper: %w", err)
+	}
+	for _, bin := range []string{HostInit, HostBusybox} {
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("container init: %w (install lxc and busybox-static)", err)
+		}
+	}
+	return &Runtime{lxcpath: lxcpath, self: self, host: ProbeHost()}, nil
+}
+
+// Host is what the runtime detected about the host (cgroup layout, AppArmor).
+func (r *Runtime) Host() Host { return r.host }
+
+// LXCPath is the runtime's LXC path.
+func (r *Runtime) LXCPath() string { return r.lxcpath }
+
+func (r *Runtime) dir(name string) string { return filepath.Join(r.lxcpath, name) }
+
+// LogFile is the container's own LXC log.
+func (r *Runtime) LogFile(name string) string { return filepath.Join(r.dir(name), "lxc.log") }
+
+func validName(name string) error {
+	if name == "" || len(name) > 64 || strings.ContainsAny(name, "/ \t\n") || name[0] == '.' {
+		return fmt.Errorf("invalid container name %q", name)
+	}
+	return nil
+}
+
+// Create writes the container's LXC config.
+func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if cfg.LogFile == "" {
+		cfg.LogFile = r.LogFile(name)
+	}
+	lines, err := Render(name, cfg, r.host)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(r.dir(name), 0o750); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create container %s: %w", name, runner.ErrExists)
+		}
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	data := "# written by stint; do not edit\n" + strings.Join(lines, "\n") + "\n"
+	if err := os.WriteFile(filepath.Join(r.dir(name), "config"), []byte(data), 0o640); err != nil {
+		_ = os.RemoveAll(r.dir(name))
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	return nil
+}
+
+// Start starts the container through the helper subcommand.
+func (r *Runtime) Start(ctx context.Context, name string) error {
+	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
+		return fmt.Errorf("start container %s: %w", name, runner.ErrNotFound)
+	}
+	// Output into a file, not a pipe: the monitor daemonizes and must not
+	// be able to keep us waiting on a pipe it inherited.
+	out, err := os.CreateTemp(r.dir(name), "start-*.out")
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	cmd := exec.CommandContext(ctx, r.self, helperStart, r.lxcpath, name)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(out.Name())
+		return fmt.Errorf("start container %s: %s: %w%s", name, strings.TrimSpace(string(msg)), err, r.logErrors(name))
+	}
+	return nil
+}
+
+// logErrors returns the ERROR lines of the container's LXC log, for error
+// messages (go-lxc's own errors carry no context).
+func (r *Runtime) logErrors(name string) string {
+	f, err := os.Open(r.LogFile(name))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), " ERROR ") {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nlxc log " + r.LogFile(name) + ":\n  " + strings.Join(lines, "\n  ")
+}
+
+// Exec runs a command in the running container through the attach helper.
+// Its environment is exactly opts.Env: the helper clears its own and LXC's
+// (LXC adds container=lxc on attach; `env -i` drops it).
+func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions) (runner.ExitStatus, error) {
+	if len(opts.Argv) == 0 {
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: no command", name)
+	}
+	cwd := opts.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	argv := append([]string{busyboxPath, "env", "-i"}, opts.Env...)
+	argv = append(argv, opts.Argv...)
+	req, err := json.Marshal(attachRequest{Argv: argv, Env: opts.Env, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Cwd: cwd})
+	if err != nil {
+		return runner.ExitStatus{}, err
+	}
+	resR, resW, err := os.Pipe()
+	if err != nil {
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+	}
+	defer resR.Close()
+	cmd := exec.Command(r.self, helperAttach, r.lxcpath, name, string(req))
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
+	if opts.Stdout == nil {
+		cmd.Stdout = io.Discard
+	}
+	if opts.Stderr == nil {
+		cmd.Stderr = io.Discard
+	}
+	cmd.ExtraFiles = []*os.File{resW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A process the command leaves running in the background keeps our
+	// output pipes open; don't wait for it past the command's end.
+	cmd.WaitDelay = 2 * time.Second
+	if err := cmd.Start(); err != nil {
+		resW.Close()
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+	}
+	resW.Close()
+	var res attachResult
+	decoded := make(chan error, 1)
+	go func() { decoded <- json.NewDecoder(resR).Decode(&res) }()
+
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var werr error
+	select {
+	case werr = <-waited:
+	case <-ctx.Done():
+		// The caller stops the container to end the command for sure;
+		// here we only stop waiting for the attacher.
+		_ = cmd.Process.Kill()
+		<-waited
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, ctx.Err())
+	}
+	if derr := <-decoded; derr != nil {
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: attach helper failed: %v (no result: %v)", name, werr, derr)
+	}
+	if res.Error != "" {
+		return runner.ExitStatus{}, fmt.Errorf("%s%s", res.Error, r.logErrors(name))
+	}
+	st := runner.StatusFromWait(syscall.WaitStatus(res.Status))
+	if st.Signal == syscall.SIGKILL && r.oomKilled(name) {
+		st.OOM = true
+	}
+	return st, nil
+}
+
+// oomKilled reports whether the container's memory cgroup saw an OOM kill.
+func (r *Runtime) oomKilled(name string) bool {
+	c, err := lxc.NewContainer(name, r.lxcpath)
+	if err != nil {
+		return false
+	}
+	defer lxc.Release(c)
+	key, field := "memory.oom_control", "oom_kill"
+	if r.host.CgroupV2 {
+		key, field = "memory.events", "oom_kill"
+	}
+	for _, line := range c.CgroupItem(key) {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == field && f[1] != "0" {
+			return true
+		}
+	}
+	return false
+}
+
+// Stop kills the container (every process, PID 1 included) and waits until
+// it is stopped. It uses a handle of its own, so a concurrent Exec or wait
+// on another handle never stalls it.
+func (r *Runtime) Stop(ctx context.Context, name string) error {
+	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
+		return nil
+	}
+	c, err := lxc.NewContainer(name, r.lxcpath)
+	if err != nil {
+		return fmt.Errorf("stop container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	if c.State() == lxc.STOPPED {
+		return nil
+	}
+	// Stop asks the monitor to SIGKILL the init: no grace for a job.
+	if err := c.Stop(); err != nil && c.State() != lxc.STOPPED {
+		return fmt.Errorf("stop container %s: %w%s", name, err, r.logErrors(name))
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.State() != lxc.STOPPED {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("stop container %s: still %s after 30s", name, c.State())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stop container %s: %w", name, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Destroy stops the container and removes its directory (config, log). The
+// rootfs is storage's, so liblxc's destroy (which would delete it) is not
+// used.
+func (r *Runtime) Destroy(ctx context.Context, name string) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if err := r.Stop(ctx, name); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(r.dir(name)); err != nil {
+		return fmt.Errorf("destroy container %s: %w", name, err)
+	}
+	return nil
+}
+
+// State reports the container's state.
+func (r *Runtime) State(_ context.Context, name string) (runner.State, error) {
+	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
+		return runner.StateAbsent, nil
+	}
+	c, err := lxc.NewContainer(name, r.lxcpath)
+	if err != nil {
+		return "", fmt.Errorf("state of container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	switch c.State() {
+	case lxc.STOPPED:
+		return runner.StateStopped, nil
+	case lxc.RUNNING:
+		return runner.StateRunning, nil
+	default:
+		return runner.StateOther, nil
+	}
+}
+
+// List names the containers in the runtime's LXC path.
+func (r *Runtime) List(_ context.Context) ([]string, error) {
+	ents, err := os.ReadDir(r.lxcpath)
+	if err != nil {
+		return nil, fmt.Errorf("list containers in %s: %w", r.lxcpath, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// Config reads back a container's LXC config file (for tests and `ps`).
+func (r *Runtime) Config(name string) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir(name), "config"))
+	if err != nil {
+		return nil, fmt.Errorf("config of container %s: %w", name, err)
+	}
+	return bytes.TrimSpace(b), nil
+}
