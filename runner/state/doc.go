@@ -24,7 +24,8 @@
 //
 // # Ownership
 //
-// Ownership is a flock on <name>.lock, not a pid in the record: the kernel
+// Ownership is a flock on <name>.lock (opened O_CLOEXEC, so no forked
+// liblxc or container process inherits it), not a pid in the record: the kernel
 // drops a flock when the last descriptor of its open file goes away, which
 // includes the owner's death by any signal, so "lock free" means "owner gone"
 // with no pid-reuse race. The pid in Record.Owner is informational (ps).
@@ -58,11 +59,14 @@
 //
 // So a job whose runner puts Driver and Volume into the record at Create
 // (name the clone volume after the record) costs exactly 2 fsyncs for its
-// whole life, however many phases it records. Store.Stats counts them.
-// Measured on this project's CI host (ext4 on virtio, BenchmarkLifecycle):
-// create + 5 updates + delete takes about 2.4 ms with the 2 fsyncs, 0.06 ms
-// with none, and about 10 ms if every update were fsynced like Create; the
-// fsyncs, not the JSON or the rename, are the whole cost.
+// whole life, however many phases it records; Store.Stats counts them and
+// BenchmarkLifecycle reports fsyncs/op (2 against 12 if every update were
+// fsynced). Wall time on the development VM (ext4 on virtio, a disk shared
+// with parallel builds) was too noisy to rank: one fsync took 0.5-8 ms
+// depending on others' I/O, a rename-only update about 0.2 ms (ext4's
+// auto_da_alloc starts writeback on rename-over, which is also why a torn
+// record is unlikely there). The fsync count is the figure that carries over
+// to other hosts, so it is the one the policy minimises.
 //
 // A record that cannot be parsed (torn by a power cut on a filesystem that
 // does not flush on rename) is still listed, as Record{Name, Phase:
