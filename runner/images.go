@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+// StoreImages resolves job images through the local image store: an
+// [image.*] of the set is built (busybox) or imported (source) on first use,
+// anything else is an alias or fingerprint prefix already in the store.
+type StoreImages struct {
+	Store *images.Store
+	Set   *spec.Set // may be nil (stint exec)
+
+	mu   sync.Mutex // one build or import at a time in this process
+	done map[string]*images.Image
+}
+
+var _ ImageResolver = (*StoreImages)(nil)
+
+// ResolveImage implements ImageResolver.
+func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if img := s.done[ref]; img != nil {
+		return s.image(img), nil
+	}
+	img, err := s.resolve(ctx, ref)
+	if err != nil {
+		return Image{}, err
+	}
+	if s.done == nil {
+		s.done = map[string]*images.Image{}
+	}
+	s.done[ref] = img
+	return s.image(img), nil
+}
+
+func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, error) {
+	if s.Set != nil {
+		for _, def := range s.Set.Images {
+			if def.Name != ref {
+				continue
+			}
+			switch {
+			case def.Builder == "busybox":
+				img, err := images.BuildBusybox(ctx, s.Store, images.BusyboxOptions{Properties: def.Properties})
+				if err != nil {
+					return nil, fmt.Errorf("build image %s: %w", ref, err)
+				}
+				return img, nil
+			case len(def.Source) > 0:
+				img, err := s.Store.Import(ctx, def.Source, images.ImportOptions{})
+				if err != nil {
+					return nil, fmt.Errorf("import image %s: %w", ref, err)
+				}
+				return img, nil
+			default:
+				// TODO(runner): debootstrap builder and `from` recipes.
+				return nil, fmt.Errorf("image %s: builder %q / from %q is not supported by stint run yet", ref, def.Builder, def.From)
+			}
+		}
+	}
+	img, err := s.Store.Resolve(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+func (s *StoreImages) image(img *images.Image) Image {
+	return Image{
+		Fingerprint: img.Fingerprint,
+		Source: storage.SourceFunc(func(ctx context.Context, dir string) error {
+			// Devices are skipped: unprivileged containers cannot use image
+			// device nodes, and LXC's autodev makes /dev for every container.
+			_, err := s.Store.Unpack(ctx, img, dir, images.UnpackOptions{SkipDevices: true})
+			return err
+		}),
+	}
+}

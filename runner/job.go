@@ -1,0 +1,471 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stintdev/stint/internal/idmap"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+// Image is a job's image, resolved: its fingerprint and how to unpack its
+// root filesystem into an empty directory (for the golden volume).
+type Image struct {
+	Fingerprint string
+	Source      storage.Source
+}
+
+// ImageResolver finds (building or importing when needed) the image a job
+// names: an [image.*] name of the set, an alias or a fingerprint prefix.
+type ImageResolver interface {
+	ResolveImage(ctx context.Context, ref string) (Image, error)
+}
+
+// CollectFunc copies a job's artifacts out of its root filesystem into dest,
+// never following a symlink out of rootfs; it returns the host paths it wrote.
+type CollectFunc func(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) ([]string, error)
+
+// Runner runs ephemeral jobs. Its fields are set once; RunJob and RunJobs
+// are safe for concurrent use.
+type Runner struct {
+	Runtime Runtime
+	Storage storage.Driver
+	State   *state.Store
+	Images  ImageResolver
+	// IDMap is the unprivileged containers' user namespace.
+	IDMap idmap.Map
+	// CacheDir holds cache volumes (<root>/cache/<name>).
+	CacheDir string
+	// ArtifactsDir is where each job's artifacts go (<dir>/<job>/).
+	ArtifactsDir string
+	// LogDir keeps each job's output (<dir>/<container>.log).
+	LogDir string
+	// Collect copies artifacts (runner/artifact); nil collects nothing.
+	Collect CollectFunc
+	// Output receives every job's output, each line prefixed by the job's
+	// name; nil discards it.
+	Output io.Writer
+	// Events receives the job's progress; nil ignores it. Called from the
+	// jobs' goroutines, one call at a time.
+	Events func(Event)
+	// KeepOnFailure keeps failed jobs' containers (or the job's own key).
+	KeepOnFailure bool
+
+	evMu     sync.Mutex
+	outMu    sync.Mutex
+	goldenMu sync.Mutex
+	golden   map[string]*sync.Mutex
+}
+
+// Outcome of a job.
+const (
+	OutcomePassed  = "passed"
+	OutcomeFailed  = "failed"  // a line failed
+	OutcomeTimeout = "timeout" // the job's timeout killed it
+	OutcomeAborted = "aborted" // SIGINT/SIGTERM (context cancelled)
+	OutcomeError   = "error"   // a host failure: storage, LXC, image
+)
+
+// Result is one job's summary.
+type Result struct {
+	Job       string        `json:"job"`
+	Container string        `json:"container"`
+	Outcome   string        `json:"outcome"`
+	Line      int           `json:"line,omitempty"` // 1-based index of the failing line
+	Command   string        `json:"command,omitempty"`
+	Status    *ExitStatus   `json:"status,omitempty"`
+	Error     string        `json:"error,omitempty"`
+	Duration  time.Duration `json:"duration"`
+	Artifacts string        `json:"artifacts,omitempty"` // the job's artifact directory
+	Files     []string      `json:"files,omitempty"`
+	Log       string        `json:"log,omitempty"`
+	Kept      bool          `json:"kept,omitempty"`
+}
+
+// Passed reports whether the job passed.
+func (r Result) Passed() bool { return r.Outcome == OutcomePassed }
+
+// HostFailure reports whether the job failed because of the host, not itself.
+func (r Result) HostFailure() bool { return r.Outcome == OutcomeError }
+
+// Event is one step of a job, for --json consumers.
+type Event struct {
+	Time    time.Time   `json:"time"`
+	Type    string      `json:"type"` // job_started, step_started, step_finished, artifact, job_finished, teardown_done
+	Job     string      `json:"job"`
+	Step    int         `json:"step,omitempty"`
+	Command string      `json:"command,omitempty"`
+	Status  *ExitStatus `json:"status,omitempty"`
+	Outcome string      `json:"outcome,omitempty"`
+	Path    string      `json:"path,omitempty"`
+	Error   string      `json:"error,omitempty"`
+	Result  *Result     `json:"result,omitempty"`
+}
+
+func (r *Runner) emit(ev Event) {
+	if r.Events == nil {
+		return
+	}
+	ev.Time = time.Now().UTC()
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.Events(ev)
+}
+
+// RunJobs runs jobs, at most parallel at once, and returns their results in
+// the jobs' order.
+func (r *Runner) RunJobs(ctx context.Context, jobs []spec.Job, parallel int) []Result {
+	if parallel < 1 {
+		parallel = 1
+	}
+	results := make([]Result, len(jobs))
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Job: j.Name, Outcome: OutcomeAborted, Error: "not started: " + ctx.Err().Error()}
+				return
+			}
+			defer func() { <-sem }()
+			results[i] = r.RunJob(ctx, j)
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
+
+// ContainerName is a fresh, unique container name for a job: stint-<job>-<random>.
+func ContainerName(job string) string {
+	base := strings.Trim(unsafeChars.ReplaceAllString(job, "-"), "-")
+	if len(base) > 40 {
+		base = base[:40]
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "stint-" + base + "-" + hex.EncodeToString(b[:])
+}
+
+// RunJob runs one job to the end and tears it down, whatever happens:
+// resolve the image, make its golden volume once, journal the container,
+// clone, configure, start, run each line, collect artifacts, tear down.
+// Cancelling ctx (SIGINT, SIGTERM) aborts the job and still tears it down.
+func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
+	start := time.Now()
+	res = Result{Job: job.Name, Container: ContainerName(job.Name)}
+	res.Artifacts = filepath.Join(r.ArtifactsDir, unsafeDir(job.Name))
+	r.emit(Event{Type: "job_started", Job: job.Name})
+	defer func() {
+		res.Duration = time.Since(start).Round(time.Millisecond)
+		rc := res
+		r.emit(Event{Type: "job_finished", Job: job.Name, Outcome: res.Outcome, Status: res.Status, Error: res.Error, Result: &rc})
+	}()
+	hostErr := func(err error) Result {
+		res.Outcome = OutcomeError
+		if ctx.Err() != nil {
+			res.Outcome = OutcomeAborted
+		}
+		res.Error = err.Error()
+		return res
+	}
+
+	img, err := r.Images.ResolveImage(ctx, job.Image)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: image %s: %w", job.Name, job.Image, err))
+	}
+	golden, err := r.ensureGolden(ctx, img, job.Privileged)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+
+	// The journal entry exists before any resource does: a kill -9 from
+	// here on leaves a record that gc follows. The clone is named after the
+	// record, so even a torn record is enough to find it.
+	h, err := r.State.Create(&state.Record{
+		Name: res.Container, Kind: state.KindJob, Job: job.Name, Image: img.Fingerprint,
+		Driver: r.Storage.Name(), Volume: res.Container, Phase: "creating",
+	})
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	// Teardown runs on every path, with a context of its own: an aborted
+	// job's context is already cancelled.
+	keep := false
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		if keep {
+			if err := r.keep(tctx, h); err != nil {
+				res.Error = joinMsg(res.Error, err.Error())
+			} else {
+				res.Kept = true
+			}
+		} else if err := r.teardown(tctx, h); err != nil {
+			res.Error = joinMsg(res.Error, err.Error())
+			if res.Outcome == OutcomePassed {
+				res.Outcome = OutcomeError
+			}
+		}
+		r.emit(Event{Type: "teardown_done", Job: job.Name, Error: res.Error})
+	}()
+
+	vol, err := r.Storage.Clone(ctx, golden.ID, res.Container)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: clone %s from %s: %w", job.Name, res.Container, golden.ID, err))
+	}
+	cfg, err := r.containerConfig(job, vol.Rootfs)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	if err := r.Runtime.Create(ctx, res.Container, cfg); err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	if err := r.Runtime.Start(ctx, res.Container); err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	_ = h.Update(func(rec *state.Record) { rec.Phase = "running" })
+
+	user, err := LookupUser(vol.Rootfs, job.User)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	env := JobEnv(job.Env, user)
+
+	logw, logPath, err := r.openLog(res.Container)
+	if err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	defer logw.Close()
+	res.Log = logPath
+	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[" + job.Name + "] "}
+	defer pw.Flush()
+	out := io.MultiWriter(logw, pw)
+
+	runCtx := ctx
+	if job.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, time.Duration(job.Timeout))
+		defer cancel()
+	}
+	res.Outcome = OutcomePassed
+	for i, line := range job.Run {
+		r.emit(Event{Type: "step_started", Job: job.Name, Step: i + 1, Command: line})
+		fmt.Fprintf(logw, "+ %s\n", line)
+		st, err := r.Runtime.Exec(runCtx, res.Container, ExecOptions{
+			Argv: []string{"/bin/sh", "-c", line}, Env: env,
+			UID: user.UID, GID: user.GID, Cwd: job.Workdir, Stdout: out, Stderr: out,
+		})
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				res.Outcome = OutcomeAborted
+			case runCtx.Err() != nil:
+				res.Outcome = OutcomeTimeout
+			default:
+				res.Outcome = OutcomeError
+			}
+			res.Line, res.Command = i+1, line
+			if res.Outcome == OutcomeTimeout {
+				res.Error = fmt.Sprintf("timed out after %s", time.Duration(job.Timeout))
+			} else {
+				res.Error = err.Error()
+			}
+			// Kill the whole container, not only the attached client.
+			_ = r.Runtime.Stop(context.WithoutCancel(ctx), res.Container)
+			r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Outcome: res.Outcome, Error: res.Error})
+			break
+		}
+		r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Status: &st})
+		if !st.Success() {
+			res.Outcome = OutcomeFailed
+			res.Line, res.Command, res.Status = i+1, line, &st
+			break
+		}
+	}
+	failed := res.Outcome != OutcomePassed
+	if res.Outcome == OutcomeError {
+		return res
+	}
+
+	// Artifacts before teardown; the container stops first, so nothing
+	// changes under the copy.
+	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	}
+	if r.Collect != nil && len(job.Artifacts) > 0 {
+		files, err := r.Collect(context.WithoutCancel(ctx), vol.Rootfs, job.Artifacts, res.Artifacts, failed)
+		res.Files = files
+		for _, f := range files {
+			r.emit(Event{Type: "artifact", Job: job.Name, Path: f})
+		}
+		if err != nil {
+			res.Error = joinMsg(res.Error, fmt.Sprintf("artifacts: %v", err))
+			if !failed {
+				res.Outcome = OutcomeError
+			}
+		}
+	}
+	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
+	return res
+}
+
+func joinMsg(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// unsafeDir makes a job name (test[go=1.22]) usable as a directory name.
+func unsafeDir(name string) string {
+	return strings.NewReplacer("/", "_", "\x00", "_").Replace(name)
+}
+
+func (r *Runner) openLog(name string) (*os.File, string, error) {
+	if r.LogDir == "" {
+		f, err := os.Open(os.DevNull)
+		return f, "", err
+	}
+	if err := os.MkdirAll(r.LogDir, 0o755); err != nil {
+		return nil, "", fmt.Errorf("log directory: %w", err)
+	}
+	p := filepath.Join(r.LogDir, name+".log")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, "", fmt.Errorf("job log: %w", err)
+	}
+	return f, p, nil
+}
+
+// ensureGolden makes the image's golden volume once: its id names the image
+// and the id map, so differently shifted goldens never share a name.
+func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (storage.Volume, error) {
+	fp := img.Fingerprint
+	if len(fp) > 32 {
+		fp = fp[:32]
+	}
+	id := "golden-" + fp + "-priv"
+	var opts storage.GoldenOptions
+	if !privileged {
+		m := r.IDMap
+		id = "golden-" + fp + "-" + m.Key()
+		opts.Shift = &m
+	}
+	// One builder per golden in this process; across processes the driver
+	// answers ErrExists to the loser, who then uses the winner's volume.
+	r.goldenMu.Lock()
+	if r.golden == nil {
+		r.golden = map[string]*sync.Mutex{}
+	}
+	mu := r.golden[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		r.golden[id] = mu
+	}
+	r.goldenMu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+
+	v, err := r.Storage.Get(ctx, id)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return storage.Volume{}, fmt.Errorf("golden volume %s: %w", id, err)
+	}
+	v, err = r.Storage.CreateGolden(ctx, id, img.Source, opts)
+	if errors.Is(err, storage.ErrExists) {
+		v, err = r.Storage.Get(ctx, id)
+	}
+	if err != nil {
+		return storage.Volume{}, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
+	}
+	return v, nil
+}
+
+// containerConfig turns a job into a runtime Config.
+func (r *Runner) containerConfig(job spec.Job, rootfs string) (Config, error) {
+	cfg := Config{
+		Rootfs:     rootfs,
+		Privileged: job.Privileged,
+		Limits:     Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
+		Network:    NetConfig{Mode: job.Network.Mode},
+		Raw:        job.Raw,
+	}
+	if !job.Privileged {
+		cfg.IDMap = &IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
+	}
+	mounts := append([]spec.Mount(nil), job.Mounts...)
+	// Parents before children, so /a is mounted before /a/b.
+	sort.SliceStable(mounts, func(i, j int) bool {
+		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
+	})
+	for _, m := range mounts {
+		switch m.Type {
+		case spec.MountBind, "":
+			cfg.Mounts = append(cfg.Mounts, Mount{Type: "bind", Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+		case spec.MountTmpfs:
+			cfg.Mounts = append(cfg.Mounts, Mount{Type: "tmpfs", Target: m.Target, Size: m.Size, Readonly: m.Readonly})
+		case spec.MountCache:
+			dir, err := r.cacheVolume(m.Name, job.Privileged)
+			if err != nil {
+				return Config{}, err
+			}
+			cfg.Mounts = append(cfg.Mounts, Mount{Type: "bind", Source: dir, Target: m.Target, Readonly: m.Readonly})
+		default:
+			return Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
+		}
+	}
+	return cfg, nil
+}
+
+var cacheName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
+
+// cacheVolume returns the directory of cache volume name, made on first use
+// and owned by the container's root (the map's first host id), so that an
+// idmapped root can write to it. A privileged job's cache is root-owned and
+// kept apart, so the two never fight over ownership.
+func (r *Runner) cacheVolume(name string, privileged bool) (string, error) {
+	if !cacheName.MatchString(name) {
+		return "", fmt.Errorf("cache volume %q: invalid name", name)
+	}
+	if r.CacheDir == "" {
+		return "", fmt.Errorf("cache volume %s: no cache directory configured", name)
+	}
+	uid, gid := int(r.IDMap.HostUID), int(r.IDMap.HostGID)
+	dir := filepath.Join(r.CacheDir, name)
+	if privileged {
+		uid, gid = 0, 0
+		dir = filepath.Join(r.CacheDir, ".privileged", name)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("cache volume %s: %w", name, err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("cache volume %s: %w", name, err)
+	} else if err == nil {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", fmt.Errorf("cache volume %s: %w", name, err)
+		}
+	}
+	return dir, nil
+}

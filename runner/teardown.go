@@ -1,0 +1,108 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/storage"
+)
+
+// teardown removes everything a record names, innermost first: the
+// container, the mounts stint made for it, the clone; then the record.
+// It tolerates resources that are already gone (gc retries after crashes).
+func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
+	rec := h.Record()
+	var errs []error
+	if err := r.Runtime.Destroy(ctx, rec.Name); err != nil {
+		errs = append(errs, err)
+	}
+	for i := len(rec.Mounts) - 1; i >= 0; i-- {
+		if err := unix.Unmount(rec.Mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", rec.Mounts[i], err))
+		}
+	}
+	if rec.Volume != "" {
+		if rec.Driver != "" && rec.Driver != r.Storage.Name() {
+			errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", rec.Volume, rec.Driver, r.Storage.Name()))
+		} else if err := r.Storage.Destroy(ctx, rec.Volume); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("destroy volume %s: %w", rec.Volume, err))
+		}
+	}
+	if len(errs) > 0 {
+		// Keep the record, unlocked: gc will retry what failed.
+		_ = h.Release()
+		return fmt.Errorf("teardown of %s: %w", rec.Name, errors.Join(errs...))
+	}
+	return h.Delete()
+}
+
+// keep stops a failed job's container and keeps it, its clone and its
+// record for inspection (`stint ps`; `stint gc --kept` removes it).
+func (r *Runner) keep(ctx context.Context, h *state.Handle) error {
+	name := h.Name()
+	stopErr := r.Runtime.Stop(ctx, name)
+	if err := h.Update(func(rec *state.Record) { rec.Kept = true; rec.Phase = "kept" }); err != nil {
+		return errors.Join(stopErr, err, h.Release())
+	}
+	return errors.Join(stopErr, h.Release())
+}
+
+// GCOptions choose what GC removes besides orphans.
+type GCOptions struct {
+	Kept bool // also containers kept by --keep-on-failure
+}
+
+// GCResult lists what GC removed and what it could not.
+type GCResult struct {
+	Removed []string `json:"removed"`
+	Errors  []string `json:"errors,omitempty"`
+}
+
+// GC removes what dead owners left: every record whose lock no live process
+// holds (and, with Kept, every kept one), with its container, mounts and
+// clone. Records a live stint process holds are never touched; neither is a
+// container without a record.
+func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
+	var res GCResult
+	recs, err := r.State.Orphans()
+	if err != nil {
+		return res, fmt.Errorf("gc: %w", err)
+	}
+	if opts.Kept {
+		all, err := r.State.List()
+		if err != nil {
+			return res, fmt.Errorf("gc: %w", err)
+		}
+		for _, rec := range all {
+			if rec.Kept && rec.Kind != state.KindContainer {
+				recs = append(recs, rec)
+			}
+		}
+	}
+	for _, rec := range recs {
+		h, err := r.State.Claim(rec.Name)
+		if errors.Is(err, state.ErrBusy) || errors.Is(err, state.ErrNotFound) {
+			continue // its owner lives, or it went meanwhile
+		}
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			continue
+		}
+		if err := r.teardown(ctx, h); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			continue
+		}
+		res.Removed = append(res.Removed, rec.Name)
+	}
+	if err := r.State.Sweep(); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	if err := r.Storage.Sweep(ctx); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	return res, nil
+}
