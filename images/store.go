@@ -1,0 +1,556 @@
+package images
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/google/renameio/v2"
+)
+
+// Store is the image store in one directory. Its methods are safe for
+// concurrent use by several stint processes: every change takes a file lock
+// and rewrites the index atomically.
+type Store struct {
+	dir  string
+	lock *flock.Flock
+}
+
+// index is index.json.
+type index struct {
+	Images []*Image `json:"images"`
+}
+
+// Open opens (creating it if needed) the image store in dir, usually
+// <--root>/images.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", dir, err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open image store %s: %w", dir, err)
+	}
+	return &Store{dir: abs, lock: flock.New(filepath.Join(abs, ".lock"))}, nil
+}
+
+// Dir is the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// withLock runs fn holding the store's exclusive lock, with the index
+// loaded; when fn returns save=true the index is written back atomically.
+func (s *Store) withLock(fn func(ix *index) (save bool, err error)) error {
+	l := flock.New(s.lock.Path()) // one handle per call: flock is per open file
+	if err := l.Lock(); err != nil {
+		return fmt.Errorf("lock image store %s: %w", s.dir, err)
+	}
+	defer l.Unlock()
+	ix, err := s.load()
+	if err != nil {
+		return err
+	}
+	save, err := fn(ix)
+	if err != nil || !save {
+		return err
+	}
+	return s.save(ix)
+}
+
+func (s *Store) load() (*index, error) {
+	data, err := os.ReadFile(filepath.Join(s.dir, "index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &index{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read image index: %w", err)
+	}
+	var ix index
+	if err := json.Unmarshal(data, &ix); err != nil {
+		return nil, fmt.Errorf("parse image index %s: %w", filepath.Join(s.dir, "index.json"), err)
+	}
+	for _, img := range ix.Images {
+		img.dir = s.dir
+	}
+	return &ix, nil
+}
+
+func (s *Store) save(ix *index) error {
+	sort.Slice(ix.Images, func(i, j int) bool { return ix.Images[i].Fingerprint < ix.Images[j].Fingerprint })
+	data, err := json.MarshalIndent(ix, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(filepath.Join(s.dir, "index.json"), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write image index: %w", err)
+	}
+	return nil
+}
+
+// snapshot reads the index under a shared lock.
+func (s *Store) snapshot() (*index, error) {
+	l := flock.New(s.lock.Path())
+	if err := l.RLock(); err != nil {
+		return nil, fmt.Errorf("lock image store %s: %w", s.dir, err)
+	}
+	defer l.Unlock()
+	return s.load()
+}
+
+// List returns every image, sorted by fingerprint.
+func (s *Store) List() ([]*Image, error) {
+	ix, err := s.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return ix.Images, nil
+}
+
+var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+
+// Resolve finds an image by alias, full fingerprint or unique fingerprint
+// prefix. No match is ErrNotFound; several are an *AmbiguousError.
+func (s *Store) Resolve(ref string) (*Image, error) {
+	ix, err := s.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return resolve(ix, ref)
+}
+
+func resolve(ix *index, ref string) (*Image, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
+	}
+	for _, img := range ix.Images {
+		if contains(img.Aliases, ref) || img.Fingerprint == ref {
+			return img, nil
+		}
+	}
+	var matches []*Image
+	if hexRE.MatchString(ref) {
+		for _, img := range ix.Images {
+			if strings.HasPrefix(img.Fingerprint, ref) {
+				matches = append(matches, img)
+			}
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return nil, fmt.Errorf("image %q: %w", ref, ErrNotFound)
+	case 1:
+		return matches[0], nil
+	}
+	ae := &AmbiguousError{Ref: ref}
+	for _, m := range matches {
+		ae.Matches = append(ae.Matches, m.Fingerprint)
+	}
+	return nil, ae
+}
+
+// FindProperty returns the images whose property key equals value.
+func (s *Store) FindProperty(key, value string) ([]*Image, error) {
+	ix, err := s.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, img := range ix.Images {
+		if v, ok := img.Properties[key]; ok && v == value {
+			out = append(out, img)
+		}
+	}
+	return out, nil
+}
+
+// ImportOptions tune Import.
+type ImportOptions struct {
+	Aliases     []string                // added to the image (unique across images)
+	Fingerprint string                  // expected; the import fails unless the files hash to it
+	Properties  map[string]string       // set on top of metadata.yaml's properties
+	Progress    func(done, total int64) // bytes copied so far, of total
+}
+
+// Import copies an image into the store: files is [unified] or [meta,
+// rootfs]. The fingerprint is computed while copying. Importing an image
+// that is already present returns it, with opts.Aliases added.
+func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) (*Image, error) {
+	if len(files) != 1 && len(files) != 2 {
+		return nil, fmt.Errorf("import image: want a unified tarball or a metadata tarball and a rootfs, got %d files", len(files))
+	}
+	var total int64
+	for _, f := range files {
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, fmt.Errorf("import image: %w", err)
+		}
+		total += st.Size()
+	}
+	// Copy into temporary files next to the store, hashing on the way.
+	h := sha256.New()
+	var tmps []string
+	defer func() {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}()
+	var done int64
+	for _, f := range files {
+		tmp, err := s.copyIn(ctx, f, h, func(n int64) {
+			done += n
+			if opts.Progress != nil {
+				opts.Progress(done, total)
+			}
+		})
+		if tmp != "" {
+			tmps = append(tmps, tmp)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("import image %s: %w", f, err)
+		}
+	}
+	fp := hex.EncodeToString(h.Sum(nil))
+	if opts.Fingerprint != "" && !strings.EqualFold(opts.Fingerprint, fp) {
+		return nil, fmt.Errorf("import image %s: %w: expected %s, got %s", files[0], ErrFingerprintMismatch, opts.Fingerprint, fp)
+	}
+	img, err := inspect(tmps, fp)
+	if err != nil {
+		return nil, fmt.Errorf("import image %s: %w", files[0], err)
+	}
+	img.Size = total
+	img.Uploaded = time.Now().UTC().Truncate(time.Second)
+	for k, v := range opts.Properties {
+		img.Properties[k] = v
+	}
+	var out *Image
+	err = s.withLock(func(ix *index) (bool, error) {
+		if err := checkAliases(ix, fp, opts.Aliases); err != nil {
+			return false, err
+		}
+		for _, have := range ix.Images {
+			if have.Fingerprint == fp {
+				have.addAliases(opts.Aliases...)
+				out = have.clone()
+				return len(opts.Aliases) > 0, nil
+			}
+		}
+		// Rename into place: a crash leaves either nothing or a complete file.
+		if err := os.Rename(tmps[0], filepath.Join(s.dir, fp)); err != nil {
+			return false, err
+		}
+		if len(tmps) == 2 {
+			if err := os.Rename(tmps[1], filepath.Join(s.dir, fp+".rootfs")); err != nil {
+				os.Remove(filepath.Join(s.dir, fp))
+				return false, err
+			}
+		}
+		img.dir = s.dir
+		img.addAliases(opts.Aliases...)
+		ix.Images = append(ix.Images, img)
+		out = img.clone()
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("import image %s: %w", fp, err)
+	}
+	return out, nil
+}
+
+// checkAliases fails when one of aliases names an image other than fp.
+func checkAliases(ix *index, fp string, aliases []string) error {
+	for _, a := range aliases {
+		if a == "" || strings.ContainsAny(a, "/ \t\n=") {
+			return fmt.Errorf("alias %q: must be non-empty, without spaces, '/' or '='", a)
+		}
+		for _, img := range ix.Images {
+			if img.Fingerprint != fp && contains(img.Aliases, a) {
+				return fmt.Errorf("alias %q: %w by image %s", a, ErrAliasExists, img.Fingerprint[:12])
+			}
+		}
+	}
+	return nil
+}
+
+// copyIn copies src to a temporary file in the store, feeding h.
+func (s *Store) copyIn(ctx context.Context, src string, h io.Writer, progress func(int64)) (string, error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(s.dir, ".tmp-import-")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return out.Name(), err
+		}
+		n, rerr := in.Read(buf)
+		if n > 0 {
+			h.Write(buf[:n])
+			if _, err := out.Write(buf[:n]); err != nil {
+				return out.Name(), err
+			}
+			progress(int64(n))
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return out.Name(), rerr
+		}
+	}
+	if err := out.Sync(); err != nil {
+		return out.Name(), err
+	}
+	return out.Name(), out.Close()
+}
+
+// inspect reads the metadata of the image in files and checks its shape.
+func inspect(files []string, fp string) (*Image, error) {
+	mc, format, err := readMetaTar(files[0], false)
+	if err != nil {
+		return nil, err
+	}
+	img := &Image{
+		Fingerprint:  fp,
+		Aliases:      []string{},
+		Architecture: mc.meta.Architecture,
+		Created:      unixTime(mc.meta.CreationDate),
+		Expires:      unixTime(mc.meta.ExpiryDate),
+		Properties:   map[string]string{},
+		Compression:  format,
+		Templates:    mc.meta.Templates,
+	}
+	for k, v := range mc.meta.Properties {
+		img.Properties[k] = v
+	}
+	if len(files) == 1 {
+		if !mc.hasRootfs {
+			return nil, fmt.Errorf("%w: unified tarball without rootfs/ (a split image needs its rootfs file too)", ErrInvalidImage)
+		}
+		return img, nil
+	}
+	img.Split = true
+	f, err := os.Open(files[1])
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	if img.RootfsFormat, err = sniff(head[:n]); err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	return img, nil
+}
+
+// AddAlias points alias at the image ref names.
+func (s *Store) AddAlias(ref, alias string) error {
+	return s.withLock(func(ix *index) (bool, error) {
+		img, err := resolve(ix, ref)
+		if err != nil {
+			return false, err
+		}
+		if err := checkAliases(ix, img.Fingerprint, []string{alias}); err != nil {
+			return false, err
+		}
+		img.addAliases(alias)
+		return true, nil
+	})
+}
+
+// RemoveAlias removes alias from whichever image carries it.
+func (s *Store) RemoveAlias(alias string) error {
+	return s.withLock(func(ix *index) (bool, error) {
+		for _, img := range ix.Images {
+			for i, a := range img.Aliases {
+				if a == alias {
+					img.Aliases = append(img.Aliases[:i], img.Aliases[i+1:]...)
+					return true, nil
+				}
+			}
+		}
+		return false, fmt.Errorf("alias %q: %w", alias, ErrNotFound)
+	})
+}
+
+// Touch records that img was used now (prune keeps recently used images).
+func (s *Store) Touch(img *Image) error {
+	now := time.Now().UTC().Truncate(time.Second)
+	err := s.withLock(func(ix *index) (bool, error) {
+		for _, have := range ix.Images {
+			if have.Fingerprint == img.Fingerprint {
+				have.LastUsed = now
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("image %s: %w", img.Fingerprint, ErrNotFound)
+	})
+	if err == nil {
+		img.LastUsed = now
+	}
+	return err
+}
+
+// Delete removes the image ref names, its files and its aliases.
+func (s *Store) Delete(ref string) (*Image, error) {
+	var gone *Image
+	err := s.withLock(func(ix *index) (bool, error) {
+		img, err := resolve(ix, ref)
+		if err != nil {
+			return false, err
+		}
+		for i, have := range ix.Images {
+			if have == img {
+				ix.Images = append(ix.Images[:i], ix.Images[i+1:]...)
+				break
+			}
+		}
+		gone = img
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete image: %w", err)
+	}
+	// The index no longer names the files: remove them after it is saved, so
+	// a crash in between leaves an orphan file, never a dangling entry.
+	for _, p := range []string{gone.Path(), gone.RootfsPath()} {
+		if p != "" {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return gone, fmt.Errorf("delete image %s: %w", gone.Fingerprint, err)
+			}
+		}
+	}
+	return gone, nil
+}
+
+// Export copies img's files into dir, byte for byte as imported, under the
+// names `lxc image export` uses (see ExportNames). It returns the paths.
+func (s *Store) Export(ctx context.Context, img *Image, dir string, progress func(done, total int64)) ([]string, error) {
+	src := []string{img.Path()}
+	if img.Split {
+		src = append(src, img.RootfsPath())
+	}
+	names := img.ExportNames()
+	total := img.Size
+	var done int64
+	var out []string
+	for i, p := range src {
+		dst := filepath.Join(dir, names[i])
+		if err := copyFile(ctx, p, dst, func(n int64) {
+			done += n
+			if progress != nil {
+				progress(done, total)
+			}
+		}); err != nil {
+			return out, fmt.Errorf("export image %s to %s: %w", img.Fingerprint, dst, err)
+		}
+		out = append(out, dst)
+	}
+	return out, nil
+}
+
+func copyFile(ctx context.Context, src, dst string, progress func(int64)) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := renameio.NewPendingFile(dst, renameio.WithPermissions(0o644))
+	if err != nil {
+		return err
+	}
+	defer out.Cleanup()
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, rerr := in.Read(buf)
+		if n > 0 {
+			if _, err := out.Write(buf[:n]); err != nil {
+				return err
+			}
+			progress(int64(n))
+		}
+		if errors.Is(rerr, io.EOF) {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	return out.CloseAtomicallyReplace()
+}
+
+// PruneOptions choose what Prune removes.
+type PruneOptions struct {
+	// InUse are fingerprints referenced by containers: never pruned.
+	InUse map[string]bool
+	// UnusedFor, when positive, also prunes images neither used nor
+	// imported within that long (whatever their expiry).
+	UnusedFor time.Duration
+	// Now is the reference time (default time.Now()).
+	Now time.Time
+	// DryRun reports without deleting.
+	DryRun bool
+}
+
+// Prunable reports whether Prune would remove img: not in use, and either
+// past its expiry date, or unused (last used or, never used, imported) for
+// longer than UnusedFor.
+func (o PruneOptions) Prunable(img *Image) bool {
+	if o.InUse[img.Fingerprint] {
+		return false
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if !img.Expires.IsZero() && img.Expires.Before(now) {
+		return true
+	}
+	if o.UnusedFor > 0 {
+		last := img.LastUsed
+		if last.IsZero() {
+			last = img.Uploaded
+		}
+		return now.Sub(last) > o.UnusedFor
+	}
+	return false
+}
+
+// Prune deletes the prunable images (see PruneOptions.Prunable) and returns them.
+func (s *Store) Prune(opts PruneOptions) ([]*Image, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Image
+	for _, img := range imgs {
+		if !opts.Prunable(img) {
+			continue
+		}
+		if !opts.DryRun {
+			if _, err := s.Delete(img.Fingerprint); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, img)
+	}
+	return out, nil
+}

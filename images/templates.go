@@ -1,0 +1,148 @@
+package images
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/flosch/pongo2/v6"
+	"golang.org/x/sys/unix"
+)
+
+// Template triggers, as LXD names them.
+const (
+	TriggerCreate = "create"
+	TriggerCopy   = "copy"
+	TriggerStart  = "start"
+)
+
+// TemplateContext is what a template sees, as in LXD: container.name,
+// container.architecture, container.privileged, container.ephemeral, config,
+// properties (the template's own) and trigger.
+type TemplateContext struct {
+	Name         string
+	Architecture string // default: the image's
+	Privileged   bool
+	Ephemeral    bool
+	Config       map[string]string // the container's config (config_get reads it)
+	// UID and GID own files the templates create (the container's root, in
+	// host ids when the rootfs is id-shifted). Existing files keep their owner.
+	UID, GID int
+}
+
+// RenderTemplates renders img's metadata.yaml templates whose "when" lists
+// trigger into rootfs, with pongo2 and LXD's context. A create_only template
+// leaves an existing file alone. Files are written beneath rootfs only,
+// through no symlink.
+func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateContext) error {
+	if len(img.Templates) == 0 {
+		return nil
+	}
+	mc, _, err := readMetaTar(img.Path(), true)
+	if err != nil {
+		return fmt.Errorf("templates of image %s: %w", img.Fingerprint, err)
+	}
+	arch := tc.Architecture
+	if arch == "" {
+		arch = img.Architecture
+	}
+	container := map[string]string{
+		"name":         tc.Name,
+		"type":         "container",
+		"architecture": arch,
+		"privileged":   fmt.Sprint(tc.Privileged),
+		"ephemeral":    fmt.Sprint(tc.Ephemeral),
+	}
+	config := tc.Config
+	if config == nil {
+		config = map[string]string{}
+	}
+	root, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("templates: open rootfs %s: %w", rootfs, err)
+	}
+	defer unix.Close(root)
+	x := &extractor{root: root}
+	paths := make([]string, 0, len(img.Templates))
+	for p := range img.Templates {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		t := img.Templates[p]
+		if !contains(t.When, trigger) {
+			continue
+		}
+		src, ok := mc.templates[t.Template]
+		if !ok {
+			return fmt.Errorf("template %s for %s: not in image %s", t.Template, p, img.Fingerprint)
+		}
+		tpl, err := pongo2.FromBytes(src)
+		if err != nil {
+			return fmt.Errorf("template %s for %s: %w", t.Template, p, err)
+		}
+		props := t.Properties
+		if props == nil {
+			props = map[string]string{}
+		}
+		out, err := tpl.Execute(pongo2.Context{
+			"trigger":    trigger,
+			"path":       p,
+			"container":  container,
+			"instance":   container,
+			"config":     config,
+			"devices":    map[string]map[string]string{},
+			"properties": props,
+			"config_get": func(key, def string) *pongo2.Value {
+				if v, ok := config[key]; ok {
+					return pongo2.AsValue(v)
+				}
+				return pongo2.AsValue(def)
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("template %s for %s: %w", t.Template, p, err)
+		}
+		if err := writeBeneath(x, strings.TrimPrefix(p, "/"), []byte(out), t.CreateOnly, tc.UID, tc.GID); err != nil {
+			return fmt.Errorf("template %s: write %s in %s: %w", t.Template, p, rootfs, err)
+		}
+	}
+	return nil
+}
+
+// writeBeneath writes data to name beneath x's root.
+func writeBeneath(x *extractor, name string, data []byte, createOnly bool, uid, gid int) error {
+	name, err := cleanName(name)
+	if err != nil || name == "" {
+		return fmt.Errorf("%w: bad path %q", ErrUnsafeEntry, name)
+	}
+	parent, base, err := x.parent(name, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(parent)
+	fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	created := err == nil
+	if errors.Is(err, unix.EEXIST) {
+		if createOnly {
+			return nil
+		}
+		fd, err = unix.Openat(parent, base, unix.O_WRONLY|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if created {
+		if err := unix.Fchown(fd, uid, gid); err != nil && !errors.Is(err, unix.EPERM) {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Close()
+}
