@@ -31,7 +31,7 @@ func TestRenderHosts(t *testing.T) {
 	st.Leases["stint-proj-db"] = &Lease{Container: "stint-proj-db", Hostname: "db", Bridge: "stint0", IPv4: "10.88.0.9"}
 	st.Leases["job"] = &Lease{Container: "job", Bridge: "stint0", IPv4: "10.88.0.130"}
 	st.Leases["test[go=1.22]"] = &Lease{Container: "test[go=1.22]", Bridge: "stint0", IPv4: "10.88.0.131"} // no valid name: no entry
-	st.Leases["elsewhere"] = &Lease{Container: "elsewhere", Bridge: "br1", IPv4: "10.88.1.130"}      // other bridge: no entry
+	st.Leases["elsewhere"] = &Lease{Container: "elsewhere", Bridge: "br1", IPv4: "10.88.1.130"}            // other bridge: no entry
 	golden(t, "hosts.golden", renderHosts(st, b))
 }
 

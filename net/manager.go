@@ -320,8 +320,10 @@ func mountEntry(src, dst string) string {
 	return strings.ReplaceAll(src, " ", `\040`) + " " + dst + " none bind,ro,create=file 0 0"
 }
 
-func (m *Manager) hostsPath(bridge string) string  { return filepath.Join(m.dir, bridge, "hosts") }
-func (m *Manager) resolvPath(bridge string) string { return filepath.Join(m.dir, bridge, "resolv.conf") }
+func (m *Manager) hostsPath(bridge string) string { return filepath.Join(m.dir, bridge, "hosts") }
+func (m *Manager) resolvPath(bridge string) string {
+	return filepath.Join(m.dir, bridge, "resolv.conf")
+}
 
 // writeFiles rewrites bridge b's hosts and resolv.conf files in place.
 func (m *Manager) writeFiles(st *State, b *Bridge) error {
