@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -279,4 +280,41 @@ func linkNames(t *testing.T) []string {
 		out = append(out, l.Attrs().Name)
 	}
 	return out
+}
+
+// TestReleaseAfterKill: the process that attached is gone (kill -9); a new
+// one, knowing only the container's name, releases everything, and Prune
+// clears what a crash between kernel change and state save left.
+func TestReleaseAfterKill(t *testing.T) {
+	host := freshNetns(t)
+	root := t.TempDir()
+	m1, err := Open(root)
+	require.NoError(t, err)
+	ctx := t.Context()
+	l, err := m1.Attach(ctx, Request{Container: "victim", Mode: ModeBridge, Ports: []Port{{HostPort: 2222, ContainerPort: 22}}})
+	require.NoError(t, err)
+	plug(t, l, newPeerNetns(t, host))
+
+	m2, err := Open(root) // the next stint process
+	require.NoError(t, err)
+	require.NoError(t, m2.Release(ctx, "victim"))
+	_, err = netlink.LinkByName(l.HostVeth)
+	assert.ErrorAs(t, err, &netlink.LinkNotFoundError{})
+	assert.NotContains(t, nftList(t), "dnat to")
+	assert.NotContains(t, readFile(t, l.Hosts), "victim")
+
+	// Orphans without a lease: a port rule and a host veth.
+	fw, err := newFirewall()
+	require.NoError(t, err)
+	require.NoError(t, fw.addPortRules("ghost", netip.MustParseAddr("10.88.0.200"), []Port{{HostPort: 9999, ContainerPort: 99, Proto: "udp"}}))
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = VethName("ghost")
+	require.NoError(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "ghostpeer"}))
+	require.Contains(t, nftList(t), "dnat to 10.88.0.200:99")
+	require.NoError(t, m2.Prune(ctx))
+	assert.Empty(t, nftList(t))
+	_, err = netlink.LinkByName(VethName("ghost"))
+	assert.ErrorAs(t, err, &netlink.LinkNotFoundError{})
+	_, err = netlink.LinkByName(DefaultBridge)
+	assert.ErrorAs(t, err, &netlink.LinkNotFoundError{})
 }
