@@ -30,6 +30,7 @@ type CLI struct {
 	Globals
 
 	Version VersionCmd `cmd:"" help:"Print stint's version."`
+	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`
 }
 
 // VersionCmd prints the version.
