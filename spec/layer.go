@@ -1,0 +1,404 @@
+package spec
+
+import (
+	"strconv"
+	"time"
+)
+
+// A layer is a [profile.*], [job.*] or [container.*] table as written, with
+// the place of every value. Merging folds layers (profiles in order, then the
+// job or container itself); unset scalars are nil.
+
+// Keys valid in each kind of table. "mounts" and "artifacts" are accepted as
+// spellings of "mount" and "artifact" (the JSON form uses the plural).
+var (
+	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure"}
+	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure"}
+	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged"}
+	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size"}
+	artifactKeys  = []string{"path", "dest", "when"}
+	networkKeys   = []string{"mode", "bridge", "ipv4"}
+	limitsKeys    = []string{"memory", "cpus", "pids"}
+	networkModes  = []string{"none", "host", "bridge"}
+	mountTypes    = []string{MountBind, MountCache, MountTmpfs}
+	whenValues    = []string{WhenOnSuccess, WhenOnFailure, WhenAlways}
+	stateValues   = []string{StateRunning, StateStopped}
+)
+
+type layer struct {
+	kind string // profile | job | container
+	name string
+	f    *srcFile
+	At   at // the table's header
+
+	image         *sv
+	profiles      []sv
+	env           map[string]sv
+	workdir       *sv
+	user          *sv
+	timeout       *val[time.Duration]
+	run           []sv
+	runAt         *at // set when run was written (even empty)
+	mounts        []mountv
+	artifacts     []artv
+	matrix        []matrixKey
+	network       *netv
+	limits        limitsv
+	raw           map[string]sv
+	privileged    *val[bool]
+	keepOnFailure *val[bool]
+	command       []sv
+	commandAt     *at
+	state         *sv
+	ports         []val[Port]
+}
+
+type mountv struct {
+	At       at
+	dir      string // host paths are relative to this directory
+	typ      sv
+	source   *sv
+	name     *sv
+	target   *sv
+	readonly bool
+	size     *val[int64]
+}
+
+type artv struct {
+	At   at
+	path *sv
+	dest *sv
+	when sv
+}
+
+type netv struct {
+	At     at
+	mode   sv
+	bridge *sv
+	ipv4   *sv
+}
+
+type limitsv struct {
+	memory *val[int64]
+	cpus   *val[float64]
+	pids   *val[int64]
+}
+
+type matrixKey struct {
+	At     at
+	name   string
+	values []sv
+}
+
+// decodeLayer decodes one [kind.name] table.
+func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
+	l := &layer{kind: kind, name: name, f: d.f, At: d.at(path)}
+	m, ok := d.table(v, path)
+	if !ok {
+		return l
+	}
+	valid := map[string][]string{"profile": profileKeys, "job": jobKeys, "container": containerKeys}[kind]
+	if _, a := m["mount"]; a {
+		if _, b := m["mounts"]; b {
+			d.problem(join(path, "mounts"), "", `"mount" and "mounts" are the same key: use one`)
+		}
+	}
+	if _, a := m["artifact"]; a {
+		if _, b := m["artifacts"]; b {
+			d.problem(join(path, "artifacts"), "", `"artifact" and "artifacts" are the same key: use one`)
+		}
+	}
+	d.each(m, path, valid, func(k string, v any, p string) {
+		switch k {
+		case "image":
+			if s, ok := d.str(v, p); ok {
+				l.image = &s
+			}
+		case "profiles":
+			l.profiles, _ = d.strList(v, p, false)
+		case "env":
+			l.env = d.strMap(v, p)
+			for k := range l.env {
+				if !envRE.MatchString(k) {
+					d.problem(join(p, k), "", "bad environment variable name")
+				}
+			}
+		case "workdir":
+			if s, ok := d.str(v, p); ok {
+				l.workdir = &s
+			}
+		case "user":
+			if s, ok := d.str(v, p); ok {
+				l.user = &s
+				if s.V == "" {
+					d.problem(p, "", "user is empty")
+				}
+			}
+		case "timeout":
+			l.timeout = d.duration(v, p)
+		case "run":
+			a := d.at(p)
+			l.runAt = &a
+			l.run, _ = d.strList(v, p, true)
+		case "mount", "mounts":
+			l.mounts = d.mounts(v, p)
+		case "artifact", "artifacts":
+			l.artifacts = d.artifacts(v, p)
+		case "matrix":
+			l.matrix = d.matrix(v, p)
+		case "network":
+			l.network = d.network(v, p)
+		case "limits":
+			l.limits = d.limits(v, p)
+		case "raw":
+			l.raw = d.strMap(v, p)
+			for k := range l.raw {
+				if len(k) < 5 || k[:4] != "lxc." {
+					d.problem(join(p, k), `raw keys are LXC config keys, like "lxc.cap.drop"`, "not an LXC key")
+				}
+			}
+		case "privileged":
+			l.privileged = d.boolean(v, p)
+		case "keep_on_failure":
+			l.keepOnFailure = d.boolean(v, p)
+		case "command":
+			a := d.at(p)
+			l.commandAt = &a
+			l.command, _ = d.strList(v, p, false)
+			if len(l.command) == 0 {
+				d.problem(p, "omit command to boot the image's init", "command is empty")
+			}
+		case "state":
+			if s, ok := d.enum(v, p, stateValues...); ok {
+				l.state = &s
+			}
+		case "ports":
+			l.ports = d.ports(v, p)
+		}
+	})
+	return l
+}
+
+func (d *decoder) mounts(v any, path string) []mountv {
+	var out []mountv
+	targets := map[string]string{}
+	for i, m := range d.tables(v, path) {
+		p := path + "[" + strconv.Itoa(i) + "]"
+		mv := mountv{At: d.at(p), dir: d.f.dir, typ: sv{V: MountBind, At: d.at(p)}}
+		d.each(m, p, mountKeys, func(k string, v any, kp string) {
+			switch k {
+			case "type":
+				if s, ok := d.enum(v, kp, mountTypes...); ok {
+					mv.typ = s
+				}
+			case "source", "name", "target":
+				s, ok := d.str(v, kp)
+				if !ok {
+					return
+				}
+				switch k {
+				case "source":
+					mv.source = &s
+				case "name":
+					mv.name = &s
+				default:
+					mv.target = &s
+				}
+			case "readonly":
+				if b := d.boolean(v, kp); b != nil {
+					mv.readonly = b.V
+				}
+			case "size":
+				mv.size = d.size(v, kp)
+			}
+		})
+		if mv.target != nil {
+			if prev, dup := targets[mv.target.V]; dup {
+				d.problem(join(p, "target"), "", "target %q is already mounted by %s", mv.target.V, prev)
+			}
+			targets[mv.target.V] = p
+		}
+		out = append(out, mv)
+	}
+	return out
+}
+
+func (d *decoder) artifacts(v any, path string) []artv {
+	var out []artv
+	for i, m := range d.tables(v, path) {
+		p := path + "[" + strconv.Itoa(i) + "]"
+		av := artv{At: d.at(p), when: sv{V: WhenOnSuccess, At: d.at(p)}}
+		d.each(m, p, artifactKeys, func(k string, v any, kp string) {
+			switch k {
+			case "path", "dest":
+				if s, ok := d.str(v, kp); ok {
+					if k == "path" {
+						av.path = &s
+					} else {
+						av.dest = &s
+					}
+				}
+			case "when":
+				if s, ok := d.enum(v, kp, whenValues...); ok {
+					av.when = s
+				}
+			}
+		})
+		if av.path == nil {
+			d.problem(p, "", "artifact without a path")
+		}
+		out = append(out, av)
+	}
+	return out
+}
+
+// network accepts "none" | "host" | "bridge" or {mode, bridge, ipv4}.
+func (d *decoder) network(v any, path string) *netv {
+	n := &netv{At: d.at(path)}
+	switch x := v.(type) {
+	case string:
+		s, ok := d.enum(v, path, networkModes...)
+		if !ok {
+			return nil
+		}
+		n.mode = s
+	case map[string]any:
+		n.mode = sv{V: "", At: n.At}
+		d.each(x, path, networkKeys, func(k string, v any, kp string) {
+			switch k {
+			case "mode":
+				if s, ok := d.enum(v, kp, networkModes...); ok {
+					n.mode = s
+				}
+			case "bridge":
+				if s, ok := d.str(v, kp); ok {
+					n.bridge = &s
+				}
+			case "ipv4":
+				if s, ok := d.str(v, kp); ok {
+					n.ipv4 = &s
+				}
+			}
+		})
+		if _, ok := x["mode"]; !ok {
+			// A table naming a bridge or an address means bridge mode.
+			n.mode.V = "bridge"
+		}
+	default:
+		d.wrongType(path, `"none", "host", "bridge" or a table {mode, bridge, ipv4}`, v)
+		return nil
+	}
+	return n
+}
+
+func (d *decoder) limits(v any, path string) limitsv {
+	var l limitsv
+	m, ok := d.table(v, path)
+	if !ok {
+		return l
+	}
+	d.each(m, path, limitsKeys, func(k string, v any, kp string) {
+		switch k {
+		case "memory":
+			l.memory = d.size(v, kp)
+		case "cpus":
+			var f float64
+			switch x := v.(type) {
+			case int64:
+				f = float64(x)
+			case float64:
+				f = x
+			default:
+				d.wrongType(kp, "a number", v)
+				return
+			}
+			if f <= 0 {
+				d.problem(kp, "", "cpus must be positive")
+				return
+			}
+			l.cpus = &val[float64]{V: f, At: d.at(kp)}
+		case "pids":
+			n, ok := v.(int64)
+			if !ok {
+				d.wrongType(kp, "an integer", v)
+				return
+			}
+			if n <= 0 {
+				d.problem(kp, "", "pids must be positive")
+				return
+			}
+			l.pids = &val[int64]{V: n, At: d.at(kp)}
+		}
+	})
+	return l
+}
+
+func (d *decoder) matrix(v any, path string) []matrixKey {
+	m, ok := d.table(v, path)
+	if !ok {
+		return nil
+	}
+	var out []matrixKey
+	d.each(m, path, nil, func(k string, v any, kp string) {
+		mk := matrixKey{At: d.at(kp), name: k}
+		if !envRE.MatchString(k) {
+			d.problem(kp, "matrix keys are names like go or arch", "bad matrix key")
+		}
+		arr, ok := v.([]any)
+		if !ok {
+			d.wrongType(kp, "an array of values", v)
+			return
+		}
+		if len(arr) == 0 {
+			d.problem(kp, "", "matrix key has no values")
+			return
+		}
+		seen := map[string]bool{}
+		for i, e := range arr {
+			ep := kp + "[" + strconv.Itoa(i) + "]"
+			s, ok := d.scalar(e, ep)
+			if !ok {
+				continue
+			}
+			switch {
+			case !matrixValueRE.MatchString(s.V):
+				d.problem(ep, "letters, digits and . _ + : @ % -", "bad matrix value %q", s.V)
+			case seen[s.V]:
+				d.problem(ep, "", "duplicate matrix value %q", s.V)
+			default:
+				seen[s.V] = true
+				mk.values = append(mk.values, s)
+			}
+		}
+		out = append(out, mk)
+	})
+	if len(out) == 0 && len(m) == 0 {
+		d.problem(path, "", "matrix has no keys")
+	}
+	return out
+}
+
+func (d *decoder) ports(v any, path string) []val[Port] {
+	list, ok := d.strList(v, path, false)
+	if !ok {
+		return nil
+	}
+	var out []val[Port]
+	seen := map[string]string{}
+	for i, s := range list {
+		p, err := ParsePort(s.V)
+		ep := path + "[" + strconv.Itoa(i) + "]"
+		if err != nil {
+			d.problem(ep, portHint, "%v", err)
+			continue
+		}
+		key := p.HostIP + ":" + strconv.Itoa(p.HostPort) + "/" + p.Proto
+		if prev, dup := seen[key]; dup {
+			d.problem(ep, "", "host port %d/%s is already published by %s", p.HostPort, p.Proto, prev)
+			continue
+		}
+		seen[key] = ep
+		out = append(out, val[Port]{V: p, At: s.At})
+	}
+	return out
+}

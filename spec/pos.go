@@ -1,0 +1,289 @@
+package spec
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// BurntSushi/toml keeps key positions private (and collapses the elements of
+// an array of tables into one key), so stint re-scans the source of a file
+// that already parsed and records where every key path starts. Paths use the
+// same notation as problems: dotted keys, "[i]" for array elements, e.g.
+// job.test.mount[1].target.
+
+// lineCol is a 1-based position in a file.
+type lineCol struct{ line, col int }
+
+// posScanner walks TOML source that BurntSushi/toml accepted; it is lenient
+// because the input is known to be valid.
+type posScanner struct {
+	src  string
+	i    int
+	pos  map[string]lineCol
+	aot  map[string]int // array-of-tables path -> index of its last element
+	line int
+	bol  int // byte offset where the current line begins
+}
+
+// scanPositions maps every key path of a valid TOML document to where it starts.
+func scanPositions(src string) map[string]lineCol {
+	s := &posScanner{src: src, pos: map[string]lineCol{}, aot: map[string]int{}, line: 1}
+	table := ""
+	for {
+		s.skipSpace(true)
+		if s.i >= len(s.src) {
+			return s.pos
+		}
+		here := s.here()
+		switch {
+		case strings.HasPrefix(s.src[s.i:], "[["):
+			s.i += 2
+			keys := s.keys()
+			s.skipTo(']')
+			s.i += 2
+			p := s.resolve(keys)
+			n, ok := s.aot[p]
+			if ok {
+				n++
+			}
+			s.aot[p] = n
+			table = p + "[" + strconv.Itoa(n) + "]"
+			s.mark(p, here)
+			s.mark(table, here)
+		case s.src[s.i] == '[':
+			s.i++
+			keys := s.keys()
+			s.skipTo(']')
+			s.i++
+			table = s.resolve(keys)
+			s.mark(table, here)
+		default:
+			s.keyValue(table)
+		}
+	}
+}
+
+// resolve turns header keys into a path, indexing any array of tables on the way.
+func (s *posScanner) resolve(keys []string) string {
+	p := ""
+	for _, k := range keys {
+		p = join(p, k)
+		if n, ok := s.aot[p]; ok {
+			p += "[" + strconv.Itoa(n) + "]"
+		}
+	}
+	return p
+}
+
+func (s *posScanner) here() lineCol {
+	return lineCol{s.line, utf8.RuneCountInString(s.src[s.bol:s.i]) + 1}
+}
+
+// mark records the first position of a path (an implicit parent keeps the
+// position of its first explicit child).
+func (s *posScanner) mark(path string, at lineCol) {
+	if _, ok := s.pos[path]; !ok {
+		s.pos[path] = at
+	}
+}
+
+func (s *posScanner) keyValue(table string) {
+	here := s.here()
+	keys := s.keys()
+	p := table
+	for _, k := range keys {
+		p = join(p, k)
+		s.mark(p, here)
+	}
+	s.skipSpace(false)
+	if s.i < len(s.src) && s.src[s.i] == '=' {
+		s.i++
+	}
+	s.skipSpace(false)
+	s.value(p)
+}
+
+// keys reads a dotted key: bare, "basic" or 'literal' parts.
+func (s *posScanner) keys() []string {
+	var out []string
+	for s.i < len(s.src) {
+		s.skipSpace(false)
+		if s.i >= len(s.src) {
+			break
+		}
+		switch c := s.src[s.i]; {
+		case c == '"' || c == '\'':
+			out = append(out, s.str())
+		default:
+			j := s.i
+			for j < len(s.src) && isBare(s.src[j]) {
+				j++
+			}
+			out = append(out, s.src[s.i:j])
+			s.i = j
+		}
+		s.skipSpace(false)
+		if s.i < len(s.src) && s.src[s.i] == '.' {
+			s.i++
+			continue
+		}
+		break
+	}
+	return out
+}
+
+func isBare(c byte) bool {
+	return c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// value skips one value, recording the keys of inline tables and the
+// elements of arrays under path.
+func (s *posScanner) value(path string) {
+	if s.i >= len(s.src) {
+		return
+	}
+	switch s.src[s.i] {
+	case '"', '\'':
+		s.str()
+	case '{':
+		s.i++
+		for {
+			s.skipSpace(true)
+			if s.i >= len(s.src) {
+				return
+			}
+			switch s.src[s.i] {
+			case '}':
+				s.i++
+				return
+			case ',':
+				s.i++
+				continue
+			}
+			s.keyValue(path)
+		}
+	case '[':
+		s.i++
+		for n := 0; ; {
+			s.skipSpace(true)
+			if s.i >= len(s.src) {
+				return
+			}
+			switch s.src[s.i] {
+			case ']':
+				s.i++
+				return
+			case ',':
+				s.i++
+				continue
+			}
+			el := path + "[" + strconv.Itoa(n) + "]"
+			s.mark(el, s.here())
+			s.value(el)
+			n++
+		}
+	default:
+		for s.i < len(s.src) && !strings.ContainsRune(",]}#\n \t\r", rune(s.src[s.i])) {
+			s.i++
+		}
+	}
+}
+
+// str reads a string of any of the four kinds and returns its content
+// (escapes in basic strings are kept as written: good enough for key names).
+func (s *posScanner) str() string {
+	q := s.src[s.i]
+	if strings.HasPrefix(s.src[s.i:], strings.Repeat(string(q), 3)) {
+		s.i += 3
+		start := s.i
+		for s.i < len(s.src) {
+			if q == '"' && s.src[s.i] == '\\' {
+				s.i++
+				if s.i < len(s.src) {
+					s.advance() // the escaped byte may be a newline (line continuation)
+				}
+				continue
+			}
+			if strings.HasPrefix(s.src[s.i:], strings.Repeat(string(q), 3)) {
+				// A closing delimiter may be followed by up to two more quotes.
+				end := s.i
+				s.i += 3
+				for k := 0; k < 2 && s.i < len(s.src) && s.src[s.i] == q; k++ {
+					s.i++
+					end++
+				}
+				return s.src[start:end]
+			}
+			s.advance()
+		}
+		return s.src[start:]
+	}
+	s.i++
+	start := s.i
+	for s.i < len(s.src) && s.src[s.i] != q && s.src[s.i] != '\n' {
+		if q == '"' && s.src[s.i] == '\\' {
+			s.i++
+		}
+		s.i++
+	}
+	out := s.src[start:min(s.i, len(s.src))]
+	s.i++
+	if q == '"' {
+		if u, err := strconv.Unquote(`"` + out + `"`); err == nil {
+			return u
+		}
+	}
+	return out
+}
+
+// advance moves one byte, keeping track of lines.
+func (s *posScanner) advance() {
+	if s.src[s.i] == '\n' {
+		s.line++
+		s.bol = s.i + 1
+	}
+	s.i++
+}
+
+// skipSpace skips blanks and comments, and newlines too when nl is set.
+func (s *posScanner) skipSpace(nl bool) {
+	for s.i < len(s.src) {
+		switch c := s.src[s.i]; {
+		case c == ' ' || c == '\t' || c == '\r':
+			s.i++
+		case c == '\n' && nl:
+			s.advance()
+		case c == '#':
+			for s.i < len(s.src) && s.src[s.i] != '\n' {
+				s.i++
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (s *posScanner) skipTo(c byte) {
+	for s.i < len(s.src) && s.src[s.i] != c {
+		s.advance()
+	}
+}
+
+// join appends a key to a path, quoting a key that is not bare
+// (raw."lxc.cap.drop", image.ci.files."/etc/motd").
+func join(path, key string) string {
+	for i := 0; i < len(key); i++ {
+		if !isBare(key[i]) {
+			key = strconv.Quote(key)
+			break
+		}
+	}
+	if key == "" {
+		key = `""`
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
