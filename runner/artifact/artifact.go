@@ -1,0 +1,205 @@
+// Package artifact copies a job's artifacts out of its container root onto
+// the host without ever following a symlink out of that root, and without
+// following a symlink in the destination either.
+//
+// Reading: the container root is opened once, and every container path is
+// resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) relative to
+// it, so a symlink in the middle of a path resolves the way it would under
+// chroot (an absolute target or a ".." climbs no higher than the root), with
+// no check-then-use race. Below that, directories are walked one component at
+// a time with O_NOFOLLOW from their file descriptors. The entry a glob matches,
+// and every entry met while walking a matched directory, is never
+// dereferenced: a symlink is recreated as a symlink with its target text
+// verbatim and listed in Result.Links, wherever it points, so nothing from the
+// host is ever read. Devices, fifos and sockets are skipped with a reason.
+//
+// Writing: dest is the job's artifact directory (created if missing);
+// Artifact.Dest must be a local relative path (no "..", not absolute). Under
+// dest every directory is entered with O_NOFOLLOW, so a symlink planted there
+// (say by an earlier artifact) is refused, never written through. Existing
+// files and links are replaced. Permission bits are preserved (without
+// setuid/setgid); ownership is not: files belong to the invoking user, i.e.
+// to SUDO_UID/SUDO_GID when root runs under sudo.
+//
+// Globs use path.Match syntax per component ("*" also matches a leading dot,
+// unlike a shell); there is no "**". Needs Linux 5.6+ for openat2.
+package artifact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/stintdev/stint/spec"
+	"golang.org/x/sys/unix"
+)
+
+// Result says what Collect did. Paths are container paths.
+type Result struct {
+	Copied  []string // regular files and symlinks written under dest
+	Skipped []Skip   // patterns that matched nothing, and entries not copied
+	Links   []Link   // the symlinks among Copied, with their targets
+	Bytes   int64    // bytes of regular file content copied
+}
+
+// Skip is something Collect did not copy, and why.
+type Skip struct {
+	Path   string // a container path, or the pattern when nothing matched
+	Reason string
+}
+
+// Link is a symlink copied as a symlink, never followed.
+type Link struct {
+	Path   string // container path of the link
+	Target string // its target, verbatim
+}
+
+// ErrBadDest is returned for an Artifact.Dest that would leave dest.
+var ErrBadDest = errors.New("artifact destination escapes the artifact directory")
+
+// maxDepth bounds directory recursion; a real tree never gets near it.
+const maxDepth = 256
+
+// Wanted reports whether an artifact with the given `when` is collected
+// after a job that failed (or not).
+func Wanted(when string, jobFailed bool) bool {
+	switch when {
+	case spec.WhenAlways:
+		return true
+	case spec.WhenOnFailure:
+		return jobFailed
+	default: // "" and on_success
+		return !jobFailed
+	}
+}
+
+// Collect copies the artifacts of arts whose `when` fits jobFailed from the
+// container root rootfs (any host directory: a clone's rootfs, or
+// /proc/<pid>/root to see the container's mounts) to dest. Problems with
+// single entries are reported in Result.Skipped; an error means the copy
+// could not go on (dest unwritable, rootfs unopenable, ctx done), and the
+// Result still says what was copied before it.
+func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) (Result, error) {
+	var res Result
+	var want []spec.Artifact
+	for _, a := range arts {
+		if Wanted(a.When, jobFailed) {
+			if a.Dest != "" && !filepath.IsLocal(a.Dest) {
+				return res, fmt.Errorf("artifact %q: dest %q: %w", a.Path, a.Dest, ErrBadDest)
+			}
+			want = append(want, a)
+		}
+	}
+	if len(want) == 0 {
+		return res, nil
+	}
+	rootFd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return res, fmt.Errorf("open container root %s: %w", rootfs, err)
+	}
+	defer unix.Close(rootFd)
+	c := &copier{ctx: ctx, root: rootFd, res: &res}
+	c.uid, c.gid, c.chown = invokingUser()
+	if err := c.mkdirAll(dest); err != nil {
+		return res, err
+	}
+	for _, a := range want {
+		if err := c.collect(a, dest); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// invokingUser returns the sudo caller's ids when root runs under sudo.
+func invokingUser() (uid, gid int, ok bool) {
+	if os.Geteuid() != 0 {
+		return 0, 0, false
+	}
+	u, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
+	g, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
+	if err1 != nil || err2 != nil {
+		return 0, 0, false
+	}
+	return u, g, true
+}
+
+// collect copies one artifact's matches into dest/a.Dest.
+func (c *copier) collect(a spec.Artifact, dest string) error {
+	pattern := path.Clean("/" + a.Path)
+	if pattern == "/" {
+		c.skip(a.Path, "the container root itself is not an artifact")
+		return nil
+	}
+	matches, err := c.glob(pattern)
+	if errors.Is(err, errBadPattern) {
+		c.skip(a.Path, "bad glob pattern")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(matches) == 0 {
+		c.skip(a.Path, "no match")
+		return nil
+	}
+	dirFd, err := c.destDir(dest, a.Dest)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dirFd)
+	for _, m := range matches {
+		if err := c.copyMatch(m, dirFd, filepath.Join(dest, a.Dest)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// destDir opens dest/sub, creating each directory of sub without following
+// a symlink.
+func (c *copier) destDir(dest, sub string) (int, error) {
+	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open artifact directory %s: %w", dest, err)
+	}
+	for _, comp := range strings.Split(filepath.Clean(sub), "/") {
+		if comp == "." || comp == "" {
+			continue
+		}
+		next, err := c.mkdirAt(fd, comp, 0o755)
+		unix.Close(fd)
+		if err != nil {
+			return -1, fmt.Errorf("artifact directory %s: %w", filepath.Join(dest, sub), err)
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// mkdirAll is os.MkdirAll that hands each directory it creates to the
+// invoking user.
+func (c *copier) mkdirAll(dir string) error {
+	dir = filepath.Clean(dir)
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if parent := filepath.Dir(dir); parent != dir {
+		if err := c.mkdirAll(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create artifact directory: %w", err)
+	} else if err == nil && c.chown {
+		if err := os.Lchown(dir, c.uid, c.gid); err != nil {
+			return fmt.Errorf("create artifact directory: %w", err)
+		}
+	}
+	return nil
+}
