@@ -24,7 +24,8 @@
 //  4. Walk lists every volume; Usage reports the bytes a volume uses.
 //  5. Close releases the driver's resources; closing twice is harmless.
 //
-// Volume ids are chosen by the caller ([a-zA-Z0-9_.-], at most 128 bytes);
+// Volume ids are chosen by the caller ([a-zA-Z0-9_.-], at most 128 bytes,
+// not starting with a dot, which is reserved for the pool's own entries);
 // golden and clone ids share one namespace.
 package storage
 

@@ -1,0 +1,620 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/google/renameio/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Pool directory layout, shared by every driver:
+//
+//	<pool>/.lock                   flock serialising create/destroy across processes
+//	<pool>/volumes/<id>/meta.json  the volume's record (kind, parent, token, created)
+//	<pool>/volumes/<id>/rootfs     the directory LXC uses (a subvolume, a mount point, ...)
+//	<pool>/volumes/.tmp-<id>-<r>   a volume being created
+//	<pool>/volumes/.trash-<id>-<r> a volume being destroyed
+//
+// Backend objects outside the pool directory (ZFS datasets, LVs) are named
+// by the volume's random token, never by its id, so that renaming the
+// volume's directory is the one atomic step of a create or destroy.
+const (
+	volumesDir = "volumes"
+	metaFile   = "meta.json"
+	rootfsDir  = "rootfs"
+	tmpPrefix  = ".tmp-"
+	trashPfx   = ".trash-"
+)
+
+// validID is the contract's id syntax; a leading dot is reserved for the
+// pool's own .tmp-* and .trash-* entries.
+var validID = regexp.MustCompile(`^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127}$`)
+
+// meta is a volume's record, kept in meta.json next to its rootfs.
+type meta struct {
+	ID      string    `json:"id"`
+	Kind    Kind      `json:"kind"`
+	Parent  string    `json:"parent,omitempty"`
+	Token   string    `json:"token"` // names backend objects (datasets, LVs)
+	Created time.Time `json:"created"`
+	Driver  string    `json:"driver"`
+}
+
+// backend is what differs between drivers; pool does the bookkeeping.
+type backend interface {
+	name() string
+	// create makes dir/rootfs an empty writable directory (mounted if
+	// the backend mounts) for a new golden volume.
+	create(ctx context.Context, dir string, m *meta) error
+	// seal makes the filled golden volume at dir read-only.
+	seal(ctx context.Context, dir string, m *meta) error
+	// clone makes dir/rootfs a writable copy of golden volume pdir.
+	clone(ctx context.Context, pdir string, pm *meta, dir string, m *meta) error
+	// activate mounts what the volume needs; idempotent.
+	activate(ctx context.Context, dir string, m *meta, pdir string) error
+	// remove deletes the volume's backend objects; dir is unmounted.
+	remove(ctx context.Context, dir string, m *meta) error
+	// usage reports the volume's space.
+	usage(ctx context.Context, dir string, m *meta) (Usage, error)
+	// orphans removes backend objects whose token is not in known.
+	orphans(ctx context.Context, known map[string]bool) error
+}
+
+// pool implements Driver over a backend.
+type pool struct {
+	be     backend
+	dir    string // the pool directory
+	closed atomic.Bool
+	// onClose releases what the driver set up (nothing for most).
+	onClose func() error
+}
+
+func newPool(be backend, dir string) (*pool, error) {
+	if err := os.MkdirAll(filepath.Join(dir, volumesDir), 0o711); err != nil {
+		return nil, fmt.Errorf("create storage pool %s: %w", dir, err)
+	}
+	// Unprivileged containers must traverse to their rootfs.
+	for _, d := range []string{dir, filepath.Join(dir, volumesDir)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create storage pool %s: %w", dir, err)
+		}
+	}
+	return &pool{be: be, dir: dir}, nil
+}
+
+func (p *pool) Name() string { return p.be.name() }
+
+func (p *pool) vdir(name string) string { return filepath.Join(p.dir, volumesDir, name) }
+
+func (p *pool) check(id string) error {
+	if p.closed.Load() {
+		return fmt.Errorf("storage pool %s: driver closed", p.dir)
+	}
+	if !validID.MatchString(id) {
+		return fmt.Errorf("volume id %q: must be 1-128 of [a-zA-Z0-9_.-], not starting with a dot", id)
+	}
+	return nil
+}
+
+// lock takes the pool-wide lock; the returned func releases it.
+func (p *pool) lock(ctx context.Context) (func(), error) {
+	l := flock.New(filepath.Join(p.dir, ".lock"))
+	ok, err := l.TryLockContext(ctx, 10*time.Millisecond)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("lock storage pool %s: %w", p.dir, errors.Join(err, ctx.Err()))
+	}
+	return func() { _ = l.Unlock() }, nil
+}
+
+// lockDir flocks a volume directory so that Sweep leaves it alone while a
+// create or destroy works on it; closing the file releases the lock.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func randHex() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func readMeta(dir string) (*meta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, err
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, metaFile), err)
+	}
+	return &m, nil
+}
+
+func writeMeta(dir string, m *meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return renameio.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+}
+
+// get reads volume id's record; ErrNotFound if absent.
+func (p *pool) get(id string) (*meta, error) {
+	m, err := readMeta(p.vdir(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("volume %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", id, err)
+	}
+	return m, nil
+}
+
+func (p *pool) exists(id string) (bool, error) {
+	_, err := os.Lstat(p.vdir(id))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, fmt.Errorf("volume %q: %w", id, err)
+}
+
+func (p *pool) volume(m *meta) Volume {
+	return Volume{ID: m.ID, Kind: m.Kind, Parent: m.Parent, Rootfs: filepath.Join(p.vdir(m.ID), rootfsDir), Created: m.Created}
+}
+
+// newTmp makes and locks a temporary volume directory holding m.
+func (p *pool) newTmp(m *meta) (string, *os.File, error) {
+	dir := p.vdir(tmpPrefix + m.ID + "-" + randHex())
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
+	}
+	lk, err := lockDir(dir)
+	if err == nil {
+		err = writeMeta(dir, m)
+	}
+	if err != nil {
+		if lk != nil {
+			lk.Close()
+		}
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
+	}
+	return dir, lk, nil
+}
+
+// discard removes a volume directory and its backend objects; it is the
+// rollback of a failed create and the end of a destroy.
+func (p *pool) discard(ctx context.Context, dir string, m *meta) error {
+	if err := unmountAll(dir); err != nil {
+		return err
+	}
+	if m != nil {
+		if err := p.be.remove(ctx, dir, m); err != nil {
+			return err
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}
+
+// CreateGolden implements Driver.
+func (p *pool) CreateGolden(ctx context.Context, id string, src Source, opts GoldenOptions) (_ Volume, err error) {
+	if err := p.check(id); err != nil {
+		return Volume{}, err
+	}
+	if ok, err := p.exists(id); err != nil || ok {
+		if err == nil {
+			err = fmt.Errorf("volume %q: %w", id, ErrExists)
+		}
+		return Volume{}, err
+	}
+	m := &meta{ID: id, Kind: KindGolden, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
+	tmp, lk, err := p.newTmp(m)
+	if err != nil {
+		return Volume{}, err
+	}
+	defer lk.Close()
+	defer func() {
+		if err != nil {
+			if derr := p.discard(context.WithoutCancel(ctx), tmp, m); derr != nil {
+				err = fmt.Errorf("%w (and cleaning up %s: %v)", err, tmp, derr)
+			}
+		}
+	}()
+	rootfs := filepath.Join(tmp, rootfsDir)
+	if err := p.be.create(ctx, tmp, m); err != nil {
+		return Volume{}, fmt.Errorf("create golden volume %q: %w", id, err)
+	}
+	if err := src.Unpack(ctx, rootfs); err != nil {
+		return Volume{}, fmt.Errorf("fill golden volume %q: %w", id, err)
+	}
+	if opts.Shift != nil {
+		if err := shiftTree(rootfs, *opts.Shift); err != nil {
+			return Volume{}, fmt.Errorf("shift golden volume %q: %w", id, err)
+		}
+	}
+	if err := p.be.seal(ctx, tmp, m); err != nil {
+		return Volume{}, fmt.Errorf("seal golden volume %q: %w", id, err)
+	}
+	if err := unmountAll(tmp); err != nil {
+		return Volume{}, fmt.Errorf("golden volume %q: %w", id, err)
+	}
+	if err := p.commit(ctx, tmp, id); err != nil {
+		return Volume{}, err
+	}
+	if err := p.be.activate(ctx, p.vdir(id), m, ""); err != nil {
+		return Volume{}, fmt.Errorf("mount golden volume %q: %w", id, err)
+	}
+	return p.volume(m), nil
+}
+
+// commit renames a finished temporary volume into place under the pool lock.
+func (p *pool) commit(ctx context.Context, tmp, id string) error {
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return p.commitLocked(tmp, id)
+}
+
+func (p *pool) commitLocked(tmp, id string) error {
+	if ok, err := p.exists(id); err != nil || ok {
+		if err == nil {
+			err = fmt.Errorf("volume %q: %w", id, ErrExists)
+		}
+		return err
+	}
+	if err := os.Rename(tmp, p.vdir(id)); err != nil {
+		return fmt.Errorf("volume %q: %w", id, err)
+	}
+	return nil
+}
+
+// Clone implements Driver. It holds the pool lock throughout, so that a
+// concurrent Destroy of the golden volume cannot slip in between.
+func (p *pool) Clone(ctx context.Context, parent, id string) (_ Volume, err error) {
+	if err := p.check(id); err != nil {
+		return Volume{}, err
+	}
+	if err := p.check(parent); err != nil {
+		return Volume{}, err
+	}
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return Volume{}, err
+	}
+	defer unlock()
+	pm, err := p.get(parent)
+	if err != nil {
+		return Volume{}, fmt.Errorf("clone %q: golden %w", id, err)
+	}
+	if pm.Kind != KindGolden {
+		return Volume{}, fmt.Errorf("clone %q: volume %q is a clone, not a golden volume", id, parent)
+	}
+	if ok, err := p.exists(id); err != nil || ok {
+		if err == nil {
+			err = fmt.Errorf("volume %q: %w", id, ErrExists)
+		}
+		return Volume{}, err
+	}
+	pdir := p.vdir(parent)
+	if err := p.be.activate(ctx, pdir, pm, ""); err != nil {
+		return Volume{}, fmt.Errorf("clone %q: mount golden volume %q: %w", id, parent, err)
+	}
+	m := &meta{ID: id, Kind: KindClone, Parent: parent, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
+	tmp, lk, err := p.newTmp(m)
+	if err != nil {
+		return Volume{}, err
+	}
+	defer lk.Close()
+	committed := false
+	defer func() {
+		if err != nil {
+			dir := tmp
+			if committed {
+				dir = p.vdir(id)
+			}
+			if derr := p.discard(context.WithoutCancel(ctx), dir, m); derr != nil {
+				err = fmt.Errorf("%w (and cleaning up %s: %v)", err, dir, derr)
+			}
+		}
+	}()
+	if err := p.be.clone(ctx, pdir, pm, tmp, m); err != nil {
+		return Volume{}, fmt.Errorf("clone %q from %q: %w", id, parent, err)
+	}
+	if err := unmountAll(tmp); err != nil {
+		return Volume{}, fmt.Errorf("clone %q: %w", id, err)
+	}
+	if err := p.commitLocked(tmp, id); err != nil {
+		return Volume{}, err
+	}
+	committed = true
+	if err := p.be.activate(ctx, p.vdir(id), m, pdir); err != nil {
+		return Volume{}, fmt.Errorf("mount clone %q: %w", id, err)
+	}
+	return p.volume(m), nil
+}
+
+// Get implements Driver: it mounts the volume again if needed (after a
+// reboot, say).
+func (p *pool) Get(ctx context.Context, id string) (Volume, error) {
+	if err := p.check(id); err != nil {
+		return Volume{}, err
+	}
+	m, err := p.get(id)
+	if err != nil {
+		return Volume{}, err
+	}
+	pdir := ""
+	if m.Kind == KindClone {
+		pm, err := p.get(m.Parent)
+		if err != nil {
+			return Volume{}, fmt.Errorf("volume %q: golden %w", id, err)
+		}
+		pdir = p.vdir(m.Parent)
+		if err := p.be.activate(ctx, pdir, pm, ""); err != nil {
+			return Volume{}, fmt.Errorf("mount golden volume %q: %w", m.Parent, err)
+		}
+	}
+	if err := p.be.activate(ctx, p.vdir(id), m, pdir); err != nil {
+		return Volume{}, fmt.Errorf("mount volume %q: %w", id, err)
+	}
+	return p.volume(m), nil
+}
+
+// Destroy implements Driver.
+func (p *pool) Destroy(ctx context.Context, id string) error {
+	if err := p.check(id); err != nil {
+		return err
+	}
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	m, err := p.get(id)
+	if err != nil {
+		unlock()
+		return err
+	}
+	if m.Kind == KindGolden {
+		var clones []string
+		if err := p.walkMeta(func(_ string, c *meta) error {
+			if c.Kind == KindClone && c.Parent == id {
+				clones = append(clones, c.ID)
+			}
+			return nil
+		}); err != nil {
+			unlock()
+			return err
+		}
+		if len(clones) > 0 {
+			unlock()
+			sort.Strings(clones)
+			return fmt.Errorf("destroy golden volume %q: %w: %s", id, ErrInUse, strings.Join(clones, ", "))
+		}
+	}
+	dir := p.vdir(id)
+	if err := unmountAll(dir); err != nil {
+		unlock()
+		return fmt.Errorf("destroy volume %q: %w", id, err)
+	}
+	trash := p.vdir(trashPfx + id + "-" + randHex())
+	if err := os.Rename(dir, trash); err != nil {
+		unlock()
+		return fmt.Errorf("destroy volume %q: %w", id, err)
+	}
+	// Past the rename the id is free; the slow delete runs unlocked,
+	// with the trash directory flocked so that Sweep leaves it alone.
+	lk, lerr := lockDir(trash)
+	unlock()
+	if lerr != nil {
+		return fmt.Errorf("destroy volume %q: lock %s: %w", id, trash, lerr)
+	}
+	defer lk.Close()
+	if err := p.discard(ctx, trash, m); err != nil {
+		return fmt.Errorf("destroy volume %q: %w", id, err)
+	}
+	return nil
+}
+
+// walkMeta calls fn for every committed volume's record.
+func (p *pool) walkMeta(fn func(dir string, m *meta) error) error {
+	ents, err := os.ReadDir(p.vdir(""))
+	if err != nil {
+		return fmt.Errorf("read storage pool %s: %w", p.dir, err)
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
+			continue
+		}
+		m, err := readMeta(p.vdir(e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // renamed away meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("volume %q: %w", e.Name(), err)
+		}
+		if err := fn(p.vdir(e.Name()), m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Walk implements Driver.
+func (p *pool) Walk(ctx context.Context, fn func(Volume) error) error {
+	if p.closed.Load() {
+		return fmt.Errorf("storage pool %s: driver closed", p.dir)
+	}
+	var goldens, clones []Volume
+	if err := p.walkMeta(func(_ string, m *meta) error {
+		if m.Kind == KindGolden {
+			goldens = append(goldens, p.volume(m))
+		} else {
+			clones = append(clones, p.volume(m))
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, v := range append(goldens, clones...) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Usage implements Driver.
+func (p *pool) Usage(ctx context.Context, id string) (Usage, error) {
+	if err := p.check(id); err != nil {
+		return Usage{}, err
+	}
+	m, err := p.get(id)
+	if err != nil {
+		return Usage{}, err
+	}
+	u, err := p.be.usage(ctx, p.vdir(id), m)
+	if err != nil {
+		return Usage{}, fmt.Errorf("usage of volume %q: %w", id, err)
+	}
+	return u, nil
+}
+
+// Sweep implements Driver: it removes .tmp-* and .trash-* directories that
+// no live create or destroy holds locked, and backend objects no volume
+// directory refers to.
+func (p *pool) Sweep(ctx context.Context) error {
+	if p.closed.Load() {
+		return fmt.Errorf("storage pool %s: driver closed", p.dir)
+	}
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ents, err := os.ReadDir(p.vdir(""))
+	if err != nil {
+		return fmt.Errorf("sweep storage pool %s: %w", p.dir, err)
+	}
+	known := map[string]bool{}
+	var errs []error
+	for _, e := range ents {
+		dir := p.vdir(e.Name())
+		m, merr := readMeta(dir)
+		orphan := strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), trashPfx)
+		if !orphan {
+			if merr == nil {
+				known[m.Token] = true
+			}
+			continue
+		}
+		lk, err := lockDir(dir)
+		if err != nil {
+			if merr == nil {
+				known[m.Token] = true // busy: a live create or destroy
+			}
+			continue
+		}
+		if merr != nil {
+			m = nil
+		}
+		if err := p.discard(ctx, dir, m); err != nil {
+			errs = append(errs, fmt.Errorf("sweep %s: %w", dir, err))
+			if m != nil {
+				known[m.Token] = true
+			}
+		}
+		lk.Close()
+	}
+	if err := p.be.orphans(ctx, known); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Close implements Driver; mounts stay, as running containers use them.
+func (p *pool) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	if p.onClose != nil {
+		return p.onClose()
+	}
+	return nil
+}
+
+// noOrphans is the orphans method of backends whose objects all live
+// inside volume directories.
+type noOrphans struct{}
+
+func (noOrphans) orphans(context.Context, map[string]bool) error { return nil }
+
+// InterruptDestroy does only the first step of Destroy (unmount, rename to
+// .trash-*), as a crash right after it would leave the pool: for tests of
+// Sweep. d must come from Open.
+func InterruptDestroy(ctx context.Context, d Driver, id string) error {
+	p, ok := d.(*pool)
+	if !ok {
+		return fmt.Errorf("interrupt destroy: %T is not a stint pool", d)
+	}
+	m, err := p.get(id)
+	if err != nil {
+		return err
+	}
+	if err := unmountAll(p.vdir(id)); err != nil {
+		return err
+	}
+	return os.Rename(p.vdir(m.ID), p.vdir(trashPfx+id+"-"+randHex()))
+}
+
+// Leftovers lists the pool's .tmp-* and .trash-* entries, which Sweep
+// removes: for tests. d must come from Open.
+func Leftovers(d Driver) ([]string, error) {
+	p, ok := d.(*pool)
+	if !ok {
+		return nil, fmt.Errorf("leftovers: %T is not a stint pool", d)
+	}
+	ents, err := os.ReadDir(p.vdir(""))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out, nil
+}
