@@ -11,7 +11,9 @@ import (
 
 func TestDir(t *testing.T) {
 	testenv.RequiresRoot(t)
-	storagetest.Suite(t, "dir", func(t *testing.T) storage.Driver { return openPool(t, storage.Config{Driver: "dir", Root: t.TempDir()}) })
+	storagetest.Suite(t, "dir", func(t *testing.T) storage.Driver {
+		return openPool(t, storage.Config{Driver: "dir", Root: t.TempDir()})
+	})
 }
 
 // openPool opens cfg's pool and closes it in t.Cleanup.

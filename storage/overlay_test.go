@@ -10,5 +10,7 @@ import (
 
 func TestOverlay(t *testing.T) {
 	testenv.RequiresRoot(t)
-	storagetest.Suite(t, "overlay", func(t *testing.T) storage.Driver { return openPool(t, storage.Config{Driver: "overlay", Root: t.TempDir()}) })
+	storagetest.Suite(t, "overlay", func(t *testing.T) storage.Driver {
+		return openPool(t, storage.Config{Driver: "overlay", Root: t.TempDir()})
+	})
 }
