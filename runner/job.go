@@ -266,31 +266,32 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		runCtx, cancel = context.WithTimeout(ctx, time.Duration(job.Timeout))
 		defer cancel()
 	}
+	// A timeout or a signal kills the whole container, not just the
+	// attached client: every process of the job dies, and the running
+	// line's Exec returns.
+	stopOnDone := context.AfterFunc(runCtx, func() {
+		_ = r.Runtime.Stop(context.WithoutCancel(ctx), res.Container)
+	})
+	defer stopOnDone()
 	res.Outcome = OutcomePassed
 	for i, line := range job.Run {
+		if runCtx.Err() != nil {
+			res.Outcome = r.interrupted(ctx, &res, job, i, line)
+			break
+		}
 		r.emit(Event{Type: "step_started", Job: job.Name, Step: i + 1, Command: line})
 		fmt.Fprintf(logw, "+ %s\n", line)
-		st, err := r.Runtime.Exec(runCtx, res.Container, ExecOptions{
+		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, ExecOptions{
 			Argv: []string{"/bin/sh", "-c", line}, Env: env,
 			UID: user.UID, GID: user.GID, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
+		if runCtx.Err() != nil {
+			res.Outcome = r.interrupted(ctx, &res, job, i, line)
+			r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Outcome: res.Outcome, Error: res.Error})
+			break
+		}
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				res.Outcome = OutcomeAborted
-			case runCtx.Err() != nil:
-				res.Outcome = OutcomeTimeout
-			default:
-				res.Outcome = OutcomeError
-			}
-			res.Line, res.Command = i+1, line
-			if res.Outcome == OutcomeTimeout {
-				res.Error = fmt.Sprintf("timed out after %s", time.Duration(job.Timeout))
-			} else {
-				res.Error = err.Error()
-			}
-			// Kill the whole container, not only the attached client.
-			_ = r.Runtime.Stop(context.WithoutCancel(ctx), res.Container)
+			res.Outcome, res.Line, res.Command, res.Error = OutcomeError, i+1, line, err.Error()
 			r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Outcome: res.Outcome, Error: res.Error})
 			break
 		}
@@ -326,6 +327,18 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	}
 	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 	return res
+}
+
+// interrupted records why the job stopped at line i: its timeout, or ctx
+// (SIGINT/SIGTERM).
+func (r *Runner) interrupted(ctx context.Context, res *Result, job spec.Job, i int, line string) string {
+	res.Line, res.Command = i+1, line
+	if ctx.Err() != nil {
+		res.Error = "aborted: " + context.Cause(ctx).Error()
+		return OutcomeAborted
+	}
+	res.Error = fmt.Sprintf("timed out after %s", time.Duration(job.Timeout))
+	return OutcomeTimeout
 }
 
 func joinMsg(a, b string) string {

@@ -1,0 +1,267 @@
+package runner_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/idmap"
+	"github.com/stintdev/stint/internal/testenv"
+	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+func TestMain(m *testing.M) {
+	if lxcrt.IsHelper(os.Args) {
+		lxcrt.HelperMain()
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer is an io.Writer safe for the runner's concurrent jobs.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+type fixture struct {
+	root   string
+	r      *runner.Runner
+	out    *syncBuffer
+}
+
+// newRunner builds a real runner over a fresh --root: overlay storage, the
+// busybox image, the LXC runtime, a state journal.
+func newRunner(t *testing.T) *fixture {
+	t.Helper()
+	testenv.RequiresLXC(t)
+	testenv.RequiresTool(t, "busybox")
+	root := t.TempDir()
+	for d := root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	ctx := context.Background()
+	drv, err := storage.Open(ctx, storage.Config{Driver: "overlay", Root: root})
+	require.NoError(t, err)
+	imgs, err := images.Open(filepath.Join(root, "images"))
+	require.NoError(t, err)
+	rt, err := lxcrt.New(filepath.Join(root, "containers"))
+	require.NoError(t, err)
+	st, err := state.Open(filepath.Join(root, "state"))
+	require.NoError(t, err)
+	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
+	require.NoError(t, err)
+	f := &fixture{root: root, out: &syncBuffer{}}
+	f.r = &runner.Runner{
+		Runtime: rt, Storage: drv, State: st, IDMap: idm,
+		Images:       &runner.StoreImages{Store: imgs, Set: &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}},
+		CacheDir:     filepath.Join(root, "cache"),
+		ArtifactsDir: filepath.Join(root, "artifacts"),
+		LogDir:       filepath.Join(root, "logs"),
+		Output:       f.out,
+	}
+	t.Cleanup(func() {
+		// Whatever a failed test left: gc everything, then the goldens.
+		_, _ = f.r.GC(context.Background(), runner.GCOptions{Kept: true})
+		var ids []string
+		_ = drv.Walk(context.Background(), func(v storage.Volume) error { ids = append(ids, v.ID); return nil })
+		for i := len(ids) - 1; i >= 0; i-- {
+			_ = drv.Destroy(context.Background(), ids[i])
+		}
+		_ = drv.Close()
+	})
+	return f
+}
+
+func job(name string, lines ...string) spec.Job {
+	return spec.Job{Name: name, Base: name, Image: "busybox", Run: lines, Network: spec.Network{Mode: "none"}}
+}
+
+// assertClean checks that nothing of the fixture's jobs is left: no
+// container, no clone, no record, no mount beyond the goldens'.
+func (f *fixture) assertClean(t *testing.T) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(f.root, "containers"))
+	require.NoError(t, err)
+	assert.Empty(t, ents, "containers left in the LXC path")
+	recs, err := f.r.State.List()
+	require.NoError(t, err)
+	assert.Empty(t, recs, "state records left")
+	require.NoError(t, f.r.Storage.Walk(context.Background(), func(v storage.Volume) error {
+		assert.Equal(t, storage.KindGolden, v.Kind, "clone %s left", v.ID)
+		return nil
+	}))
+	assert.Empty(t, clonesMounted(t, f.root), "clone mounts left")
+}
+
+// clonesMounted lists mounts under root that are not golden volumes.
+func clonesMounted(t *testing.T, root string) []string {
+	fh, err := os.Open("/proc/self/mountinfo")
+	require.NoError(t, err)
+	defer fh.Close()
+	var out []string
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 && strings.HasPrefix(fs[4], root+"/") && !strings.Contains(fs[4], "golden-") {
+			out = append(out, fs[4])
+		}
+	}
+	return out
+}
+
+func TestJobPasses(t *testing.T) {
+	f := newRunner(t)
+	t.Setenv("STINT_CANARY", "leaked")
+	j := job("ok", "echo hello from $(id -u)", "env | sort", "cat /proc/self/uid_map", "cd /tmp && pwd")
+	j.Env = map[string]string{"GREETING": "hi"}
+	res := f.r.RunJob(context.Background(), j)
+	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+	out := f.out.String()
+	assert.Contains(t, out, "[ok] hello from 0\n")
+	assert.Contains(t, out, "[ok] GREETING=hi\n")
+	assert.Contains(t, out, "[ok] HOME=/root\n")
+	assert.NotContains(t, out, "STINT_CANARY", "the host's environment leaked into the job")
+	// Unprivileged by default: container root is not host root.
+	assert.Regexp(t, `\[ok\] +0 +[1-9][0-9]* +[0-9]+\n`, out)
+	assert.NotContains(t, out, "[ok]          0          0 4294967295")
+	log, err := os.ReadFile(res.Log)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), "hello from 0")
+	f.assertClean(t)
+}
+
+func TestJobFailsStopsAtFirstFailure(t *testing.T) {
+	f := newRunner(t)
+	res := f.r.RunJob(context.Background(), job("bad", "echo one", "exit 3", "echo never"))
+	assert.Equal(t, runner.OutcomeFailed, res.Outcome)
+	assert.Equal(t, 2, res.Line)
+	require.NotNil(t, res.Status)
+	assert.Equal(t, 3, res.Status.Code)
+	assert.Contains(t, f.out.String(), "[bad] one")
+	assert.NotContains(t, f.out.String(), "never", "a line after the failing one ran")
+	f.assertClean(t)
+}
+
+func TestJobTimeout(t *testing.T) {
+	f := newRunner(t)
+	j := job("slow", "echo start", "sleep 600", "echo never")
+	j.Timeout = spec.Duration(2 * time.Second)
+	begin := time.Now()
+	res := f.r.RunJob(context.Background(), j)
+	assert.Equal(t, runner.OutcomeTimeout, res.Outcome, "%+v", res)
+	assert.Equal(t, 2, res.Line)
+	assert.Less(t, time.Since(begin), 60*time.Second)
+	assert.NotContains(t, f.out.String(), "never")
+	f.assertClean(t)
+}
+
+func TestJobCancelled(t *testing.T) {
+	f := newRunner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	res := f.r.RunJob(ctx, job("cancelled", "sleep 600"))
+	assert.Equal(t, runner.OutcomeAborted, res.Outcome, "%+v", res)
+	f.assertClean(t)
+}
+
+func TestMountsReadonlyAndCache(t *testing.T) {
+	f := newRunner(t)
+	src := t.TempDir()
+	require.NoError(t, os.Chmod(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "input.txt"), []byte("payload\n"), 0o644))
+	mounts := []spec.Mount{
+		{Type: spec.MountBind, Source: src, Target: "/src", Readonly: true},
+		{Type: spec.MountCache, Name: "c1", Target: "/cache"},
+		{Type: spec.MountTmpfs, Target: "/scratch", Size: 8 << 20},
+	}
+	j1 := job("write", "cat /src/input.txt", "if touch /src/x 2>/dev/null; then echo WRITABLE; exit 1; fi", "echo kept > /cache/v", "echo t > /scratch/t")
+	j1.Mounts = mounts
+	res := f.r.RunJob(context.Background(), j1)
+	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+	assert.Contains(t, f.out.String(), "[write] payload")
+	assert.NoFileExists(t, filepath.Join(src, "x"))
+
+	j2 := job("read", "cat /cache/v")
+	j2.Mounts = mounts
+	res = f.r.RunJob(context.Background(), j2)
+	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+	assert.Contains(t, f.out.String(), "[read] kept", "the cache volume did not persist between jobs")
+	f.assertClean(t)
+}
+
+func TestParallelJobs(t *testing.T) {
+	f := newRunner(t)
+	before := fdCount(t)
+	var jobs []spec.Job
+	for i := range 4 {
+		jobs = append(jobs, job(fmt.Sprintf("m[i=%d]", i), fmt.Sprintf("echo variant %d", i), "sleep 1"))
+	}
+	done := make(chan []runner.Result, 1)
+	go func() { done <- f.r.RunJobs(context.Background(), jobs, 4) }()
+	var results []runner.Result
+	select {
+	case results = <-done:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("parallel jobs hung")
+	}
+	for i, res := range results {
+		assert.True(t, res.Passed(), "%+v", res)
+		assert.Contains(t, f.out.String(), fmt.Sprintf("[m[i=%d]] variant %d", i, i))
+	}
+	assert.Equal(t, before, fdCount(t), "file descriptors leaked")
+	f.assertClean(t)
+}
+
+func TestKeepOnFailureThenGC(t *testing.T) {
+	f := newRunner(t)
+	j := job("kept", "exit 1")
+	j.KeepOnFailure = true
+	res := f.r.RunJob(context.Background(), j)
+	assert.Equal(t, runner.OutcomeFailed, res.Outcome)
+	assert.True(t, res.Kept)
+	recs, err := f.r.State.List()
+	require.NoError(t, err)
+	require.Len(t, recs, 1)
+	assert.True(t, recs[0].Kept)
+	// Plain gc leaves a kept container alone; --kept removes it.
+	gc, err := f.r.GC(context.Background(), runner.GCOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, gc.Removed)
+	gc, err = f.r.GC(context.Background(), runner.GCOptions{Kept: true})
+	require.NoError(t, err)
+	assert.Equal(t, []string{res.Container}, gc.Removed)
+	f.assertClean(t)
+}
+
+func fdCount(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	return len(ents)
+}
