@@ -328,6 +328,9 @@ func (w *Watcher) work(ctx context.Context, q *queue) {
 			continue // still invalid, and never valid yet: nothing to keep
 		}
 		p.Set, p.Stale = set.Name, invalid
+		if u, ok := w.Backend.(SetUser); ok {
+			u.UseSet(set)
+		}
 		p.Actions, p.Outcomes, p.Err = Once(ctx, w.Backend, set.Name, set.Containers, w.Parallelism)
 		if ctx.Err() != nil {
 			return // stopping: an interrupted pass is not worth reporting as failed
@@ -355,4 +358,16 @@ func (w *Watcher) report(p Pass) {
 		p.Error = p.Err.Error()
 	}
 	w.Report(p)
+}
+
+// LoadSpecs loads the spec set at paths for a pass, marking an invalid
+// spec (spec.Errors: problems with file:line) Terminal, so that a Watcher
+// reports it once and waits for the files to change.
+func LoadSpecs(paths []string, opts spec.Options) (*spec.Set, error) {
+	s, err := spec.Load(paths, opts)
+	var invalid *spec.Errors
+	if errors.As(err, &invalid) {
+		return nil, Terminal(err)
+	}
+	return s, err
 }

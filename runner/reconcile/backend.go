@@ -1,0 +1,385 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+)
+
+// SetUser is an optional ability of a Backend: it wants the whole loaded
+// spec set before a pass (to resolve the set's [image.*] definitions).
+// Watch and the CLI call UseSet before every pass when the Backend has it.
+type SetUser interface {
+	UseSet(*spec.Set)
+}
+
+// RuntimeBackend is the Backend on stint's own runner: the job pipeline's
+// image → golden → clone steps, the state journal as the ownership record,
+// and the container Runtime (LXC by default).
+//
+// A container's runtime name is "<set>.<name>" (see RuntimeName); its state
+// record (Kind container) names the set, the spec Hash and the clone volume
+// (named like the container), and the resolved container spec is kept
+// beside it in SpecDir for later diffs. The record is the ownership: a
+// container without one is never touched, whatever its name.
+type RuntimeBackend struct {
+	Runner *runner.Runner
+	// Images returns the image resolver for a spec set (its [image.*]
+	// tables, then the image store).
+	Images func(*spec.Set) runner.ImageResolver
+	// SpecDir keeps each container's resolved spec (<root>/reconcile).
+	SpecDir string
+	// LogDir keeps each container's console log (<root>/logs).
+	LogDir string
+
+	mu  sync.Mutex
+	set *spec.Set
+}
+
+var (
+	_ Backend = (*RuntimeBackend)(nil)
+	_ SetUser = (*RuntimeBackend)(nil)
+)
+
+// UseSet implements SetUser.
+func (b *RuntimeBackend) UseSet(s *spec.Set) {
+	b.mu.Lock()
+	b.set = s
+	b.mu.Unlock()
+}
+
+var unsafeSetChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+
+// RuntimeName is the runtime (LXC) name of container name of set: the set's
+// name made safe, a dot, the container's name. Container names have no dot
+// (spec), so the part after the last dot is always the container's name.
+func RuntimeName(set, name string) string {
+	prefix := strings.Trim(unsafeSetChars.ReplaceAllString(set, "-"), "-")
+	if max := 63 - len(name); len(prefix) > max {
+		prefix = prefix[:max]
+	}
+	return prefix + "." + name
+}
+
+// specName is the spec container name of a runtime name.
+func specName(runtimeName string) string {
+	return runtimeName[strings.LastIndexByte(runtimeName, '.')+1:]
+}
+
+// ConsoleLog is where container rtName's console (its PID 1's output) goes.
+func (b *RuntimeBackend) ConsoleLog(rtName string) string {
+	return filepath.Join(b.LogDir, rtName+".log")
+}
+
+func (b *RuntimeBackend) specPath(rtName string) string {
+	return filepath.Join(b.SpecDir, rtName+".json")
+}
+
+func (b *RuntimeBackend) scriptPath(rtName string) string {
+	return filepath.Join(b.SpecDir, "run", rtName+".sh")
+}
+
+// writeScript writes the container's start script, readable only by the
+// container's root: it may carry env values.
+func (b *RuntimeBackend) writeScript(rtName, script string, privileged bool) error {
+	dir := filepath.Dir(b.scriptPath(rtName))
+	// Searchable by all: LXC bind-mounts it as the container's (mapped) root.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	if err := os.Chmod(b.SpecDir, 0o711); err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	f, err := renameio.NewPendingFile(b.scriptPath(rtName), renameio.WithPermissions(0o600))
+	if err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	defer f.Cleanup()
+	if _, err := f.WriteString(script); err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	if !privileged {
+		m := b.Runner.IDMap
+		if err := f.Chown(int(m.HostUID), int(m.HostGID)); err != nil {
+			return fmt.Errorf("start script of %s: %w", rtName, err)
+		}
+	}
+	if err := f.CloseAtomicallyReplace(); err != nil {
+		return fmt.Errorf("start script of %s: %w", rtName, err)
+	}
+	return nil
+}
+
+func (b *RuntimeBackend) readSpec(rtName string) (*spec.Container, error) {
+	data, err := os.ReadFile(b.specPath(rtName))
+	if err != nil {
+		return nil, err
+	}
+	var c spec.Container
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("stored spec of %s: %w", rtName, err)
+	}
+	return &c, nil
+}
+
+func (b *RuntimeBackend) writeSpec(rtName string, c spec.Container) error {
+	data, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.SpecDir, 0o700); err != nil {
+		return fmt.Errorf("stored spec of %s: %w", rtName, err)
+	}
+	if err := renameio.WriteFile(b.specPath(rtName), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("stored spec of %s: %w", rtName, err)
+	}
+	return nil
+}
+
+// Records returns the records of every long-lived container of any set,
+// for `stint ps` and `stint logs`.
+func (b *RuntimeBackend) Records() ([]state.Record, error) {
+	all, err := b.Runner.State.List()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(all, func(r state.Record) bool { return r.Kind != state.KindContainer }), nil
+}
+
+// List implements Backend.
+func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, error) {
+	recs, err := b.Records()
+	if err != nil {
+		return nil, err
+	}
+	var out []Observed
+	for _, r := range recs {
+		if r.Set != set {
+			continue
+		}
+		o := Observed{Name: specName(r.Name), Set: set, Hash: r.SpecHash}
+		st, err := b.Runner.Runtime.State(ctx, r.Name)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", r.Name, err)
+		}
+		c, specErr := b.readSpec(r.Name)
+		switch {
+		case st == runner.StateAbsent || specErr != nil || r.Phase == "creating":
+			// Gone, half made (a crash mid-create), or unstartable without
+			// its stored spec: all mean "make it again".
+			o.Status = StatusMissing
+		case st == runner.StateStopped:
+			o.Status = StatusStopped
+		default: // running, or in transition: leave it be
+			o.Status = StatusRunning
+		}
+		o.Spec = c
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// Create implements Backend: journal first, then clone and define the
+// container, stopped. Any failure undoes what was done.
+func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Container, hash string) (err error) {
+	b.mu.Lock()
+	specSet := b.set
+	b.mu.Unlock()
+	if len(c.Ports) > 0 {
+		return fmt.Errorf("container %s: published ports need the bridge network, not available to long-lived containers yet", c.Name)
+	}
+	r := b.Runner
+	name := RuntimeName(set, c.Name)
+	h, err := r.State.Create(&state.Record{
+		Name: name, Kind: state.KindContainer, Set: set, SpecHash: hash,
+		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
+	})
+	if errors.Is(err, state.ErrExists) {
+		return fmt.Errorf("create container %s: %w", name, ErrExists)
+	}
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	defer func() {
+		if err != nil {
+			tctx := context.WithoutCancel(ctx)
+			_ = os.Remove(b.specPath(name))
+			_ = os.Remove(b.scriptPath(name))
+			if terr := r.Teardown(tctx, h); terr != nil {
+				err = errors.Join(err, terr)
+			}
+		}
+	}()
+	if err := b.writeSpec(name, c); err != nil {
+		return err
+	}
+	var images runner.ImageResolver
+	if b.Images != nil {
+		images = b.Images(specSet)
+	}
+	if images == nil {
+		return fmt.Errorf("create container %s: no image resolver", name)
+	}
+	vol, img, err := r.CloneImage(ctx, images, c.Image, c.Privileged, name)
+	if err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	if err := h.Update(func(rec *state.Record) { rec.Image = img.Fingerprint }); err != nil {
+		return err
+	}
+	if err := b.define(ctx, name, c, vol.Rootfs); err != nil {
+		return err
+	}
+	if err := h.Update(func(rec *state.Record) { rec.Phase = "stopped" }); err != nil {
+		return err
+	}
+	return h.Release()
+}
+
+// define (re)writes the runtime's definition of a stopped container from c.
+func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Container, rootfs string) error {
+	cfg, err := b.Runner.ContainerConfig(c, rootfs)
+	if err != nil {
+		return err
+	}
+	cfg.Hostname = c.Name
+	if err := os.MkdirAll(b.LogDir, 0o750); err != nil {
+		return fmt.Errorf("container %s: log directory: %w", name, err)
+	}
+	script, err := InitScript(c)
+	if err != nil {
+		return err
+	}
+	if err := b.writeScript(name, script, c.Privileged); err != nil {
+		return err
+	}
+	cfg.Mounts = append(cfg.Mounts, runner.Mount{Type: "bind", Source: b.scriptPath(name), Target: InitScriptTarget, Readonly: true})
+	for k, v := range InitKeys(c, b.ConsoleLog(name)) {
+		if _, ok := c.Raw[k]; !ok { // the user's raw keys win
+			cfg.Raw[k] = v
+		}
+	}
+	// The definition is derived state: replace it whole.
+	if err := b.Runner.Runtime.Destroy(ctx, name); err != nil {
+		return err
+	}
+	return b.Runner.Runtime.Create(ctx, name, cfg)
+}
+
+// claim takes the record of a container this set owns.
+func (b *RuntimeBackend) claim(set, name string) (*state.Handle, error) {
+	rtName := RuntimeName(set, name)
+	h, err := b.Runner.State.Claim(rtName)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", rtName, err)
+	}
+	if rec := h.Record(); rec.Kind != state.KindContainer || rec.Set != set {
+		_ = h.Release()
+		return nil, fmt.Errorf("container %s: %w", rtName, ErrExists)
+	}
+	return h, nil
+}
+
+// Start implements Backend: the definition is rewritten from the stored
+// spec first (it carries env and limits changed in place since), and the
+// volume is mounted again if a reboot unmounted it.
+func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
+	h, err := b.claim(set, name)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	rec := h.Record()
+	st, err := b.Runner.Runtime.State(ctx, rec.Name)
+	if err != nil {
+		return err
+	}
+	if st == runner.StateRunning {
+		return nil
+	}
+	c, err := b.readSpec(rec.Name)
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", rec.Name, err)
+	}
+	vol, err := b.Runner.Storage.Get(ctx, rec.Volume)
+	if err != nil {
+		return fmt.Errorf("start container %s: volume %s: %w", rec.Name, rec.Volume, err)
+	}
+	if err := b.define(ctx, rec.Name, *c, vol.Rootfs); err != nil {
+		return err
+	}
+	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {
+		return err
+	}
+	return h.Update(func(r *state.Record) { r.Phase = "running" })
+}
+
+// Stop implements Backend.
+func (b *RuntimeBackend) Stop(ctx context.Context, set, name string) error {
+	h, err := b.claim(set, name)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	if err := b.Runner.Runtime.Stop(ctx, h.Name()); err != nil {
+		return err
+	}
+	return h.Update(func(r *state.Record) { r.Phase = "stopped" })
+}
+
+// Update implements Backend: the stored spec and hash change now; the
+// runtime sees env and limits at the container's next start (Start
+// rewrites the definition), a running one keeps its current values.
+func (b *RuntimeBackend) Update(_ context.Context, set string, c spec.Container, hash string) error {
+	h, err := b.claim(set, c.Name)
+	if err != nil {
+		return err
+	}
+	defer h.Release()
+	if err := b.writeSpec(h.Name(), c); err != nil {
+		return err
+	}
+	return h.Update(func(r *state.Record) { r.SpecHash = hash })
+}
+
+// Destroy implements Backend: the container, its volume, its stored spec,
+// its console log, then its record. A container with no record is gone.
+func (b *RuntimeBackend) Destroy(ctx context.Context, set, name string) error {
+	h, err := b.claim(set, name)
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rtName := h.Name()
+	if err := os.Remove(b.specPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = h.Release()
+		return fmt.Errorf("destroy container %s: %w", rtName, err)
+	}
+	if err := os.Remove(b.scriptPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = h.Release()
+		return fmt.Errorf("destroy container %s: %w", rtName, err)
+	}
+	if err := os.Remove(b.ConsoleLog(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = h.Release()
+		return fmt.Errorf("destroy container %s: %w", rtName, err)
+	}
+	return b.Runner.Teardown(ctx, h)
+}
