@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Integration tests take a while (real containers, loop files, LXD).
 TESTFLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build deps test test-unit lint clean
+.PHONY: all build deps test test-unit lint clean demo
 
 all: build
 
@@ -30,6 +30,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+
+# Build stint and the busybox image, run testdata/demo's job, show its artifacts.
+DEMO_ROOT ?= /var/lib/stint
+demo: deps build
+	./testdata/demo/run.sh bin/stint $(DEMO_ROOT) artifacts/demo
 
 clean:
 	rm -rf bin

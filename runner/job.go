@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+
 	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -249,6 +251,11 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
 	}
 	env := JobEnv(job.Env, user)
+	if job.Workdir != "" {
+		if err := r.makeWorkdir(vol.Rootfs, job.Workdir, user, job.Privileged); err != nil {
+			return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+		}
+	}
 
 	logw, logPath, err := r.openLog(res.Container)
 	if err != nil {
@@ -327,6 +334,32 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	}
 	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 	return res
+}
+
+// makeWorkdir creates the job's working directory in its clone when the
+// image lacks it, owned by the job's user (shifted into the id map), as
+// `docker run -w` does. The path is resolved inside rootfs.
+func (r *Runner) makeWorkdir(rootfs, dir string, u User, privileged bool) error {
+	p, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	uid, gid := u.UID, u.GID
+	if !privileged {
+		su, _ := r.IDMap.ShiftUID(uint32(uid))
+		sg, _ := r.IDMap.ShiftGID(uint32(gid))
+		uid, gid = int(su), int(sg)
+	}
+	if err := os.Lchown(p, uid, gid); err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	return nil
 }
 
 // interrupted records why the job stopped at line i: its timeout, or ctx

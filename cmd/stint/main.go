@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/stintdev/stint/runner/lxcrt"
 )
 
 // version is set by the Makefile (-ldflags "-X main.version=...").
@@ -30,6 +32,9 @@ type CLI struct {
 	Globals
 
 	Version VersionCmd `cmd:"" help:"Print stint's version."`
+	Run     RunCmd     `cmd:"" help:"Run jobs ephemerally: clone, run, collect artifacts, tear down."`
+	Ps      PsCmd      `cmd:"" help:"List the containers stint owns."`
+	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
 	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`
 }
 
@@ -46,6 +51,9 @@ func (VersionCmd) Run(g *Globals) error {
 }
 
 func main() {
+	if lxcrt.IsHelper(os.Args) { // the hidden re-exec'd liblxc helper (see runner/lxcrt)
+		lxcrt.HelperMain()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

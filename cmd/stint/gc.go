@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/stintdev/stint/runner"
+)
+
+// GcCmd removes what dead stint processes left behind.
+type GcCmd struct {
+	Kept bool `help:"Also remove containers kept by --keep-on-failure."`
+	All  bool `help:"Everything gc may remove (today: the same as --kept)."`
+}
+
+// Run removes orphans (and kept containers when asked).
+func (c *GcCmd) Run(g *Globals) error {
+	ctx := context.Background()
+	env, err := openEnv(ctx, g, nil)
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	defer env.Close()
+	res, err := env.runner.GC(ctx, runner.GCOptions{Kept: c.Kept || c.All})
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	if g.JSON {
+		if err := writeJSON(g.Stdout, res); err != nil {
+			return err
+		}
+	} else {
+		for _, n := range res.Removed {
+			fmt.Fprintf(g.Stdout, "removed %s\n", n)
+		}
+		if len(res.Removed) == 0 {
+			fmt.Fprintln(g.Stdout, "nothing to remove")
+		}
+	}
+	if len(res.Errors) > 0 {
+		return withCode(ExitHost, errors.New("stint gc: "+strings.Join(res.Errors, "\n  ")))
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/state"
+)
+
+// PsCmd lists the containers stint owns.
+type PsCmd struct{}
+
+// psRow is one line of `stint ps`.
+type psRow struct {
+	Name    string    `json:"name"`
+	Kind    string    `json:"kind"`
+	Job     string    `json:"job,omitempty"`
+	State   string    `json:"state"`
+	Phase   string    `json:"phase,omitempty"`
+	Kept    bool      `json:"kept,omitempty"`
+	Owner   int       `json:"owner,omitempty"`
+	Created time.Time `json:"created"`
+}
+
+// Run prints the state records with their containers' states.
+func (PsCmd) Run(g *Globals) error {
+	st, err := state.Open(filepath.Join(g.Root, "state"))
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	recs, err := st.List()
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	rt, err := lxcrt.New(filepath.Join(g.Root, "containers"))
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	rows := []psRow{}
+	for _, r := range recs {
+		s, err := rt.State(context.Background(), r.Name)
+		if err != nil {
+			s = "unknown"
+		}
+		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Job: r.Job, State: string(s), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
+	}
+	if g.JSON {
+		return writeJSON(g.Stdout, rows)
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tKIND\tJOB\tSTATE\tPHASE\tAGE")
+	for _, r := range rows {
+		phase := r.Phase
+		if r.Kept {
+			phase = "kept"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Job, r.State, phase, time.Since(r.Created).Round(time.Second))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/idmap"
+	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/artifact"
+	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+// RunCmd runs jobs ephemerally.
+type RunCmd struct {
+	Args          []string `arg:"" name:"FILE|DIR|JOB" help:"Spec files or directories (arguments naming an existing path), then jobs to run (default: all)."`
+	Parallel      int      `short:"j" name:"jobs" default:"1" help:"Run N jobs at once."`
+	Artifacts     string   `default:"artifacts" type:"path" help:"Directory for artifacts (<dir>/<job>/)."`
+	KeepOnFailure bool     `help:"Keep a failed job's container for inspection (stint ps; stint gc --kept removes it)."`
+}
+
+// Run runs the selected jobs and exits with the worst job's code.
+func (c *RunCmd) Run(g *Globals) error {
+	var paths, names []string
+	for _, a := range c.Args {
+		if _, err := os.Stat(a); err == nil {
+			paths = append(paths, a)
+		} else {
+			names = append(names, a)
+		}
+	}
+	if len(paths) == 0 {
+		return withCode(ExitUsage, fmt.Errorf("stint run: no spec file or directory among %s", strings.Join(c.Args, " ")))
+	}
+	set, err := spec.Load(paths, spec.Options{})
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	jobs, err := spec.SelectJobs(set, names)
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	if len(jobs) == 0 {
+		return withCode(ExitUsage, fmt.Errorf("stint run: the specs define no job"))
+	}
+
+	ctx, stop := signalContext(g.Stderr)
+	defer stop()
+	env, err := openEnv(ctx, g, set)
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	defer env.Close()
+	r := env.runner
+	r.ArtifactsDir = c.Artifacts
+	r.KeepOnFailure = c.KeepOnFailure
+	var events *eventWriter
+	if g.JSON {
+		events = &eventWriter{w: g.Stdout}
+		r.Events = events.write
+		r.Output = g.Stderr
+	} else {
+		r.Output = g.Stdout
+	}
+	// What crashed runs left behind goes first.
+	if res, err := r.GC(ctx, runner.GCOptions{}); err == nil && len(res.Removed) > 0 {
+		fmt.Fprintf(g.Stderr, "stint: removed %d container(s) left by dead stint processes\n", len(res.Removed))
+	}
+
+	results := r.RunJobs(ctx, jobs, c.Parallel)
+	if !g.JSON {
+		printSummary(g.Stdout, results)
+	}
+	code := ExitOK
+	for _, res := range results {
+		switch {
+		case res.HostFailure():
+			code = ExitHost
+		case !res.Passed() && code == ExitOK:
+			code = ExitJobFail
+		}
+	}
+	if code != ExitOK {
+		return withCode(code, errors.New(""))
+	}
+	return nil
+}
+
+func printSummary(w io.Writer, results []runner.Result) {
+	fmt.Fprintln(w, "\nSUMMARY")
+	for _, r := range results {
+		detail := ""
+		switch r.Outcome {
+		case runner.OutcomePassed:
+		case runner.OutcomeFailed:
+			detail = fmt.Sprintf("line %d `%s`: %s", r.Line, r.Command, r.Status)
+		case runner.OutcomeTimeout:
+			detail = fmt.Sprintf("line %d `%s`: %s", r.Line, r.Command, r.Error)
+		default:
+			detail = r.Error
+		}
+		if r.Status == nil && r.Outcome == runner.OutcomeFailed {
+			detail = r.Error
+		}
+		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(r.Outcome), r.Job, r.Duration.Round(10*time.Millisecond), detail)
+		if len(r.Files) > 0 {
+			fmt.Fprintf(w, "           artifacts: %s (%d files)\n", r.Artifacts, len(r.Files))
+		}
+		if r.Log != "" {
+			fmt.Fprintf(w, "           log: %s\n", r.Log)
+		}
+		if r.Kept {
+			fmt.Fprintf(w, "           kept: container %s (stint gc --kept removes it)\n", r.Container)
+		}
+	}
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM: jobs stop and
+// tear down. Teardown already kills containers outright, so a second signal
+// only says so; a third one exits at once (gc cleans up after that).
+func signalContext(stderr io.Writer) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 3)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		n := 0
+		for sig := range ch {
+			n++
+			switch n {
+			case 1:
+				fmt.Fprintf(stderr, "stint: %s: stopping jobs and tearing down\n", sig)
+				cancel()
+			case 2:
+				fmt.Fprintf(stderr, "stint: %s: already tearing down (containers are killed, not shut down); again to quit at once\n", sig)
+			default:
+				fmt.Fprintf(stderr, "stint: %s: quitting; run `stint gc` to remove what is left\n", sig)
+				os.Exit(ExitHost)
+			}
+		}
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// env is what commands that run containers share.
+type env struct {
+	runner  *runner.Runner
+	storage storage.Driver
+	rt      *lxcrt.Runtime
+	images  *images.Store
+}
+
+func (e *env) Close() { _ = e.storage.Close() }
+
+// openEnv opens everything under --root: state, storage, images, runtime.
+func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
+	root := g.Root
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, err)
+	}
+	// Unprivileged containers' root must reach their rootfs under --root.
+	if err := os.Chmod(root, 0o755); err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, err)
+	}
+	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
+	if err != nil {
+		return nil, err
+	}
+	st, err := state.Open(filepath.Join(root, "state"))
+	if err != nil {
+		return nil, err
+	}
+	cfg := storage.Config{Driver: "auto", Root: root}
+	if set != nil {
+		s := set.Storage
+		cfg = storage.Config{Driver: s.Driver, Root: root, Path: s.Path, Size: s.Size, Dataset: s.Dataset, VG: s.VG, Thinpool: s.Thinpool}
+		if cfg.Driver == "" {
+			cfg.Driver = "auto"
+		}
+	}
+	drv, err := storage.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := images.Open(filepath.Join(root, "images"))
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	rt, err := lxcrt.New(filepath.Join(root, "containers"))
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	r := &runner.Runner{
+		Runtime:  rt,
+		Storage:  drv,
+		State:    st,
+		Images:   &runner.StoreImages{Store: imgs, Set: set},
+		IDMap:    idm,
+		CacheDir: filepath.Join(root, "cache"),
+		LogDir:   filepath.Join(root, "logs"),
+		Collect:  collectArtifacts,
+	}
+	return &env{runner: r, storage: drv, rt: rt, images: imgs}, nil
+}
+
+func collectArtifacts(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
+	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
+	return res.Copied, err
+}
+
+// eventWriter prints one JSON event per line.
+type eventWriter struct{ w io.Writer }
+
+func (e *eventWriter) write(ev runner.Event) {
+	b, err := jsonLine(ev)
+	if err == nil {
+		_, _ = e.w.Write(b)
+	}
+}
+
+func jsonLine(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
