@@ -208,16 +208,17 @@ func (d *decoder) boolean(v any, path string) *val[bool] {
 }
 
 func (d *decoder) duration(v any, path string) *val[time.Duration] {
-	s, ok := d.str(v, path)
+	s, ok := v.(string)
 	if !ok {
+		d.problem(path, durationHint, "expected a duration (string), got %s", typeName(v))
 		return nil
 	}
-	t, err := parseDuration(s.V)
+	t, err := parseDuration(s)
 	if err != nil {
 		d.problem(path, durationHint, "%v", err)
 		return nil
 	}
-	return &val[time.Duration]{V: t, At: s.At}
+	return &val[time.Duration]{V: t, At: d.at(path)}
 }
 
 // size accepts a humane size string or an integer number of bytes.

@@ -14,8 +14,11 @@ import (
 // artifacts append (a later mount with the same target replaces the earlier
 // one when the job is resolved, see resolver.mounts).
 func merge(ls []*layer) *layer {
-	out := &layer{env: map[string]sv{}, raw: map[string]sv{}}
+	out := &layer{env: map[string]sv{}, raw: map[string]sv{}, written: map[string]bool{}}
 	for _, l := range ls {
+		for k := range l.written {
+			out.written[k] = true
+		}
 		out.kind, out.name, out.f, out.At = l.kind, l.name, l.f, l.At
 		if l.image != nil {
 			out.image = l.image
@@ -55,6 +58,14 @@ func merge(ls []*layer) *layer {
 		out.artifacts = append(out.artifacts, l.artifacts...)
 	}
 	return out
+}
+
+// atOf is where an optional value was written, or nil.
+func atOf[T any](v *val[T]) *at {
+	if v == nil {
+		return nil
+	}
+	return &v.At
 }
 
 func setIf[T any](dst **T, v *T) {
@@ -230,15 +241,15 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 		} else {
 			m.Target = path.Clean(r.absolute(*mv.target, "mount target"))
 		}
-		forbid := func(key string, set bool) {
-			if set {
-				r.ps.addf(at{File: mv.At.File, Line: mv.At.Line, Col: mv.At.Col, Path: mv.At.key(key)}, "", "%s does not apply to a %s mount", key, m.Type)
+		forbid := func(key string, where *at) {
+			if where != nil {
+				r.ps.addf(*where, "", "%s does not apply to a %s mount", key, m.Type)
 			}
 		}
 		switch m.Type {
 		case MountBind:
-			forbid("name", mv.name != nil)
-			forbid("size", mv.size != nil)
+			forbid("name", atOf(mv.name))
+			forbid("size", atOf(mv.size))
 			if mv.source == nil {
 				r.ps.addf(mv.At, `set source = "HOST PATH", or type = "cache" | "tmpfs"`, "bind mount without a source")
 				break
@@ -251,8 +262,8 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 				}
 			}
 		case MountCache:
-			forbid("source", mv.source != nil)
-			forbid("size", mv.size != nil)
+			forbid("source", atOf(mv.source))
+			forbid("size", atOf(mv.size))
 			if mv.name == nil {
 				r.ps.addf(mv.At, `set name = "VOLUME"`, "cache mount without a name")
 				break
@@ -263,8 +274,8 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 			}
 			m.Name = name
 		case MountTmpfs:
-			forbid("source", mv.source != nil)
-			forbid("name", mv.name != nil)
+			forbid("source", atOf(mv.source))
+			forbid("name", atOf(mv.name))
 			if mv.size != nil {
 				m.Size = mv.size.V
 			}
@@ -413,9 +424,10 @@ func (lo *loader) expandJob(l *layer) []Job {
 		if len(v.vars) > 0 {
 			j.Matrix = v.vars
 		}
-		if m.image == nil {
+		switch {
+		case m.image == nil && !m.written["image"]:
 			lo.ps.addf(at{File: l.At.File, Line: l.At.Line, Col: l.At.Col, Path: base + ".image"}, `set image = "NAME"`, "job has no image")
-		} else {
+		case m.image != nil:
 			img, ok := r.sub(*m.image)
 			j.Image = img
 			if ok {
@@ -432,9 +444,9 @@ func (lo *loader) expandJob(l *layer) []Job {
 			j.Timeout = Duration(m.timeout.V)
 		}
 		switch {
-		case m.runAt == nil:
+		case m.runAt == nil && !m.written["run"]:
 			lo.ps.addf(at{File: l.At.File, Line: l.At.Line, Col: l.At.Col, Path: base + ".run"}, `set run = ["COMMAND", ...]`, "job has nothing to run")
-		case len(m.run) == 0:
+		case m.runAt != nil && len(m.run) == 0:
 			lo.ps.addf(*m.runAt, "", "run is empty")
 		}
 		j.Run = []string{}
@@ -469,9 +481,10 @@ func (lo *loader) container(l *layer) Container {
 	for _, p := range l.profiles {
 		c.Profiles = append(c.Profiles, p.V)
 	}
-	if m.image == nil {
+	switch {
+	case m.image == nil && !m.written["image"]:
 		lo.ps.addf(at{File: l.At.File, Line: l.At.Line, Col: l.At.Col, Path: "container." + l.name + ".image"}, `set image = "NAME"`, "container has no image")
-	} else {
+	case m.image != nil:
 		img, ok := r.sub(*m.image)
 		c.Image = img
 		if ok {

@@ -30,6 +30,9 @@ type layer struct {
 	name string
 	f    *srcFile
 	At   at // the table's header
+	// written holds the keys present, valid or not: a key with a bad value
+	// is reported once, not again as missing.
+	written map[string]bool
 
 	image         *sv
 	profiles      []sv
@@ -92,10 +95,13 @@ type matrixKey struct {
 
 // decodeLayer decodes one [kind.name] table.
 func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
-	l := &layer{kind: kind, name: name, f: d.f, At: d.at(path)}
+	l := &layer{kind: kind, name: name, f: d.f, At: d.at(path), written: map[string]bool{}}
 	m, ok := d.table(v, path)
 	if !ok {
 		return l
+	}
+	for k := range m {
+		l.written[k] = true
 	}
 	valid := map[string][]string{"profile": profileKeys, "job": jobKeys, "container": containerKeys}[kind]
 	if _, a := m["mount"]; a {
@@ -137,9 +143,10 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 		case "timeout":
 			l.timeout = d.duration(v, p)
 		case "run":
-			a := d.at(p)
-			l.runAt = &a
-			l.run, _ = d.strList(v, p, true)
+			if run, ok := d.strList(v, p, true); ok {
+				a := d.at(p)
+				l.run, l.runAt = run, &a
+			}
 		case "mount", "mounts":
 			l.mounts = d.mounts(v, p)
 		case "artifact", "artifacts":
@@ -164,8 +171,9 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 		case "command":
 			a := d.at(p)
 			l.commandAt = &a
-			l.command, _ = d.strList(v, p, false)
-			if len(l.command) == 0 {
+			var ok bool
+			l.command, ok = d.strList(v, p, false)
+			if ok && len(l.command) == 0 {
 				d.problem(p, "omit command to boot the image's init", "command is empty")
 			}
 		case "state":

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -117,7 +118,7 @@ func (l *loader) read(paths []string) []*srcFile {
 		if _, err := toml.Decode(string(src), &f.data); err != nil {
 			var pe toml.ParseError
 			if errors.As(err, &pe) {
-				l.ps.add(Problem{File: name, Line: pe.Position.Line, Col: pe.Position.Col, Msg: "syntax error: " + pe.Message})
+				l.ps.add(Problem{File: name, Line: pe.Position.Line, Col: errorCol(string(src), pe.Position), Msg: "syntax error: " + pe.Message})
 			} else {
 				l.ps.add(Problem{File: name, Msg: fmt.Sprintf("syntax error: %v", err)})
 			}
@@ -127,6 +128,16 @@ func (l *loader) read(paths []string) []*srcFile {
 		files = append(files, f)
 	}
 	return files
+}
+
+// errorCol recomputes a parse error's column from its byte offset
+// (toml v1.6 puts an error at the start of a line at the end of the previous one).
+func errorCol(src string, p toml.Position) int {
+	if p.Start < 0 || p.Start > len(src) {
+		return p.Col
+	}
+	bol := strings.LastIndexByte(src[:p.Start], '\n') + 1
+	return utf8.RuneCountInString(src[bol:p.Start]) + 1
 }
 
 func unwrapPathError(err error) error {
@@ -294,14 +305,12 @@ func (l *loader) imageRef(ref sv) {
 	for n := range l.images {
 		names = append(names, n)
 	}
-	if l.opts.ImageKnown != nil {
-		if !l.opts.ImageKnown(ref.V) {
-			l.ps.addf(ref.At, suggest(ref.V, names), "unknown image %q: not an [image.*] of this set nor in the local image store", ref.V)
-		}
-		return
-	}
 	if ref.V == "" || !aliasRE.MatchString(ref.V) && !fingerprintRE.MatchString(ref.V) {
 		l.ps.addf(ref.At, "an [image.*] name, an alias or a fingerprint prefix (12+ hex digits)", "bad image reference %q", ref.V)
+		return
+	}
+	if l.opts.ImageKnown != nil && !l.opts.ImageKnown(ref.V) {
+		l.ps.addf(ref.At, suggest(ref.V, names), "unknown image %q: not an [image.*] of this set nor in the local image store", ref.V)
 	}
 }
 

@@ -42,7 +42,11 @@ func scanPositions(src string) map[string]lineCol {
 			keys := s.keys()
 			s.skipTo(']')
 			s.i += 2
-			p := s.resolve(keys)
+			if len(keys) == 0 {
+				continue
+			}
+			// The last key names the array itself: not indexed.
+			p := join(s.resolve(keys[:len(keys)-1]), keys[len(keys)-1])
 			n, ok := s.aot[p]
 			if ok {
 				n++
