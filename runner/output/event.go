@@ -1,0 +1,123 @@
+package output
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Event types, the "type" of each JSON line under --json.
+const (
+	EventJobStarted   = "job_started"   // Job, Container
+	EventPhase        = "phase"         // Job, Phase, Millis, Micros: one lifecycle phase took that long
+	EventStepStarted  = "step_started"  // Job, Step, Command
+	EventOutput       = "output"        // Job, Step, Stream, Line
+	EventStepFinished = "step_finished" // Job, Step, Status or Signal, OOM, Timeout, Millis
+	EventArtifact     = "artifact"      // Job, Artifact, Dest, Bytes, or Target (a link), or Reason (skipped)
+	EventJobFinished  = "job_finished"  // Job, Result, Status/Signal/OOM/Timeout of the failing step, Millis
+	EventTeardownDone = "teardown_done" // Job, Container, Millis, Error if something was left
+	EventError        = "error"         // Error: a host failure outside any one job
+)
+
+// Phases, for EventPhase: the steps of an ephemeral job's life.
+const (
+	PhaseClone     = "clone"
+	PhaseConfigure = "configure"
+	PhaseStart     = "start"
+	PhaseExec      = "exec"
+	PhaseArtifacts = "artifacts"
+	PhaseStop      = "stop"
+	PhaseDestroy   = "destroy"
+)
+
+// Job results, for EventJobFinished.
+const (
+	ResultPassed  = "passed"
+	ResultFailed  = "failed"  // a step exited non-zero, was killed, or OOM
+	ResultTimeout = "timeout" // the job's timeout killed the container
+	ResultError   = "error"   // a host failure (exit code 3), not the job's fault
+)
+
+// Event is one JSON line under --json. Fields that do not apply to a type are
+// omitted; a missing number is 0.
+type Event struct {
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
+	Job       string    `json:"job,omitempty"`
+	Container string    `json:"container,omitempty"`
+	Step      int       `json:"step,omitempty"`    // 1-based index into the job's run lines
+	Command   string    `json:"command,omitempty"` // the run line of a step
+	Stream    string    `json:"stream,omitempty"`  // stdout | stderr
+	Line      string    `json:"line,omitempty"`    // output, without its newline (invalid UTF-8 becomes U+FFFD; the log has the bytes)
+	Status    *int      `json:"status,omitempty"`  // exit status, when the process exited
+	Signal    string    `json:"signal,omitempty"`  // e.g. "SIGKILL", when a signal ended it
+	OOM       bool      `json:"oom,omitempty"`     // the kernel's OOM killer fired in the container
+	Timeout   bool      `json:"timeout,omitempty"`
+	Phase     string    `json:"phase,omitempty"`
+	Millis    int64     `json:"millis,omitempty"`   // duration of the phase, step, job or teardown
+	Micros    int64     `json:"micros,omitempty"`   // phase events: the same duration in µs (phases can be sub-ms)
+	Result    string    `json:"result,omitempty"`   // job_finished: passed | failed | timeout | error
+	Artifact  string    `json:"artifact,omitempty"` // container path
+	Dest      string    `json:"dest,omitempty"`     // host path
+	Bytes     int64     `json:"bytes,omitempty"`
+	Target    string    `json:"target,omitempty"` // an artifact copied as a symlink: its target
+	Reason    string    `json:"reason,omitempty"` // an artifact skipped: why
+	Error     string    `json:"error,omitempty"`
+}
+
+// Emitter writes Events as JSON, one object per line, each with a single
+// Write. It is safe for concurrent use, and is also a Sink (output events).
+type Emitter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	now func() time.Time
+}
+
+// NewEmitter returns an Emitter writing to w.
+func NewEmitter(w io.Writer) *Emitter {
+	return &Emitter{w: w, now: time.Now}
+}
+
+// Emit writes ev, stamping Time (UTC) if it is zero.
+func (e *Emitter) Emit(ev Event) error {
+	if ev.Time.IsZero() {
+		ev.Time = e.now().UTC()
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("encode %s event: %w", ev.Type, err)
+	}
+	b = append(b, '\n')
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.w.Write(b); err != nil {
+		return fmt.Errorf("write %s event: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// Line emits an output event; it makes the Emitter a Sink.
+func (e *Emitter) Line(job string, step int, stream, line string) {
+	// A consumer that went away must not fail the job; the log keeps it.
+	_ = e.Emit(Event{Type: EventOutput, Job: job, Step: step, Stream: stream, Line: line})
+}
+
+// Phase emits a phase event for a phase that began at start and ends now,
+// and returns now, so consecutive phases chain:
+//
+//	t := time.Now()
+//	// clone ...
+//	t = em.Phase(job, output.PhaseClone, t)
+//	// configure ...
+//	t = em.Phase(job, output.PhaseConfigure, t)
+func (e *Emitter) Phase(job, phase string, start time.Time) time.Time {
+	now := e.now()
+	d := now.Sub(start)
+	_ = e.Emit(Event{Time: now.UTC(), Type: EventPhase, Job: job, Phase: phase, Millis: d.Milliseconds(), Micros: d.Microseconds()})
+	return now
+}
+
+// Status returns a pointer to code, for Event.Status.
+func Status(code int) *int { return &code }
