@@ -32,6 +32,7 @@ type CLI struct {
 	Globals
 
 	Version VersionCmd `cmd:"" help:"Print stint's version."`
+	Check   CheckCmd   `cmd:"" help:"Check what this host offers: storage drivers, namespaces, cgroups, id ranges."`
 	Run     RunCmd     `cmd:"" help:"Run jobs ephemerally: clone, run, collect artifacts, tear down."`
 	Ps      PsCmd      `cmd:"" help:"List the containers stint owns."`
 	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
