@@ -213,4 +213,3 @@ func checkIDMap(add addFunc) {
 	add(grp, "root subuid/subgid", checkOK, fmt.Sprintf("uids %d-%d, gids %d-%d",
 		m.HostUID, m.HostUID+m.Size-1, m.HostGID, m.HostGID+m.Size-1))
 }
-
