@@ -51,9 +51,9 @@ func (b *syncBuffer) String() string {
 }
 
 type fixture struct {
-	root   string
-	r      *runner.Runner
-	out    *syncBuffer
+	root string
+	r    *runner.Runner
+	out  *syncBuffer
 }
 
 // newRunner builds a real runner over a fresh --root: overlay storage, the

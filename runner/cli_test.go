@@ -1,0 +1,318 @@
+package runner_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/internal/testenv"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/storage"
+)
+
+// These tests drive the real stint binary, built once per test process, as
+// a user would: signals and kill -9 hit a separate process.
+
+var (
+	buildOnce sync.Once
+	stintBin  string
+	buildErr  error
+)
+
+func stintBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stint-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		stintBin = filepath.Join(dir, "stint")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
+		out, err := exec.Command(goBin, "build", "-o", stintBin, "github.com/stintdev/stint/cmd/stint").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New("go build stint: " + err.Error() + "\n" + string(out))
+		}
+	})
+	require.NoError(t, buildErr)
+	return stintBin
+}
+
+// cliFixture is a --root and a spec directory for the stint binary.
+type cliFixture struct {
+	bin, root, dir string
+}
+
+func newCLI(t *testing.T) *cliFixture {
+	t.Helper()
+	testenv.RequiresLXC(t)
+	testenv.RequiresTool(t, "busybox")
+	f := &cliFixture{bin: stintBinary(t), root: t.TempDir(), dir: t.TempDir()}
+	for _, top := range []string{f.root, f.dir} {
+		for d := top; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+			require.NoError(t, os.Chmod(d, 0o755))
+		}
+	}
+	t.Cleanup(func() {
+		// Leave nothing even when the test failed: gc everything, then
+		// the golden volumes.
+		_ = exec.Command(f.bin, "--root", f.root, "gc", "--all").Run()
+		ctx := context.Background()
+		if drv, err := storage.Open(ctx, storage.Config{Driver: "overlay", Root: f.root}); err == nil {
+			var ids []string
+			_ = drv.Walk(ctx, func(v storage.Volume) error { ids = append(ids, v.ID); return nil })
+			for i := len(ids) - 1; i >= 0; i-- {
+				_ = drv.Destroy(ctx, ids[i])
+			}
+			_ = drv.Close()
+		}
+	})
+	return f
+}
+
+const specHead = `version = 1
+[storage]
+driver = "overlay"
+[image.busybox]
+builder = "busybox"
+`
+
+func (f *cliFixture) spec(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(f.dir, "stint.toml")
+	require.NoError(t, os.WriteFile(p, []byte(specHead+body), 0o644))
+	return p
+}
+
+func (f *cliFixture) cmd(args ...string) *exec.Cmd {
+	c := exec.Command(f.bin, append([]string{"--root", f.root}, args...)...)
+	c.Dir = f.dir
+	return c
+}
+
+// run runs stint to the end and returns its output and exit code.
+func (f *cliFixture) run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := f.cmd(args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	require.NoError(t, err, string(out))
+	return string(out), 0
+}
+
+// startUntil starts stint and returns once a line of its output contains
+// marker.
+func (f *cliFixture) startUntil(t *testing.T, marker string, args ...string) *exec.Cmd {
+	t.Helper()
+	c := f.cmd(args...)
+	pr, pw := io.Pipe()
+	c.Stdout, c.Stderr = pw, pw
+	require.NoError(t, c.Start())
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		once := sync.Once{}
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), marker) {
+				once.Do(func() { close(seen) })
+			}
+		}
+	}()
+	t.Cleanup(func() { _ = c.Process.Kill(); pw.Close() })
+	select {
+	case <-seen:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stint never printed %q", marker)
+	}
+	return c
+}
+
+// assertClean checks that no container, record, clone or clone mount is left.
+func (f *cliFixture) assertClean(t *testing.T) {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(f.root, "containers"))
+	require.NoError(t, err)
+	assert.Empty(t, ents, "containers left in the LXC path")
+	st, err := state.Open(filepath.Join(f.root, "state"))
+	require.NoError(t, err)
+	recs, err := st.List()
+	require.NoError(t, err)
+	assert.Empty(t, recs, "state records left")
+	ctx := context.Background()
+	drv, err := storage.Open(ctx, storage.Config{Driver: "overlay", Root: f.root})
+	require.NoError(t, err)
+	defer drv.Close()
+	require.NoError(t, drv.Walk(ctx, func(v storage.Volume) error {
+		assert.Equal(t, storage.KindGolden, v.Kind, "clone %s left", v.ID)
+		return nil
+	}))
+	assert.Empty(t, clonesMounted(t, f.root), "clone mounts left")
+}
+
+func TestCLIPassFailExitCodes(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.ok]
+image = "busybox"
+run = ["echo fine"]
+
+[job.bad]
+image = "busybox"
+run = ["echo one", "exit 4", "echo never"]
+
+[[job.bad.artifact]]
+path = "/etc/hostname-missing"
+when = "on_success"
+`)
+	out, code := f.run(t, "run", p, "ok")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[ok] fine")
+	out, code = f.run(t, "run", p)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "exit 4")
+	assert.NotContains(t, out, "never")
+	out, code = f.run(t, "run", p, "nosuch")
+	assert.Equal(t, 2, code, out)
+	require.NoError(t, os.WriteFile(p, []byte("version = 1\n[job.x]\nimgae = 1\n"), 0o644))
+	out, code = f.run(t, "run", p)
+	assert.Equal(t, 2, code, out)
+	f.assertClean(t)
+}
+
+func TestCLISigint(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.long]
+image = "busybox"
+run = ["echo started", "sleep 600"]
+`)
+	c := f.startUntil(t, "[long] started", "run", p)
+	time.Sleep(300 * time.Millisecond) // into the sleep
+	require.NoError(t, c.Process.Signal(syscall.SIGINT))
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, 1, ee.ExitCode())
+	case <-time.After(60 * time.Second):
+		t.Fatal("stint did not exit after SIGINT")
+	}
+	f.assertClean(t)
+}
+
+func TestCLIKill9ThenGC(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.long]
+image = "busybox"
+run = ["echo started", "sleep 600"]
+`)
+	c := f.startUntil(t, "[long] started", "run", p)
+	require.NoError(t, c.Process.Signal(syscall.SIGKILL))
+	_ = c.Wait()
+	ents, err := os.ReadDir(filepath.Join(f.root, "containers"))
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "the killed run should have left its container")
+	out, code := f.run(t, "ps")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, ents[0].Name())
+	out, code = f.run(t, "gc")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "removed "+ents[0].Name())
+	f.assertClean(t)
+}
+
+func TestCLIArtifactsSymlinksAndWhen(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.links]
+image = "busybox"
+run = [
+  "mkdir -p /out/sub && echo real > /out/file && echo nested > /out/sub/n",
+  "ln -s /etc/shadow /out/abs && ln -s ../../../../../../etc/shadow /out/rel && ln -s /etc /out/dirlink",
+  "exit 1",
+]
+
+[[job.links.artifact]]
+path = "/out/*"
+when = "always"
+
+[[job.links.artifact]]
+path = "/out/file"
+dest = "failure/"
+when = "on_failure"
+
+[[job.links.artifact]]
+path = "/out/file"
+dest = "success/"
+`)
+	out, code := f.run(t, "run", p, "--artifacts", filepath.Join(f.dir, "art"))
+	assert.Equal(t, 1, code, out)
+	art := filepath.Join(f.dir, "art", "links")
+	b, err := os.ReadFile(filepath.Join(art, "file"))
+	require.NoError(t, err, out)
+	assert.Equal(t, "real\n", string(b))
+	b, err = os.ReadFile(filepath.Join(art, "sub", "n"))
+	require.NoError(t, err, "directories are copied recursively")
+	assert.Equal(t, "nested\n", string(b))
+	assert.FileExists(t, filepath.Join(art, "failure", "file"), "on_failure artifact not collected")
+	assert.NoFileExists(t, filepath.Join(art, "success", "file"), "on_success artifact collected after a failure")
+	// Nothing of the host came out through the links: each is a link or absent.
+	hostShadow, _ := os.ReadFile("/etc/shadow")
+	require.NoError(t, filepath.Walk(art, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		if fi.Mode().IsRegular() {
+			c, _ := os.ReadFile(path)
+			assert.NotEqual(t, string(hostShadow), string(c), "%s holds the host's /etc/shadow", path)
+		}
+		return nil
+	}))
+	for _, l := range []string{"abs", "rel", "dirlink"} {
+		fi, err := os.Lstat(filepath.Join(art, l))
+		if err == nil {
+			assert.Equal(t, os.ModeSymlink, fi.Mode().Type(), "%s was followed instead of copied as a link", l)
+		}
+	}
+	f.assertClean(t)
+}
+
+func TestCLIMatrixParallel(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.m]
+image = "busybox"
+run = ["echo variant ${i}", "sleep 1"]
+[job.m.matrix]
+i = ["1", "2", "3", "4"]
+`)
+	begin := time.Now()
+	out, code := f.run(t, "run", p, "-j", "4")
+	assert.Equal(t, 0, code, out)
+	for _, i := range []string{"1", "2", "3", "4"} {
+		assert.Contains(t, out, "variant "+i)
+	}
+	assert.Equal(t, 4, strings.Count(out, "PASSED"), out)
+	t.Logf("4 jobs with -j 4 took %s", time.Since(begin))
+	f.assertClean(t)
+}
