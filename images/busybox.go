@@ -208,4 +208,3 @@ func (s *Store) cached(key string, aliases []string) (*Image, error) {
 	}
 	return s.Resolve(img.Fingerprint)
 }
-

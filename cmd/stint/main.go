@@ -37,6 +37,7 @@ type CLI struct {
 	Ps      PsCmd      `cmd:"" help:"List the containers stint owns."`
 	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
 	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`
+	Image   ImageCmd   `cmd:"" help:"Manage the image store: import, list, export, build, prune."`
 }
 
 // VersionCmd prints the version.
