@@ -32,6 +32,7 @@ import (
 const (
 	Stdout = "stdout"
 	Stderr = "stderr"
+	Meta   = "stint" // stint's own lines about a job ("$ make test", "exit status 2"), through the same Sink
 )
 
 // maxLine bounds a buffered partial line: longer output without a newline
