@@ -38,6 +38,13 @@ type CLI struct {
 	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
 	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`
 	Image   ImageCmd   `cmd:"" help:"Manage the image store: import, list, export, build, prune."`
+
+	Validate ValidateCmd `cmd:"" help:"Check spec files; print the resolved set with --json."`
+	Plan     PlanCmd     `cmd:"" help:"Show what apply would change in the long-lived containers of a spec set (exit 4: changes pending)."`
+	Apply    ApplyCmd    `cmd:"" help:"Bring the long-lived containers of a spec set to what its specs say."`
+	Down     DownCmd     `cmd:"" help:"Remove every long-lived container a spec set owns."`
+	Watch    WatchCmd    `cmd:"" help:"Reconcile a spec set on every change of its files, and on drift."`
+	Logs     LogsCmd     `cmd:"" help:"Print a long-lived container's console log."`
 }
 
 // VersionCmd prints the version.

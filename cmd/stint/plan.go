@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/reconcile"
+	"github.com/stintdev/stint/spec"
+)
+
+// ExitChanges is `stint plan`'s exit code when applying would change
+// something (like terraform plan -detailed-exitcode's 2, which is taken
+// here by bad spec or usage). 0 means nothing would change.
+const ExitChanges = 4
+
+// PlanCmd shows what apply would do.
+type PlanCmd struct {
+	Paths []string `arg:"" name:"FILE|DIR" type:"existingpath" help:"Spec files or directories of one spec set."`
+}
+
+// Run prints the plan; the exit code says whether it changes anything.
+func (c *PlanCmd) Run(g *Globals) error {
+	ctx, stop := signalContext(g.Stderr)
+	defer stop()
+	set, lr, err := openReconcile(ctx, g, c.Paths)
+	if err != nil {
+		return err
+	}
+	defer lr.Close()
+	actual, err := lr.backend.List(ctx, set.Name)
+	if err != nil {
+		return withCode(ExitHost, fmt.Errorf("list containers of set %s: %w", set.Name, err))
+	}
+	actions := reconcile.Plan(set.Containers, set.Name, actual)
+	if g.JSON {
+		err = writeJSON(g.Stdout, reconcile.NewPlanReport(set.Name, actions))
+	} else {
+		err = reconcile.WriteText(g.Stdout, set.Name, actions)
+	}
+	if err != nil {
+		return err
+	}
+	if reconcile.Summarize(actions).Changes() > 0 {
+		return withCode(ExitChanges, fmt.Errorf(""))
+	}
+	return nil
+}
+
+// reconcileEnv is what plan, apply, down and watch share.
+type reconcileEnv struct {
+	env     *env
+	backend *reconcile.RuntimeBackend
+}
+
+func (e *reconcileEnv) Close() { e.env.Close() }
+
+// loadSet loads the spec set; an invalid one is a usage error (exit 2).
+func loadSet(paths []string) (*spec.Set, error) {
+	set, err := spec.Load(paths, spec.Options{})
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	return set, nil
+}
+
+// openReconcile loads the specs and opens the long-lived backend on --root.
+func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, *reconcileEnv, error) {
+	set, err := loadSet(paths)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := openEnv(ctx, g, set)
+	if err != nil {
+		return nil, nil, withCode(ExitHost, err)
+	}
+	b := newBackend(g, e)
+	b.UseSet(set)
+	return set, &reconcileEnv{env: e, backend: b}, nil
+}
+
+func newBackend(g *Globals, e *env) *reconcile.RuntimeBackend {
+	return &reconcile.RuntimeBackend{
+		Runner: e.runner,
+		Images: func(s *spec.Set) runner.ImageResolver {
+			return &runner.StoreImages{Store: e.images, Set: s}
+		},
+		SpecDir: filepath.Join(g.Root, "reconcile"),
+		LogDir:  filepath.Join(g.Root, "logs"),
+	}
+}
