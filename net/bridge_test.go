@@ -9,13 +9,16 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 func openManager(t *testing.T) *Manager {
@@ -317,4 +320,67 @@ func TestReleaseAfterKill(t *testing.T) {
 	assert.ErrorAs(t, err, &netlink.LinkNotFoundError{})
 	_, err = netlink.LinkByName(DefaultBridge)
 	assert.ErrorAs(t, err, &netlink.LinkNotFoundError{})
+}
+
+// TestParallelAttach: like `stint run -j 8`, several goroutines, each with
+// its own Manager on one root (as separate processes would have), attach at
+// once: every container gets a distinct address and a hosts entry, and the
+// bridge's rules exist once.
+func TestParallelAttach(t *testing.T) {
+	ns := freshNetns(t)
+	root := t.TempDir()
+	const workers, each = 8, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Into the test's namespace; the thread stays locked and ends
+			// with the goroutine, so it never returns to the pool changed.
+			runtime.LockOSThread()
+			if err := netns.Set(ns); err != nil {
+				errs <- err
+				return
+			}
+			m, err := Open(root)
+			if err != nil {
+				errs <- err
+				return
+			}
+			for i := 0; i < each; i++ {
+				_, err := m.Attach(context.Background(), Request{Container: fmt.Sprintf("job-%d-%d", w, i), Mode: ModeBridge})
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	m := openManagerAt(t, root)
+	st, err := m.List(t.Context())
+	require.NoError(t, err)
+	require.Len(t, st.Leases, workers*each)
+	seen := map[string]string{}
+	hosts := readFile(t, m.hostsPath(DefaultBridge))
+	for c, l := range st.Leases {
+		if other, dup := seen[l.IPv4]; dup {
+			t.Fatalf("%s given to %s and %s", l.IPv4, other, c)
+		}
+		seen[l.IPv4] = c
+		assert.Contains(t, hosts, l.IPv4+"\t"+c+"\n")
+	}
+	rules := nftList(t)
+	for _, r := range bridgeRules {
+		assert.Equal(t, 1, strings.Count(rules, r), "rule %q once in:\n%s", r, rules)
+	}
+}
+
+func openManagerAt(t *testing.T, root string) *Manager {
+	t.Helper()
+	m, err := Open(root)
+	require.NoError(t, err)
+	return m
 }
