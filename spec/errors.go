@@ -128,6 +128,3 @@ type at struct {
 	Col  int
 	Path string
 }
-
-// key returns the place of a child key of a.
-func (a at) key(k string) string { return join(a.Path, k) }
