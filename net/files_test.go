@@ -137,3 +137,13 @@ func TestModesNeedNoRoot(t *testing.T) {
 	assert.Equal(t, "/etc/resolv.conf etc/resolv.conf none bind,ro,create=file 0 0", l.LXC[1][1])
 	require.NoError(t, m.Release(t.Context(), "c"), "release of a container without a lease")
 }
+
+func TestNetKeys(t *testing.T) {
+	l := &Lease{LXC: [][2]string{
+		{"lxc.net.0.type", "veth"},
+		{"lxc.net.0.link", "stint0"},
+		{"lxc.mount.entry", "/a etc/hosts none bind,ro,create=file 0 0"},
+		{"lxc.mount.entry", "/b etc/resolv.conf none bind,ro,create=file 0 0"},
+	}}
+	assert.Equal(t, map[string]string{"lxc.net.0.type": "veth", "lxc.net.0.link": "stint0"}, l.NetKeys())
+}

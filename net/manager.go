@@ -482,3 +482,17 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 }
 
 var vethRE = regexp.MustCompile(`^vst[0-9a-f]{12}$`)
+
+// NetKeys returns the lease's lxc.net.* keys as a map, for callers that take
+// the network's keys as a map and bind Hosts and ResolvConf themselves (at
+// /etc/hosts and /etc/resolv.conf, read-only): the lxc.mount.entry pairs of
+// LXC repeat a key and do not fit a map.
+func (l *Lease) NetKeys() map[string]string {
+	out := map[string]string{}
+	for _, kv := range l.LXC {
+		if strings.HasPrefix(kv[0], "lxc.net.") {
+			out[kv[0]] = kv[1]
+		}
+	}
+	return out
+}
