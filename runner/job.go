@@ -190,72 +190,33 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		return res
 	}
 
-	img, err := r.Images.ResolveImage(ctx, job.Image)
-	if err != nil {
-		return hostErr(fmt.Errorf("job %s: image %s: %w", job.Name, job.Image, err))
-	}
-	golden, err := r.ensureGolden(ctx, img, job.Privileged)
-	if err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-
-	// The journal entry exists before any resource does: a kill -9 from
-	// here on leaves a record that gc follows. The clone is named after the
-	// record, so even a torn record is enough to find it.
-	h, err := r.State.Create(&state.Record{
-		Name: res.Container, Kind: state.KindJob, Job: job.Name, Image: img.Fingerprint,
-		Driver: r.Storage.Name(), Volume: res.Container, Phase: "creating",
-	})
-	if err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-	// Teardown runs on every path, with a context of its own: an aborted
-	// job's context is already cancelled.
+	inst, err := r.launch(ctx, job, res.Container, state.KindJob)
+	// Teardown runs on every path once the record exists, with a context
+	// of its own: an aborted job's context is already cancelled.
 	keep := false
-	defer func() {
-		tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if keep {
-			if err := r.keep(tctx, h); err != nil {
+	if inst.h != nil {
+		defer func() {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if keep {
+				if err := r.keep(tctx, inst.h); err != nil {
+					res.Error = joinMsg(res.Error, err.Error())
+				} else {
+					res.Kept = true
+				}
+			} else if err := r.teardown(tctx, inst.h); err != nil {
 				res.Error = joinMsg(res.Error, err.Error())
-			} else {
-				res.Kept = true
+				if res.Outcome == OutcomePassed {
+					res.Outcome = OutcomeError
+				}
 			}
-		} else if err := r.teardown(tctx, h); err != nil {
-			res.Error = joinMsg(res.Error, err.Error())
-			if res.Outcome == OutcomePassed {
-				res.Outcome = OutcomeError
-			}
-		}
-		r.emit(Event{Type: "teardown_done", Job: job.Name, Error: res.Error})
-	}()
-
-	vol, err := r.Storage.Clone(ctx, golden.ID, res.Container)
+			r.emit(Event{Type: "teardown_done", Job: job.Name, Error: res.Error})
+		}()
+	}
 	if err != nil {
-		return hostErr(fmt.Errorf("job %s: clone %s from %s: %w", job.Name, res.Container, golden.ID, err))
+		return hostErr(err)
 	}
-	cfg, err := r.containerConfig(job, vol.Rootfs)
-	if err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-	if err := r.Runtime.Create(ctx, res.Container, cfg); err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-	if err := r.Runtime.Start(ctx, res.Container); err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-	_ = h.Update(func(rec *state.Record) { rec.Phase = "running" })
-
-	user, err := LookupUser(vol.Rootfs, job.User)
-	if err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
-	env := JobEnv(job.Env, user)
-	if job.Workdir != "" {
-		if err := r.makeWorkdir(vol.Rootfs, job.Workdir, user, job.Privileged); err != nil {
-			return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-		}
-	}
+	vol, user, env := inst.vol, inst.user, inst.env
 
 	logw, logPath, err := r.openLog(res.Container)
 	if err != nil {
@@ -334,6 +295,65 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	}
 	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 	return res
+}
+
+// instance is a started container and what was made for it.
+type instance struct {
+	h    *state.Handle // set once the record exists: from then on, tear down
+	vol  storage.Volume
+	user User
+	env  []string
+}
+
+// launch makes and starts the container name for job: image, golden volume,
+// state record (before any resource), clone, config, start. On error, a
+// returned instance with a handle still needs teardown.
+func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*instance, error) {
+	inst := &instance{}
+	img, err := r.Images.ResolveImage(ctx, job.Image)
+	if err != nil {
+		return inst, fmt.Errorf("job %s: image %s: %w", job.Name, job.Image, err)
+	}
+	golden, err := r.ensureGolden(ctx, img, job.Privileged)
+	if err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	// The journal entry exists before any resource does: a kill -9 from
+	// here on leaves a record that gc follows. The clone is named after the
+	// record, so even a torn record is enough to find it.
+	inst.h, err = r.State.Create(&state.Record{
+		Name: name, Kind: kind, Job: job.Name, Image: img.Fingerprint,
+		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
+	})
+	if err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	inst.vol, err = r.Storage.Clone(ctx, golden.ID, name)
+	if err != nil {
+		return inst, fmt.Errorf("job %s: clone %s from %s: %w", job.Name, name, golden.ID, err)
+	}
+	cfg, err := r.containerConfig(job, inst.vol.Rootfs)
+	if err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	inst.user, err = LookupUser(inst.vol.Rootfs, job.User)
+	if err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	inst.env = JobEnv(job.Env, inst.user)
+	if job.Workdir != "" {
+		if err := r.makeWorkdir(inst.vol.Rootfs, job.Workdir, inst.user, job.Privileged); err != nil {
+			return inst, fmt.Errorf("job %s: %w", job.Name, err)
+		}
+	}
+	if err := r.Runtime.Create(ctx, name, cfg); err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	if err := r.Runtime.Start(ctx, name); err != nil {
+		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
+	return inst, nil
 }
 
 // makeWorkdir creates the job's working directory in its clone when the

@@ -1,0 +1,58 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+)
+
+// ErrTimedOut is returned by Exec when the command outlived its timeout.
+var ErrTimedOut = errors.New("timed out")
+
+// Exec runs argv in a fresh ephemeral container made as for job (image,
+// mounts, env, user, workdir, limits, network, timeout; its Run is ignored),
+// with the caller's streams, and tears the container down afterwards, as
+// lxc-start-ephemeral did. It returns how the command ended; a timeout or a
+// cancelled ctx kills the whole container and returns an error.
+func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio ExecOptions) (st ExitStatus, err error) {
+	if job.Name == "" {
+		job.Name = "exec"
+	}
+	name := ContainerName(job.Name)
+	inst, err := r.launch(ctx, job, name, state.KindExec)
+	if inst.h != nil {
+		defer func() {
+			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+			defer cancel()
+			if terr := r.teardown(tctx, inst.h); terr != nil {
+				err = errors.Join(err, terr)
+			}
+		}()
+	}
+	if err != nil {
+		return ExitStatus{}, err
+	}
+	runCtx := ctx
+	if job.Timeout > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, time.Duration(job.Timeout))
+		defer cancel()
+	}
+	stopOnDone := context.AfterFunc(runCtx, func() { _ = r.Runtime.Stop(context.WithoutCancel(ctx), name) })
+	defer stopOnDone()
+	opts := stdio
+	opts.Argv, opts.Env = argv, inst.env
+	opts.UID, opts.GID, opts.Cwd = inst.user.UID, inst.user.GID, job.Workdir
+	st, err = r.Runtime.Exec(context.WithoutCancel(ctx), name, opts)
+	switch {
+	case ctx.Err() != nil:
+		return st, fmt.Errorf("exec in %s: %w", name, context.Cause(ctx))
+	case runCtx.Err() != nil:
+		return st, fmt.Errorf("exec in %s: %w after %s", name, ErrTimedOut, time.Duration(job.Timeout))
+	}
+	return st, err
+}
