@@ -145,3 +145,35 @@ func TestLXCContainersByName(t *testing.T) {
 	assert.Regexp(t, `^HTTP/1\.[01] 200 `, resp)
 	assert.True(t, strings.HasSuffix(resp, "\r\n\r\nhello from stint-t-alpha\n"), resp)
 }
+
+// TestLXCNoneAndHost: a none container sees only lo; a host container sees
+// the (test's) host interfaces, the bridge among them.
+func TestLXCNoneAndHost(t *testing.T) {
+	testenv.RequiresLXC(t)
+	testenv.RequiresTool(t, "nsenter", "unshare")
+	freshNetns(t)
+	m := openManager(t)
+	ctx := t.Context()
+	lxcpath := t.TempDir()
+	// A bridge on the "host", for the host container to see.
+	_, err := m.Attach(ctx, Request{Container: "anchor", Mode: ModeBridge})
+	require.NoError(t, err)
+	t.Cleanup(func() { assert.NoError(t, m.Release(ctx, "anchor")) })
+
+	for _, tc := range []struct {
+		mode string
+		want []string
+	}{
+		{ModeNone, []string{"lo"}},
+		{ModeHost, []string{"lo", "stint0"}},
+	} {
+		// No t.Run: a subtest runs on another thread, outside this namespace.
+		name := "stint-t-" + tc.mode
+		l, err := m.Attach(ctx, Request{Container: name, Mode: tc.mode})
+		require.NoError(t, err)
+		startContainer(t, lxcpath, name, l, "/bin/busybox sleep 600")
+		out, err := lxc(t, "lxc-attach", "-P", lxcpath, "-n", name, "--", "/bin/busybox", "ls", "/sys/class/net")
+		require.NoError(t, err, out)
+		assert.Equal(t, tc.want, strings.Fields(out), tc.mode)
+	}
+}
