@@ -10,6 +10,7 @@ pkgs=(
   btrfs-progs e2fsprogs util-linux    # btrfs pools on loop files, losetup, mkfs
   busybox-static                      # the offline busybox image builder
   debootstrap                         # the debootstrap image builder
+  lxd squashfs-tools                   # image interop tests with real LXD; split images with squashfs rootfs
   xz-utils zstd gzip tar              # image tarballs
   iproute2 nftables                   # inspection in network tests
 )
