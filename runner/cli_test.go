@@ -3,6 +3,7 @@ package runner_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -314,5 +315,70 @@ i = ["1", "2", "3", "4"]
 	}
 	assert.Equal(t, 4, strings.Count(out, "PASSED"), out)
 	t.Logf("4 jobs with -j 4 took %s", time.Since(begin))
+	f.assertClean(t)
+}
+
+func TestCLIExec(t *testing.T) {
+	f := newCLI(t)
+	src := t.TempDir()
+	require.NoError(t, os.Chmod(src, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(src, "in"), []byte("host data\n"), 0o644))
+	t.Setenv("STINT_CANARY", "leaked")
+
+	c := f.cmd("exec", "--mount", src+":/src:ro", "-e", "A=B", "busybox", "--",
+		"sh", "-c", "cat; cat /src/in; env; touch /src/new 2>/dev/null && echo WRITABLE; exit 5")
+	c.Stdin = strings.NewReader("from stdin\n")
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	assert.Equal(t, 5, ee.ExitCode(), "stint exec must exit with the command's code")
+	assert.Contains(t, string(out), "from stdin\nhost data\n")
+	assert.Contains(t, string(out), "A=B\n")
+	assert.NotContains(t, string(out), "STINT_CANARY")
+	assert.NotContains(t, string(out), "WRITABLE")
+	assert.NoFileExists(t, filepath.Join(src, "new"))
+
+	out2, code := f.run(t, "exec", "busybox", "--", "sh", "-c", "kill -9 $$")
+	assert.Equal(t, 128+9, code, out2)
+
+	begin := time.Now()
+	out2, code = f.run(t, "exec", "--timeout", "1s", "busybox", "--", "sleep", "600")
+	assert.Equal(t, 1, code, out2)
+	assert.Contains(t, out2, "timed out")
+	assert.Less(t, time.Since(begin), 60*time.Second)
+	f.assertClean(t)
+}
+
+func TestCLIJSONEvents(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.j]
+image = "busybox"
+run = ["echo one", "exit 2"]
+`)
+	c := f.cmd("--json", "run", p)
+	var stderr strings.Builder
+	c.Stderr = &stderr
+	out, err := c.Output()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, stderr.String())
+	assert.Equal(t, 1, ee.ExitCode())
+	var types []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var ev struct {
+			Type   string `json:"type"`
+			Status *struct {
+				Code int `json:"code"`
+			} `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &ev), "not one JSON event per line: %q", line)
+		types = append(types, ev.Type)
+		if ev.Type == "job_finished" {
+			require.NotNil(t, ev.Status)
+			assert.Equal(t, 2, ev.Status.Code)
+		}
+	}
+	assert.Equal(t, []string{"job_started", "step_started", "step_finished", "step_started", "step_finished", "teardown_done", "job_finished"}, types)
+	assert.Contains(t, stderr.String(), "[j] one", "job output goes to stderr with --json")
 	f.assertClean(t)
 }

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/spec"
+)
+
+// ExecCmd runs one command in an ad hoc ephemeral container.
+type ExecCmd struct {
+	Image      string            `arg:"" help:"Image: an alias, a fingerprint prefix, or busybox (built on first use)."`
+	Cmd        []string          `arg:"" passthrough:"" name:"CMD" help:"The command and its arguments (after --)."`
+	Mount      []string          `short:"m" placeholder:"SRC:DST[:ro]" help:"Bind-mount a host path (repeatable)."`
+	Env        map[string]string `short:"e" placeholder:"K=V" help:"Set an environment variable (repeatable)."`
+	Timeout    time.Duration     `help:"Kill the container after this long (0: no limit)."`
+	Privileged bool              `help:"Run without a user namespace (container root is host root)."`
+	Network    string            `default:"none" enum:"none,host" help:"Network: none (loopback only) or host."`
+	Workdir    string            `short:"w" help:"Working directory inside the container."`
+	User       string            `short:"u" help:"User to run as (name or uid in the container)."`
+}
+
+// Run starts the container, runs the command with this process's streams,
+// tears down, and exits with the command's exit code.
+func (c *ExecCmd) Run(g *Globals) error {
+	argv := c.Cmd
+	if len(argv) > 0 && argv[0] == "--" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 {
+		return withCode(ExitUsage, errors.New("stint exec: no command (stint exec IMAGE -- CMD...)"))
+	}
+	job := spec.Job{
+		Name: "exec", Image: c.Image, Env: c.Env, Workdir: c.Workdir, User: c.User,
+		Timeout: spec.Duration(c.Timeout), Privileged: c.Privileged, Network: spec.Network{Mode: c.Network},
+	}
+	for _, m := range c.Mount {
+		mnt, err := parseMount(m)
+		if err != nil {
+			return withCode(ExitUsage, err)
+		}
+		job.Mounts = append(job.Mounts, mnt)
+	}
+	tty := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	if tty && job.Env["TERM"] == "" && os.Getenv("TERM") != "" {
+		if job.Env == nil {
+			job.Env = map[string]string{}
+		}
+		job.Env["TERM"] = os.Getenv("TERM")
+	}
+
+	ctx, stop := signalContext(g.Stderr)
+	defer stop()
+	// The busybox image needs no spec: build it on first use.
+	var set *spec.Set
+	if c.Image == "busybox" {
+		set = &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}
+	}
+	env, err := openEnv(ctx, g, set)
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	defer env.Close()
+	if c.Image == "busybox" {
+		if _, err := env.images.Resolve("busybox"); err == nil {
+			env.runner.Images = &runner.StoreImages{Store: env.images}
+		}
+	}
+	// The command gets our own descriptors: with a terminal, it talks to
+	// it directly.
+	st, err := env.runner.Exec(ctx, job, argv, runner.ExecOptions{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, TTY: tty})
+	if err != nil {
+		if errors.Is(err, runner.ErrTimedOut) {
+			return withCode(ExitJobFail, err)
+		}
+		return withCode(ExitHost, err)
+	}
+	if st.OOM {
+		fmt.Fprintf(g.Stderr, "stint exec: %s\n", st)
+	}
+	if st.Code != 0 {
+		return withCode(st.Code, errors.New(""))
+	}
+	return nil
+}
+
+// parseMount reads SRC:DST[:ro|rw].
+func parseMount(s string) (spec.Mount, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+		return spec.Mount{}, fmt.Errorf("--mount %q: want SRC:DST[:ro]", s)
+	}
+	src, err := filepath.Abs(parts[0])
+	if err != nil {
+		return spec.Mount{}, fmt.Errorf("--mount %q: %w", s, err)
+	}
+	if _, err := os.Stat(src); err != nil {
+		return spec.Mount{}, fmt.Errorf("--mount %q: %w", s, err)
+	}
+	if !filepath.IsAbs(parts[1]) {
+		return spec.Mount{}, fmt.Errorf("--mount %q: the target must be an absolute path", s)
+	}
+	m := spec.Mount{Type: spec.MountBind, Source: src, Target: parts[1]}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.Readonly = true
+		case "rw":
+		default:
+			return spec.Mount{}, fmt.Errorf("--mount %q: option %q is not ro or rw", s, parts[2])
+		}
+	}
+	return m, nil
+}
