@@ -192,6 +192,8 @@ type resolver struct {
 	// profile: values are shown as written; a string holding ${...} is left
 	// alone and checked in each job that uses the profile.
 	profile bool
+	// container: there is no matrix to define a key in.
+	container bool
 }
 
 // sub substitutes s; ok is false when s cannot be checked further.
@@ -203,7 +205,11 @@ func (r *resolver) sub(s sv) (string, bool) {
 	out, undefined := substitute(s.V, r.vars)
 	for _, u := range undefined {
 		hint := suggest(u, r.keys)
-		if hint == "" {
+		switch {
+		case hint != "":
+		case r.container:
+			hint = fmt.Sprintf("containers have no matrix; write $${%s} for a literal ${%s}", u, u)
+		default:
 			hint = fmt.Sprintf("define it under matrix, or write $${%s} for a literal ${%s}", u, u)
 		}
 		r.ps.addf(s.At, hint, "${%s} is not a matrix key", u)
@@ -466,7 +472,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 // profile (workdir, user, timeout, artifacts, keep_on_failure) do not apply.
 func (lo *loader) container(l *layer) Container {
 	m := merge(lo.layers(l))
-	r := &resolver{ps: lo.ps}
+	r := &resolver{ps: lo.ps, container: true}
 	c := Container{
 		Name:       l.name,
 		State:      StateRunning,
