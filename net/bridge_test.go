@@ -229,6 +229,12 @@ func TestTwoContainersAndPortForward(t *testing.T) {
 	// host -> 127.0.0.1:8080 -> alpha:80, masqueraded to the gateway.
 	got := dialAndRead(t, ctx, "127.0.0.1:8080")
 	assert.Equal(t, a.Gateway, got)
+	// beta -> the host's published port -> alpha (hairpin), masqueraded
+	// too, or alpha would answer beta directly and the connection break.
+	inNetns(t, nsB, host, func() {
+		got := dialAndRead(t, ctx, net.JoinHostPort(b.Gateway, "8080"))
+		assert.Equal(t, a.Gateway, got)
+	})
 
 	// Released, the forward is gone.
 	require.NoError(t, m.Release(ctx, "alpha"))
