@@ -265,3 +265,21 @@ func fdCount(t *testing.T) int {
 	require.NoError(t, err)
 	return len(ents)
 }
+
+func TestLimitsAndOOM(t *testing.T) {
+	f := newRunner(t)
+	pids := job("pids", "i=0; while [ $i -lt 80 ]; do sleep 30 & i=$((i+1)); done")
+	pids.Limits = spec.Limits{Pids: 50}
+	res := f.r.RunJob(context.Background(), pids)
+	assert.Equal(t, runner.OutcomeFailed, res.Outcome, "%+v\n%s", res, f.out.String())
+	assert.Contains(t, f.out.String(), "[pids] /bin/sh: can't fork", "pids limit not applied")
+
+	mem := job("mem", "echo small", "dd if=/dev/zero of=/dev/null bs=256M count=1", "echo never")
+	mem.Limits = spec.Limits{Memory: 64 << 20, CPUs: 0.5}
+	res = f.r.RunJob(context.Background(), mem)
+	assert.Equal(t, runner.OutcomeFailed, res.Outcome, "%+v\n%s", res, f.out.String())
+	assert.Equal(t, 2, res.Line)
+	require.NotNil(t, res.Status)
+	assert.True(t, res.Status.OOM, "OOM kill not reported: %+v", res.Status)
+	f.assertClean(t)
+}
