@@ -226,7 +226,7 @@ func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.
 		defer unix.Close(fd)
 		x.dirs = append(x.dirs, dirEntry{name, hdr})
 		return x.finishFD(fd, hdr, mode)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg:
 		if err := clear(parent, base, false); err != nil {
 			return err
 		}
