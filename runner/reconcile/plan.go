@@ -215,8 +215,9 @@ func short(h string) string {
 // diff says which fields differ between the stored container a and the
 // desired b: those that force a recreate, and those applied in place.
 //
-// In place: limits (cgroup values, set live and for the next start) and env
-// (lxc.environment, seen by the next start; a running init keeps its env).
+// In place: limits and env, recorded at once and seen by the container's
+// next start (a running container keeps its current values: no restart
+// for them, so an update never interrupts a service).
 // Everything else is baked into the rootfs or the LXC config at create time
 // (image, mounts, command as PID 1, network, ports, privileged, raw keys),
 // so it means a new container.
@@ -243,11 +244,11 @@ func diff(a, b spec.Container) (recreate, inPlace []string) {
 		recreate = append(recreate, "raw LXC keys changed: "+k)
 	}
 	if a.Limits != b.Limits {
-		inPlace = append(inPlace, "limits changed: "+diffLimits(a.Limits, b.Limits))
+		inPlace = append(inPlace, "limits changed: "+diffLimits(a.Limits, b.Limits)+" (from the next start)")
 	}
 	// Values are not printed: env often holds secrets.
 	if k := diffKeys(a.Env, b.Env); k != "" {
-		inPlace = append(inPlace, "env changed: "+k+" (seen from the next start)")
+		inPlace = append(inPlace, "env changed: "+k+" (from the next start)")
 	}
 	return recreate, inPlace
 }
