@@ -96,7 +96,14 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 			name = strings.TrimPrefix(strings.TrimPrefix(name, prefix), "/")
 		}
 		if name == "" {
-			continue // the root itself: dir is given
+			// The root itself: dir exists; take the entry's owner and mode
+			// (a 0700 temporary directory would lock a container's users out).
+			if hdr.Typeflag == tar.TypeDir {
+				if err := x.rootDir(hdr); err != nil {
+					return x.warnings(), fmt.Errorf("extract %q: %w", hdr.Name, err)
+				}
+			}
+			continue
 		}
 		if err := x.entry(hdr, name, tr, prefix); err != nil {
 			return x.warnings(), err
@@ -336,6 +343,16 @@ func (x *extractor) finishFD(fd int, hdr *tar.Header, mode uint32) error {
 		}
 	}
 	return nil
+}
+
+func (x *extractor) rootDir(hdr *tar.Header) error {
+	fd, err := unix.Openat2(x.root, ".", &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: beneath})
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	x.dirs = append(x.dirs, dirEntry{".", hdr})
+	return x.finishFD(fd, hdr, uint32(hdr.Mode)&0o7777)
 }
 
 func (x *extractor) times(parent int, base string, hdr *tar.Header) error {

@@ -31,6 +31,10 @@ func TestUnpackUnified(t *testing.T) {
 			require.NoError(t, err)
 			// metadata.yaml and templates/ are not part of the rootfs.
 			assert.Equal(t, []string{"bin", "dev", "etc", "tmp"}, listDir(t, target))
+			rootFi, err := os.Stat(target)
+			require.NoError(t, err)
+			assert.Equal(t, os.ModeDir|0o755, rootFi.Mode(), "the rootfs/ entry's mode applies to the target")
+			assert.True(t, rootFi.ModTime().Equal(testTime), "root mtime kept: %v", rootFi.ModTime())
 
 			tool := filepath.Join(target, "bin/tool")
 			fi, err := os.Lstat(tool)
