@@ -15,12 +15,12 @@ var ErrUnknownJob = errors.New("unknown job")
 // Problem is one thing wrong with a spec, where it was written and, where one
 // helps, a hint (a did-you-mean, the expected form).
 type Problem struct {
-	File string // the spec file as the user named it (relative if they gave a relative path)
-	Line int    // 1-based; 0 when the problem concerns the whole file
-	Col  int    // 1-based; 0 when unknown
-	Path string // the key path, e.g. job.test.mount[1].target; "" for a syntax error
-	Msg  string // what is wrong
-	Hint string // optional
+	File string `json:"file"`           // the spec file as the user named it (relative if they gave a relative path)
+	Line int    `json:"line,omitempty"` // 1-based; 0 when the problem concerns the whole file
+	Col  int    `json:"col,omitempty"`  // 1-based; 0 when unknown
+	Path string `json:"path,omitempty"` // the key path, e.g. job.test.mount[1].target; "" for a syntax error
+	Msg  string `json:"msg"`            // what is wrong
+	Hint string `json:"hint,omitempty"` // optional
 }
 
 // String renders "file:line:col: key.path: what is wrong; hint".
@@ -50,7 +50,7 @@ func (p Problem) Error() string { return p.String() }
 // Errors is every problem of a spec set, sorted by file, line and column.
 // Load returns it (as *Errors) for any invalid input; detect it with errors.As.
 type Errors struct {
-	Problems []Problem
+	Problems []Problem `json:"problems"`
 }
 
 // Error lists one problem per line.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,10 +15,18 @@ type ValidateCmd struct {
 	Paths []string `arg:"" name:"FILE|DIR" help:"Spec files or directories (a directory means its *.toml files); all form one set."`
 }
 
-// Run validates; every problem goes to stderr and the exit code is 2.
+// Run validates; every problem goes to stderr (and, with --json, to stdout
+// as {"problems": [...]}) and the exit code is 2.
 func (c *ValidateCmd) Run(g *Globals) error {
 	set, err := spec.Load(c.Paths, spec.Options{ImageKnown: imageKnown(g.Root)})
 	if err != nil {
+		// --json: the problems on stdout for machines too; stderr has the text.
+		var perr *spec.Errors
+		if g.JSON && errors.As(err, &perr) {
+			if werr := writeJSON(g.Stdout, perr); werr != nil {
+				return werr
+			}
+		}
 		return withCode(ExitUsage, err)
 	}
 	if g.JSON {

@@ -89,6 +89,19 @@ func TestValidateBad(t *testing.T) {
 	assert.Contains(t, lines[3], `job.test.rn: unknown key; did you mean "run"?`)
 }
 
+func TestValidateBadJSON(t *testing.T) {
+	out, errb, code := runValidate(t, "--json", "validate", "../../testdata/specs/bad/syntax.toml")
+	assert.Equal(t, ExitUsage, code)
+	assert.Contains(t, errb, "syntax.toml:6:1: syntax error")
+	var got struct {
+		Problems []map[string]any `json:"problems"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	require.Len(t, got.Problems, 1)
+	assert.Equal(t, float64(6), got.Problems[0]["line"])
+	assert.Equal(t, "../../testdata/specs/bad/syntax.toml", got.Problems[0]["file"])
+}
+
 func TestValidateUsage(t *testing.T) {
 	_, errb, code := runValidate(t, "validate")
 	assert.Equal(t, ExitUsage, code, "no file is a usage error")
