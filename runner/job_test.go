@@ -283,3 +283,31 @@ func TestLimitsAndOOM(t *testing.T) {
 	assert.True(t, res.Status.OOM, "OOM kill not reported: %+v", res.Status)
 	f.assertClean(t)
 }
+
+func TestNetworkAndPrivileged(t *testing.T) {
+	f := newRunner(t)
+	hostIfs, err := os.ReadDir("/sys/class/net")
+	require.NoError(t, err)
+	cases := []struct {
+		name string
+		edit func(*spec.Job)
+		want []string // lines the job must print
+	}{
+		{"none", func(j *spec.Job) {}, []string{"[none] lo\n", "[none] uid_map 0 " + fmt.Sprint(f.r.IDMap.HostUID)}},
+		{"host", func(j *spec.Job) { j.Network.Mode = "host" }, []string{"[host] " + hostIfs[0].Name() + "\n"}},
+		{"privileged", func(j *spec.Job) { j.Privileged = true }, []string{"[privileged] uid_map 0 0 4294967295\n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j := job(c.name, "ls /sys/class/net", "echo uid_map $(cat /proc/self/uid_map)")
+			c.edit(&j)
+			res := f.r.RunJob(context.Background(), j)
+			require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+			for _, w := range c.want {
+				assert.Contains(t, f.out.String(), w)
+			}
+		})
+	}
+	assert.NotContains(t, f.out.String(), "[none] eth", "network none has more than loopback")
+	f.assertClean(t)
+}

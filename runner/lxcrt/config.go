@@ -71,7 +71,15 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 	add("lxc.rootfs.path", "dir:"+cfg.Rootfs)
 	add("lxc.arch", "linux64")
 	// A container for jobs: its own mounts of /proc and /sys, a minimal /dev.
-	add("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed")
+	// The kernel lets only the owner of a network namespace mount sysfs; an
+	// unprivileged container sharing the host's namespace gets the host's
+	// /sys bound read-only instead.
+	if cfg.Network.Mode == runner.NetHost && !cfg.Privileged {
+		add("lxc.mount.auto", "proc:mixed cgroup:mixed")
+		add("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0")
+	} else {
+		add("lxc.mount.auto", "proc:mixed sys:mixed cgroup:mixed")
+	}
 	add("lxc.autodev", "1")
 	add("lxc.pty.max", "16")
 	add("lxc.tty.max", "0")

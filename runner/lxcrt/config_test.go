@@ -31,6 +31,9 @@ func TestRender(t *testing.T) {
 			Rootfs: "/pool/c1", Privileged: true, Network: runner.NetConfig{Mode: runner.NetHost},
 			Limits: runner.Limits{Memory: 1 << 30, CPUs: 2, Pids: 10},
 		}, Host{CgroupV2: true, AppArmor: true}},
+		{"unprivileged-host-net", runner.Config{
+			Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: runner.NetHost},
+		}, Host{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
