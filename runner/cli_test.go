@@ -197,25 +197,84 @@ when = "on_success"
 	f.assertClean(t)
 }
 
-func TestCLISigint(t *testing.T) {
-	f := newCLI(t)
-	p := f.spec(t, `
+func TestCLISignals(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			f := newCLI(t)
+			p := f.spec(t, `
 [job.long]
 image = "busybox"
-run = ["echo started", "sleep 600"]
+run = ["echo started", "sleep 600", "echo never"]
 `)
-	c := f.startUntil(t, "[long] started", "run", p)
-	time.Sleep(300 * time.Millisecond) // into the sleep
-	require.NoError(t, c.Process.Signal(syscall.SIGINT))
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		require.ErrorAs(t, err, &ee)
-		assert.Equal(t, 1, ee.ExitCode())
-	case <-time.After(60 * time.Second):
-		t.Fatal("stint did not exit after SIGINT")
+			c := f.startUntil(t, "[long] started", "run", p)
+			time.Sleep(300 * time.Millisecond) // into the sleep
+			require.NoError(t, c.Process.Signal(sig))
+			done := make(chan error, 1)
+			go func() { done <- c.Wait() }()
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				require.ErrorAs(t, err, &ee)
+				assert.Equal(t, 1, ee.ExitCode())
+			case <-time.After(60 * time.Second):
+				t.Fatalf("stint did not exit after %s", sig)
+			}
+			f.assertClean(t)
+		})
+	}
+}
+
+func TestCLIKeepOnFailurePsGC(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.broken]
+image = "busybox"
+run = ["exit 1"]
+`)
+	out, code := f.run(t, "run", p, "--keep-on-failure")
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "kept: container stint-broken-")
+	out, code = f.run(t, "ps")
+	assert.Equal(t, 0, code, out)
+	assert.Regexp(t, `stint-broken-\S+\s+job\s+broken\s+stopped\s+kept`, out)
+	out, code = f.run(t, "gc")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "nothing to remove", "plain gc removed a kept container")
+	out, code = f.run(t, "gc", "--kept")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "removed stint-broken-")
+	f.assertClean(t)
+}
+
+// TestCLITwoProcessesOneRoot runs two stint processes on one --root at once.
+func TestCLITwoProcessesOneRoot(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.a]
+image = "busybox"
+run = ["echo a", "sleep 1"]
+[job.b]
+image = "busybox"
+run = ["echo b", "sleep 1"]
+`)
+	var wg sync.WaitGroup
+	outs := make([]string, 2)
+	codes := make([]int, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := f.cmd("run", p, "-j", "2").CombinedOutput()
+			outs[i] = string(out)
+			if err != nil {
+				codes[i] = -1
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 2 {
+		assert.Equal(t, 0, codes[i], outs[i])
+		assert.Equal(t, 2, strings.Count(outs[i], "PASSED"), outs[i])
 	}
 	f.assertClean(t)
 }
