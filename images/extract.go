@@ -172,10 +172,10 @@ func (x *extractor) parent(name string, create bool) (int, string, error) {
 		}
 		unix.Close(fd)
 		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
-			return -1, "", fmt.Errorf("%w: %q: path goes through a symlink", ErrUnsafeEntry, name)
+			return -1, "", &UnsafeEntryError{Entry: name, Reason: "path goes through a symlink"}
 		}
 		if errors.Is(err, unix.ENOTDIR) {
-			return -1, "", fmt.Errorf("%w: %q: a parent is not a directory", ErrUnsafeEntry, name)
+			return -1, "", &UnsafeEntryError{Entry: name, Reason: "a parent is not a directory"}
 		}
 		if err != nil {
 			return -1, "", err
@@ -187,14 +187,28 @@ func (x *extractor) parent(name string, create bool) (int, string, error) {
 
 func (x *extractor) entry(hdr *tar.Header, name string, r io.Reader, prefix string) error {
 	parent, base, err := x.parent(name, true)
-	if err != nil {
-		return fmt.Errorf("extract %q: %w", hdr.Name, err)
+	if err == nil {
+		defer unix.Close(parent)
+		err = x.create(parent, base, name, hdr, r, prefix)
 	}
-	defer unix.Close(parent)
-	if err := x.create(parent, base, name, hdr, r, prefix); err != nil {
-		return fmt.Errorf("extract %q: %w", hdr.Name, err)
+	var ue *UnsafeEntryError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ue):
+		ue.Entry = hdr.Name // the name the tarball wrote
+		return ue
 	}
-	return nil
+	return fmt.Errorf("extract %q: %w", hdr.Name, err)
+}
+
+// linkErr explains why a hard link's target is refused.
+func linkErr(link string, err error) error {
+	var ue *UnsafeEntryError
+	if errors.As(err, &ue) {
+		return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: %s", link, ue.Reason)}
+	}
+	return fmt.Errorf("hard link to %q: %w", link, err)
 }
 
 // clear removes whatever is at base, unless it is a directory and the
@@ -267,17 +281,17 @@ func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.
 	case tar.TypeLink:
 		target, err := cleanName(hdr.Linkname)
 		if err != nil {
-			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+			return linkErr(hdr.Linkname, err)
 		}
 		if prefix != "" {
 			if !strings.HasPrefix(target, prefix+"/") {
-				return fmt.Errorf("%w: hard link to %q outside %s/", ErrUnsafeEntry, hdr.Linkname, prefix)
+				return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: outside %s/", hdr.Linkname, prefix)}
 			}
 			target = strings.TrimPrefix(target, prefix+"/")
 		}
 		tparent, tbase, err := x.parent(target, false)
 		if err != nil {
-			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
+			return linkErr(hdr.Linkname, err)
 		}
 		defer unix.Close(tparent)
 		var st unix.Stat_t
@@ -286,9 +300,9 @@ func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
-			return fmt.Errorf("%w: hard link to symlink %q", ErrUnsafeEntry, hdr.Linkname)
+			return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: a symlink", hdr.Linkname)}
 		case unix.S_IFDIR:
-			return fmt.Errorf("%w: hard link to directory %q", ErrUnsafeEntry, hdr.Linkname)
+			return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: a directory", hdr.Linkname)}
 		}
 		if err := clear(parent, base, false); err != nil {
 			return err
@@ -319,7 +333,7 @@ func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.
 	case tar.TypeXGlobalHeader:
 		return nil
 	}
-	return fmt.Errorf("%w: unsupported entry type %q", ErrUnsafeEntry, string(hdr.Typeflag))
+	return &UnsafeEntryError{Reason: fmt.Sprintf("unsupported entry type %q", string(hdr.Typeflag))}
 }
 
 // finishFD sets owner, then mode (chown clears setuid bits), then xattrs

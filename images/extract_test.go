@@ -91,36 +91,38 @@ func listDir(t *testing.T, dir string) []string {
 // nothing appears outside the target.
 func TestExtractHostile(t *testing.T) {
 	tests := []struct {
-		name  string
-		ents  []ent
-		entry string // the entry the error must name
+		name string
+		ents []ent
+		want string // the whole error: it names the entry and says why
 	}{
-		{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, "/etc/evil"},
-		{"dot-dot", []ent{{name: "a/../../evil", body: "x"}}, "a/../../evil"},
-		{"dot-dot at start", []ent{{name: "../evil", body: "x"}}, "../evil"},
+		{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, `unsafe tarball entry "/etc/evil": absolute path`},
+		{"dot-dot", []ent{{name: "a/../../evil", body: "x"}}, `unsafe tarball entry "a/../../evil": ".." component`},
+		{"dot-dot at start", []ent{{name: "../evil", body: "x"}}, `unsafe tarball entry "../evil": ".." component`},
 		{"symlink then write through it", []ent{
 			{name: "link", typ: tar.TypeSymlink, link: "../outside"},
 			{name: "link/evil", body: "x"},
-		}, "link/evil"},
+		}, `unsafe tarball entry "link/evil": path goes through a symlink`},
 		{"absolute symlink then write through it", []ent{
 			{name: "etc", typ: tar.TypeSymlink, link: "/etc-outside"},
 			{name: "etc/passwd", body: "x"},
-		}, "etc/passwd"},
+		}, `unsafe tarball entry "etc/passwd": path goes through a symlink`},
 		{"symlink inside then write through it", []ent{
 			{name: "real/", typ: tar.TypeDir},
 			{name: "link", typ: tar.TypeSymlink, link: "real"},
 			{name: "link/file", body: "x"},
-		}, "link/file"},
-		{"hard link out", []ent{{name: "evil", typ: tar.TypeLink, link: "../outside/sentinel"}}, "evil"},
-		{"hard link absolute", []ent{{name: "evil", typ: tar.TypeLink, link: "/etc/passwd"}}, "evil"},
+		}, `unsafe tarball entry "link/file": path goes through a symlink`},
+		{"hard link out", []ent{{name: "evil", typ: tar.TypeLink, link: "../outside/sentinel"}},
+			`unsafe tarball entry "evil": hard link to "../outside/sentinel": ".." component`},
+		{"hard link absolute", []ent{{name: "evil", typ: tar.TypeLink, link: "/etc/passwd"}},
+			`unsafe tarball entry "evil": hard link to "/etc/passwd": absolute path`},
 		{"hard link to a symlink leading out", []ent{
 			{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
 			{name: "evil", typ: tar.TypeLink, link: "sym"},
-		}, "evil"},
+		}, `unsafe tarball entry "evil": hard link to "sym": a symlink`},
 		{"hard link through a symlink", []ent{
 			{name: "sym", typ: tar.TypeSymlink, link: "../outside"},
 			{name: "evil", typ: tar.TypeLink, link: "sym/sentinel"},
-		}, "evil"},
+		}, `unsafe tarball entry "evil": hard link to "sym/sentinel": path goes through a symlink`},
 		{"symlink then overwrite it as a file", []ent{
 			// The file replaces the symlink; it must not write to the link's target.
 			{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
@@ -137,12 +139,12 @@ func TestExtractHostile(t *testing.T) {
 			sentinel := writeFile(t, outside, "sentinel", []byte("untouched"))
 
 			_, err := ExtractTar(context.Background(), bytes.NewReader(mkTar(t, tt.ents)), target, "", UnpackOptions{})
-			if tt.entry == "" {
+			if tt.want == "" {
 				require.NoError(t, err)
 			} else {
 				require.Error(t, err)
 				assert.ErrorIs(t, err, ErrUnsafeEntry)
-				assert.Contains(t, err.Error(), `"`+tt.entry+`"`, "the error names the entry")
+				assert.EqualError(t, err, tt.want)
 			}
 			// Nothing outside the target: base holds only target and outside,
 			// outside only the untouched sentinel.
@@ -192,4 +194,17 @@ func TestUnpackHostileImage(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "rootfs/../../escape")
 	assert.Equal(t, []string{"t"}, listDir(t, base))
+}
+
+// In a unified image, a hard link may only point into rootfs/.
+func TestExtractHardLinkOutsidePrefix(t *testing.T) {
+	ents := []ent{
+		{name: "metadata.yaml", body: testMeta},
+		{name: "rootfs/", typ: tar.TypeDir, mode: 0o755},
+		{name: "rootfs/meta", typ: tar.TypeLink, link: "metadata.yaml"},
+	}
+	target := t.TempDir()
+	_, err := ExtractTar(context.Background(), bytes.NewReader(mkTar(t, ents)), target, "rootfs", UnpackOptions{})
+	assert.EqualError(t, err, `unsafe tarball entry "rootfs/meta": hard link to "metadata.yaml": outside rootfs/`)
+	assert.Empty(t, listDir(t, target))
 }

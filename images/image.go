@@ -23,6 +23,20 @@ var (
 	ErrUnsafeEntry = errors.New("unsafe tarball entry")
 )
 
+// UnsafeEntryError is a tarball entry refused by safe extraction; it
+// matches ErrUnsafeEntry with errors.Is.
+type UnsafeEntryError struct {
+	Entry  string // the entry's name as written in the tarball
+	Reason string
+}
+
+func (e *UnsafeEntryError) Error() string {
+	return fmt.Sprintf("unsafe tarball entry %q: %s", e.Entry, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrUnsafeEntry) true.
+func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeEntry }
+
 // AmbiguousError is returned by Resolve when a fingerprint prefix matches
 // more than one image.
 type AmbiguousError struct {

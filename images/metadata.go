@@ -63,11 +63,11 @@ func (m *Metadata) Marshal() ([]byte, error) { return yaml.Marshal(m) }
 // rejects absolute names and any ".." component.
 func cleanName(name string) (string, error) {
 	if strings.HasPrefix(name, "/") {
-		return "", fmt.Errorf("%w: %q: absolute path", ErrUnsafeEntry, name)
+		return "", &UnsafeEntryError{Entry: name, Reason: "absolute path"}
 	}
 	for _, c := range strings.Split(name, "/") {
 		if c == ".." {
-			return "", fmt.Errorf("%w: %q: \"..\" component", ErrUnsafeEntry, name)
+			return "", &UnsafeEntryError{Entry: name, Reason: `".." component`}
 		}
 	}
 	n := path.Clean(name)

@@ -116,7 +116,7 @@ func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateConte
 func writeBeneath(x *extractor, name string, data []byte, createOnly bool, uid, gid int) error {
 	name, err := cleanName(name)
 	if err != nil || name == "" {
-		return fmt.Errorf("%w: bad path %q", ErrUnsafeEntry, name)
+		return &UnsafeEntryError{Entry: name, Reason: "bad template path"}
 	}
 	parent, base, err := x.parent(name, true)
 	if err != nil {
