@@ -29,7 +29,11 @@ func TestMain(m *testing.M) {
 	if lxcrt.IsHelper(os.Args) {
 		lxcrt.HelperMain()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if stintBin != "" { // the stint binary the CLI tests built
+		os.RemoveAll(filepath.Dir(stintBin))
+	}
+	os.Exit(code)
 }
 
 // syncBuffer is an io.Writer safe for the runner's concurrent jobs.
