@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/testenv"
@@ -115,4 +116,28 @@ from = "bb"
 	_, errs, code = runImage(t, root, "image", "build", specFile, "nope")
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, errs, "no [image.nope]")
+}
+
+func TestImagePruneCLI(t *testing.T) {
+	testenv.RequiresTool(t, "busybox")
+	root := t.TempDir()
+	_, errs, code := runImage(t, root, "image", "build", "--builder", "busybox")
+	require.Equal(t, ExitOK, code, errs)
+
+	// Not expired and no --unused-for: kept.
+	out, _, code := runImage(t, root, "image", "prune")
+	require.Equal(t, ExitOK, code)
+	assert.Empty(t, out)
+
+	time.Sleep(10 * time.Millisecond)
+	out, _, code = runImage(t, root, "image", "prune", "--unused-for", "1ms", "--dry-run")
+	require.Equal(t, ExitOK, code)
+	assert.Regexp(t, `^would delete [0-9a-f]{12} \n$`, out)
+	out, _, code = runImage(t, root, "--json", "image", "prune", "--unused-for", "1ms")
+	require.Equal(t, ExitOK, code)
+	var pruned []images.Image
+	require.NoError(t, json.Unmarshal([]byte(out), &pruned))
+	assert.Len(t, pruned, 1)
+	out, _, _ = runImage(t, root, "--json", "image", "list")
+	assert.Equal(t, "[]\n", out)
 }
