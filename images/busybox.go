@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/gofrs/flock"
 	"github.com/stintdev/stint/internal/sysexec"
 )
 
@@ -52,9 +54,11 @@ func BuildBusybox(ctx context.Context, s *Store, opts BusyboxOptions) (*Image, e
 	if err != nil {
 		return nil, err
 	}
-	if img, err := s.cached(key, opts.Aliases); img != nil || err != nil {
+	img, unlock, err := s.cachedOrLock(ctx, key, opts.Aliases)
+	if img != nil || err != nil {
 		return img, err
 	}
+	defer unlock()
 	out, err := sysexec.Run(ctx, opts.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("build busybox image: %w", err)
@@ -192,6 +196,33 @@ func buildKey(parts ...any) (string, error) {
 	}
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// buildLock serialises builds of the same inputs across stint processes:
+// the second waits for the first and then finds its image in the cache.
+func (s *Store) buildLock(ctx context.Context, key string) (unlock func(), err error) {
+	l := flock.New(filepath.Join(s.dir, ".build-"+key[:16]+".lock"))
+	if _, err := l.TryLockContext(ctx, 200*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("lock build %s: %w", key[:16], err)
+	}
+	return func() { l.Unlock() }, nil
+}
+
+// cachedOrLock returns the cached image for key, or, on a miss, holds the
+// build lock for key (release it with unlock) after checking again under it.
+func (s *Store) cachedOrLock(ctx context.Context, key string, aliases []string) (img *Image, unlock func(), err error) {
+	if img, err := s.cached(key, aliases); img != nil || err != nil {
+		return img, nil, err
+	}
+	unlock, err = s.buildLock(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if img, err := s.cached(key, aliases); img != nil || err != nil {
+		unlock()
+		return img, nil, err
+	}
+	return nil, unlock, nil
 }
 
 // cached returns the image built from key, with aliases added, or nil.

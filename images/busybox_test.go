@@ -2,11 +2,13 @@ package images
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stretchr/testify/assert"
@@ -175,4 +177,43 @@ func TestImportBoundaries(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err = cmd.CombinedOutput()
 	assert.NoError(t, err, "CGO_ENABLED=0 build: %s", out)
+}
+
+// A second build of the same inputs waits for the first and takes its image.
+func TestBuildLockWaitsForCache(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	key := strings.Repeat("ab", 32)
+	img, unlock, err := s.cachedOrLock(ctx, key, nil)
+	require.NoError(t, err)
+	require.Nil(t, img)
+
+	type result struct {
+		img *Image
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		other, _ := Open(s.Dir())
+		img, unlock2, err := other.cachedOrLock(ctx, key, []string{"waited"})
+		if unlock2 != nil {
+			unlock2()
+			err = fmt.Errorf("second build got the lock instead of the cached image")
+		}
+		got <- result{img, err}
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("second build did not wait: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The first "build" finishes: an image carrying the key.
+	meta := strings.Replace(testMeta, "os: testos", "os: testos\n  "+BuildProperty+": "+key, 1)
+	built, err := s.Import(ctx, []string{writeFile(t, t.TempDir(), "i", mkTar(t, unifiedEnts(meta)))}, ImportOptions{})
+	require.NoError(t, err)
+	unlock()
+	r := <-got
+	require.NoError(t, r.err)
+	assert.Equal(t, built.Fingerprint, r.img.Fingerprint)
+	assert.Equal(t, []string{"waited"}, r.img.Aliases)
 }

@@ -62,9 +62,11 @@ func BuildDebootstrap(ctx context.Context, s *Store, opts DebootstrapOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if img, err := s.cached(key, opts.Aliases); img != nil || err != nil {
+	img, unlock, err := s.cachedOrLock(ctx, key, opts.Aliases)
+	if img != nil || err != nil {
 		return img, err
 	}
+	defer unlock()
 	tmp, err := os.MkdirTemp(s.dir, ".tmp-debootstrap-")
 	if err != nil {
 		return nil, fmt.Errorf("build debootstrap image: %w", err)
