@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,6 +134,36 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 	_, code = stint("logs", "nosuch")
 	assert.Equal(t, ExitUsage, code)
 
+	// watch undoes an lxc-stop by hand, and SIGTERM leaves the container running.
+	state := func() string {
+		out, code := stint("--json", "ps")
+		require.Equal(t, 0, code, out)
+		var rows []struct{ Name, State string }
+		require.NoError(t, json.Unmarshal([]byte(out), &rows), out)
+		for _, r := range rows {
+			if r.Name == "clitest.app" {
+				return r.State
+			}
+		}
+		return "absent"
+	}
+	watch := exec.Command(bin, "--root", root, "watch", "--resync", "1s", specs)
+	watchOut := &syncBuffer{}
+	watch.Stdout, watch.Stderr = watchOut, watchOut
+	require.NoError(t, watch.Start())
+	t.Cleanup(func() { _ = watch.Process.Kill() }) // only if the test failed before SIGTERM
+	stopOut, err := exec.Command("lxc-stop", "-P", filepath.Join(root, "containers"), "-n", "clitest.app", "-k").CombinedOutput()
+	require.NoError(t, err, "%s", stopOut)
+	stopped := time.Now()
+	for state() != "running" {
+		require.Less(t, time.Since(stopped), 2*time.Second+5*time.Second, "watch did not restart it; watch said:\n%s", watchOut.String())
+		time.Sleep(100 * time.Millisecond)
+	}
+	require.NoError(t, watch.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, watch.Wait(), "watch exits 0 on SIGTERM; it said:\n%s", watchOut.String())
+	assert.Contains(t, watchOut.String(), "app started")
+	assert.Equal(t, "running", state(), "SIGTERM leaves containers running")
+
 	out, code = stint("down", specs)
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "app deleted")
@@ -146,4 +179,22 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 	out, code = stint("apply", specs)
 	assert.Equal(t, ExitUsage, code, out)
 	assert.Contains(t, out, "app.toml:4")
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
