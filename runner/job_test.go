@@ -303,7 +303,8 @@ func TestNetworkAndPrivileged(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			j := job(c.name, "ls /sys/class/net", "echo uid_map $(cat /proc/self/uid_map)")
+			j := job(c.name, "ls /sys/class/net", "echo uid_map $(cat /proc/self/uid_map)",
+				"echo seccomp $(grep '^Seccomp:' /proc/self/status | cut -f2)")
 			c.edit(&j)
 			res := f.r.RunJob(context.Background(), j)
 			require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
@@ -313,5 +314,8 @@ func TestNetworkAndPrivileged(t *testing.T) {
 		})
 	}
 	assert.NotContains(t, f.out.String(), "[none] eth", "network none has more than loopback")
+	if _, err := os.Stat(lxcrt.SeccompPolicy); err == nil {
+		assert.Contains(t, f.out.String(), "[none] seccomp 2\n", "LXC's seccomp policy is not applied")
+	}
 	f.assertClean(t)
 }

@@ -33,7 +33,12 @@ var (
 type Host struct {
 	CgroupV2 bool // a pure cgroup v2 host (else v1 or hybrid: lxc.cgroup.*)
 	AppArmor bool // AppArmor is enabled in the kernel
+	// Seccomp is LXC's default seccomp policy file, when installed.
+	Seccomp string
 }
+
+// SeccompPolicy is LXC's default denylist (kexec, module loading, ...).
+var SeccompPolicy = "/usr/share/lxc/config/common.seccomp"
 
 // ProbeHost detects the host's cgroup layout and AppArmor.
 func ProbeHost() Host {
@@ -48,6 +53,9 @@ func ProbeHost() Host {
 		if _, err := os.Stat("/sys/kernel/security/apparmor"); err == nil {
 			h.AppArmor = true
 		}
+	}
+	if _, err := os.Stat(SeccompPolicy); err == nil {
+		h.Seccomp = SeccompPolicy
 	}
 	return h
 }
@@ -95,6 +103,22 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 	} else {
 		// Without AppArmor in the kernel, asking for a profile fails the start.
 		add("lxc.apparmor.profile", "unconfined")
+	}
+	if host.Seccomp != "" {
+		add("lxc.seccomp.profile", host.Seccomp)
+	}
+	if cfg.Privileged {
+		// A privileged container's root is host root: only the usual
+		// character devices, as LXC's common.conf allows.
+		dev := "lxc.cgroup.devices."
+		if host.CgroupV2 {
+			dev = "lxc.cgroup2.devices."
+		}
+		add(dev+"deny", "a")
+		for _, d := range []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+			"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"} {
+			add(dev+"allow", d)
+		}
 	}
 	if !cfg.Privileged {
 		if cfg.IDMap == nil || cfg.IDMap.Size == 0 {

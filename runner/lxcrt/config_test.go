@@ -30,10 +30,11 @@ func TestRender(t *testing.T) {
 		{"privileged-v2-host", runner.Config{
 			Rootfs: "/pool/c1", Privileged: true, Network: runner.NetConfig{Mode: runner.NetHost},
 			Limits: runner.Limits{Memory: 1 << 30, CPUs: 2, Pids: 10},
-		}, Host{CgroupV2: true, AppArmor: true}},
+		}, Host{CgroupV2: true, AppArmor: true, Seccomp: "/usr/share/lxc/config/common.seccomp"}},
 		{"unprivileged-host-net", runner.Config{
 			Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: runner.NetHost},
 		}, Host{}},
+		{"privileged-v1", runner.Config{Rootfs: "/pool/c1", Privileged: true}, Host{Seccomp: "/s.seccomp"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
