@@ -29,9 +29,9 @@ func (b lvmBackend) dev(m *meta) string { return "/dev/" + b.vg + "/" + b.lv(m) 
 // lvmArgs prepends the --config that lets lvm work without udev (it then
 // makes the /dev nodes itself) and never starts dmeventd.
 func lvmArgs(args ...string) []string {
-	cfg := "activation { monitoring=0 }"
+	cfg := "activation { monitoring=0 } devices { use_devicesfile=0 }"
 	if _, err := os.Stat("/run/udev/control"); err != nil {
-		cfg = "activation { udev_sync=0 udev_rules=0 monitoring=0 } devices { obtain_device_list_from_udev=0 }"
+		cfg = "activation { udev_sync=0 udev_rules=0 monitoring=0 } devices { obtain_device_list_from_udev=0 use_devicesfile=0 }"
 	}
 	return append([]string{args[0], "--config", cfg}, args[1:]...)
 }

@@ -41,7 +41,7 @@ func (b zfsBackend) mount(ctx context.Context, dir string, m *meta, ro bool) err
 	if ro {
 		opt = "ro"
 	}
-	_, err := sysexec.Run(ctx, "mount", "-t", "zfs", "-o", opt+",zfsutil", b.ds(m), rootfs)
+	_, err := sysexec.Run(ctx, "mount", "-t", "zfs", "-o", opt, b.ds(m), rootfs)
 	return err
 }
 
