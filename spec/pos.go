@@ -46,7 +46,7 @@ func scanPositions(src string) map[string]lineCol {
 				continue
 			}
 			// The last key names the array itself: not indexed.
-			p := join(s.resolve(keys[:len(keys)-1]), keys[len(keys)-1])
+			p := join(s.resolve(keys[:len(keys)-1], here), keys[len(keys)-1])
 			n, ok := s.aot[p]
 			if ok {
 				n++
@@ -60,7 +60,7 @@ func scanPositions(src string) map[string]lineCol {
 			keys := s.keys()
 			s.skipTo(']')
 			s.i++
-			table = s.resolve(keys)
+			table = s.resolve(keys, here)
 			s.mark(table, here)
 		default:
 			s.keyValue(table)
@@ -68,11 +68,13 @@ func scanPositions(src string) map[string]lineCol {
 	}
 }
 
-// resolve turns header keys into a path, indexing any array of tables on the way.
-func (s *posScanner) resolve(keys []string) string {
+// resolve turns header keys into a path, indexing any array of tables on
+// the way; it marks the (implicit) parents it passes at here.
+func (s *posScanner) resolve(keys []string, here lineCol) string {
 	p := ""
 	for _, k := range keys {
 		p = join(p, k)
+		s.mark(p, here)
 		if n, ok := s.aot[p]; ok {
 			p += "[" + strconv.Itoa(n) + "]"
 		}
@@ -188,9 +190,21 @@ func (s *posScanner) value(path string) {
 			n++
 		}
 	default:
-		for s.i < len(s.src) && !strings.ContainsRune(",]}#\n \t\r", rune(s.src[s.i])) {
+		start := s.i
+		s.token()
+		// A date-time may hold one space: 1979-05-27 07:32:00Z.
+		if s.i-start == 10 && s.src[start+4] == '-' && s.i+1 < len(s.src) && s.src[s.i] == ' ' &&
+			s.src[s.i+1] >= '0' && s.src[s.i+1] <= '9' {
 			s.i++
+			s.token()
 		}
+	}
+}
+
+// token skips a bare value: a number, boolean or date.
+func (s *posScanner) token() {
+	for s.i < len(s.src) && !strings.ContainsRune(",]}#\n \t\r", rune(s.src[s.i])) {
+		s.i++
 	}
 }
 

@@ -1,10 +1,13 @@
 package spec
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -123,6 +126,7 @@ target = "/x"
   target = "/y"
 [job.t.matrix]
 k = ["v"]
+d = [1979-05-27 07:32:00Z, 2]
 `
 	pos := scanPositions(src)
 	for path, want := range map[string]lineCol{
@@ -140,6 +144,7 @@ k = ["v"]
 		"job.t.mount[1]":        {16, 1},
 		"job.t.mount[1].target": {17, 3},
 		"job.t.matrix.k[0]":     {19, 6},
+		"job.t.matrix.d[1]":     {20, 28},
 	} {
 		assert.Equal(t, want, pos[path], path)
 	}
@@ -165,4 +170,28 @@ func TestSpecImportsNothingOfOurs(t *testing.T) {
 		assert.NotEqual(t, "runtime/cgo", path, "spec pulls in cgo")
 		assert.Equal(t, "0", cgo, "%s uses cgo", path)
 	}
+}
+
+// The position scanner must not panic on anything BurntSushi/toml accepts
+// (go test -fuzz FuzzScanPositions ./spec to search further).
+func FuzzScanPositions(f *testing.F) {
+	seeds, _ := filepath.Glob("../testdata/specs/*/*.toml")
+	for _, p := range seeds {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(string(b))
+		}
+	}
+	f.Add("a = '''x\n'''''\nb = \"\"\"\\\n\"\"\"\n[[c]]\n[c.d]\ne = 1\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		var m map[string]any
+		if _, err := toml.Decode(src, &m); err != nil {
+			return
+		}
+		pos := scanPositions(src)
+		for k := range m {
+			if _, ok := pos[join("", k)]; !ok {
+				t.Errorf("no position for top-level key %q", k)
+			}
+		}
+	})
 }
