@@ -211,6 +211,11 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
 	})
 	if errors.Is(err, state.ErrExists) {
+		if rec, gerr := r.State.Get(name); gerr == nil && rec.Kind == state.KindContainer && rec.Set == set {
+			// Another stint process (a watch, an apply) of this set made it
+			// meanwhile: the next pass sees it; not a conflict.
+			return fmt.Errorf("create container %s: made meanwhile by another stint process of set %s", name, set)
+		}
 		return fmt.Errorf("create container %s: %w", name, ErrExists)
 	}
 	if err != nil {
