@@ -47,23 +47,13 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 			if def.Name != ref {
 				continue
 			}
-			switch {
-			case def.Builder == "busybox":
-				img, err := images.BuildBusybox(ctx, s.Store, images.BusyboxOptions{Properties: def.Properties})
-				if err != nil {
-					return nil, fmt.Errorf("build image %s: %w", ref, err)
-				}
-				return img, nil
-			case len(def.Source) > 0:
-				img, err := s.Store.Import(ctx, def.Source, images.ImportOptions{})
-				if err != nil {
-					return nil, fmt.Errorf("import image %s: %w", ref, err)
-				}
-				return img, nil
-			default:
-				// TODO(runner): debootstrap builder and `from` recipes.
-				return nil, fmt.Errorf("image %s: builder %q / from %q is not supported by stint run yet", ref, def.Builder, def.From)
+			// busybox and debootstrap builds are cached by their inputs;
+			// a source is imported once (same fingerprint).
+			img, err := images.BuildSpec(ctx, s.Store, def, images.SpecOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("build image %s: %w", ref, err)
 			}
+			return img, nil
 		}
 	}
 	img, err := s.Store.Resolve(ref)
@@ -82,5 +72,12 @@ func (s *StoreImages) image(img *images.Image) Image {
 			_, err := s.Store.Unpack(ctx, img, dir, images.UnpackOptions{SkipDevices: true})
 			return err
 		}),
+		// LXD's "create" templates (/etc/hostname, ...) render into each
+		// clone, owned by the container's root.
+		Render: func(rootfs, name string, privileged bool, uid, gid int) error {
+			return images.RenderTemplates(img, rootfs, images.TriggerCreate, images.TemplateContext{
+				Name: name, Privileged: privileged, Ephemeral: true, UID: uid, GID: gid,
+			})
+		},
 	}
 }

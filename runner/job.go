@@ -28,6 +28,9 @@ import (
 type Image struct {
 	Fingerprint string
 	Source      storage.Source
+	// Render, when set, renders the image's templates into a clone for
+	// container name; uid and gid are the container root's host ids.
+	Render func(rootfs, name string, privileged bool, uid, gid int) error
 }
 
 // ImageResolver finds (building or importing when needed) the image a job
@@ -331,6 +334,15 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 	inst.vol, err = r.Storage.Clone(ctx, golden.ID, name)
 	if err != nil {
 		return inst, fmt.Errorf("job %s: clone %s from %s: %w", job.Name, name, golden.ID, err)
+	}
+	if img.Render != nil {
+		uid, gid := 0, 0
+		if !job.Privileged {
+			uid, gid = int(r.IDMap.HostUID), int(r.IDMap.HostGID)
+		}
+		if err := img.Render(inst.vol.Rootfs, name, job.Privileged, uid, gid); err != nil {
+			return inst, fmt.Errorf("job %s: %w", job.Name, err)
+		}
 	}
 	cfg, err := r.containerConfig(job, inst.vol.Rootfs)
 	if err != nil {

@@ -143,7 +143,7 @@ func clonesMounted(t *testing.T, root string) []string {
 func TestJobPasses(t *testing.T) {
 	f := newRunner(t)
 	t.Setenv("STINT_CANARY", "leaked")
-	j := job("ok", "echo hello from $(id -u)", "env | sort", "cat /proc/self/uid_map", "cd /tmp && pwd")
+	j := job("ok", "echo hello from $(id -u)", "env | sort", "cat /proc/self/uid_map", "cd /tmp && pwd", "echo hostname $(cat /etc/hostname)")
 	j.Env = map[string]string{"GREETING": "hi"}
 	res := f.r.RunJob(context.Background(), j)
 	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
@@ -152,6 +152,7 @@ func TestJobPasses(t *testing.T) {
 	assert.Contains(t, out, "[ok] GREETING=hi\n")
 	assert.Contains(t, out, "[ok] HOME=/root\n")
 	assert.NotContains(t, out, "STINT_CANARY", "the host's environment leaked into the job")
+	assert.Contains(t, out, "[ok] hostname "+res.Container+"\n", "the image's create templates were not rendered")
 	// Unprivileged by default: container root is not host root.
 	assert.Regexp(t, `\[ok\] +0 +[1-9][0-9]* +[0-9]+\n`, out)
 	assert.NotContains(t, out, "[ok]          0          0 4294967295")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,7 +51,14 @@ func New(lxcpath string) (*Runtime, error) {
 			return nil, fmt.Errorf("container init: %w (install lxc and busybox-static)", err)
 		}
 	}
-	return &Runtime{lxcpath: lxcpath, self: self, host: ProbeHost()}, nil
+	host := ProbeHost()
+	if !host.AppArmor {
+		slog.Info("AppArmor is not enabled on this host: containers run without an AppArmor profile")
+	}
+	if host.Seccomp == "" {
+		slog.Info("LXC's seccomp policy is not installed: containers run without seccomp", "path", SeccompPolicy)
+	}
+	return &Runtime{lxcpath: lxcpath, self: self, host: host}, nil
 }
 
 // Host is what the runtime detected about the host (cgroup layout, AppArmor).
