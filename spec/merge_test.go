@@ -264,7 +264,14 @@ profiles = ["p"]
 
 	changed := mustLoad(t, "[container.c]\nimage = \"busybox\"\nenv = { A = \"2\" }\n").Containers[0]
 	assert.NotEqual(t, a.Hash(), changed.Hash())
+	ported := a
+	ported.Ports = []Port{{HostPort: 1, ContainerPort: 1, Proto: "tcp"}}
+	assert.NotEqual(t, a.Hash(), ported.Hash())
+
 	stopped := a
 	stopped.State = StateStopped
-	assert.NotEqual(t, a.Hash(), stopped.Hash())
+	assert.Equal(t, a.Hash(), stopped.Hash(), "starting or stopping is not a change of the container")
+	empty := a
+	empty.Mounts, empty.Raw = []Mount{}, map[string]string{}
+	assert.Equal(t, a.Hash(), empty.Hash(), "empty and absent are the same")
 }

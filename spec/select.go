@@ -61,13 +61,14 @@ func knownJobs(set *Set) string {
 	return strings.Join(names, ", ")
 }
 
-// Hash is a stable digest of what the container is (sha256 of its resolved
-// JSON, hex): the reconciler recreates a container whose hash changed. Where
-// it was written (Pos) and which profiles it named do not count, only their
-// effect.
+// Hash is a stable digest of what shapes the container (sha256 of its
+// resolved JSON, hex): the reconciler recreates a container whose hash
+// changed. What only names or locates it (Name, Pos, the profile names) and
+// its desired State (starting or stopping is not a change of the container)
+// do not count. Empty and absent lists and maps hash the same (the JSON
+// omits both).
 func (c Container) Hash() string {
-	c.Pos = Pos{}
-	c.Profiles = nil
+	c.Name, c.Pos, c.Profiles, c.State = "", Pos{}, nil, ""
 	b, err := json.Marshal(c)
 	if err != nil {
 		// Container holds only strings, numbers, bools, maps and slices of
