@@ -198,6 +198,8 @@ func (d *decoder) mounts(v any, path string) []mountv {
 			case "type":
 				if s, ok := d.enum(v, kp, mountTypes...); ok {
 					mv.typ = s
+				} else {
+					mv.typ.V = "" // reported; no type-specific checks
 				}
 			case "source", "name", "target":
 				s, ok := d.str(v, kp)
@@ -272,11 +274,14 @@ func (d *decoder) network(v any, path string) *netv {
 		n.mode = s
 	case map[string]any:
 		n.mode = sv{V: "", At: n.At}
+		badMode := false
 		d.each(x, path, networkKeys, func(k string, v any, kp string) {
 			switch k {
 			case "mode":
 				if s, ok := d.enum(v, kp, networkModes...); ok {
 					n.mode = s
+				} else {
+					badMode = true
 				}
 			case "bridge":
 				if s, ok := d.str(v, kp); ok {
@@ -288,6 +293,9 @@ func (d *decoder) network(v any, path string) *netv {
 				}
 			}
 		})
+		if badMode {
+			return nil // reported; checking bridge and ipv4 against it would only add noise
+		}
 		if _, ok := x["mode"]; !ok {
 			// A table naming a bridge or an address means bridge mode.
 			n.mode.V = "bridge"
