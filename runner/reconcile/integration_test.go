@@ -265,11 +265,20 @@ func TestLongLivedImageInit(t *testing.T) {
 	h.apply(t, dir)
 	assert.Equal(t, runner.StateRunning, h.state(t, "gamma", "box"))
 	// busybox init runs the image's inittab; PID 1 is init, not our sleep.
-	cmdline, err := exec.Command("lxc-attach", "-P", filepath.Join(h.root, "containers"), "-n", RuntimeName("gamma", "box"),
-		"--", "/bin/cat", "/proc/1/cmdline").Output()
-	require.NoError(t, err)
-	// busybox init renames itself "init"; anything else means our script or sleep.
-	assert.Contains(t, []string{"init", "/sbin/init"}, strings.TrimRight(string(cmdline), "\x00"))
+	// busybox init renames itself "init"; anything else after a moment
+	// means our script did not exec it. (Right after the start, PID 1 may
+	// still be the script's shell.)
+	var pid1 string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		cmdline, err := exec.Command("lxc-attach", "-P", filepath.Join(h.root, "containers"), "-n", RuntimeName("gamma", "box"),
+			"--", "/bin/cat", "/proc/1/cmdline").Output()
+		require.NoError(t, err)
+		if pid1 = strings.TrimRight(string(cmdline), "\x00"); pid1 == "init" || pid1 == "/sbin/init" {
+			break
+		}
+	}
+	assert.Contains(t, []string{"init", "/sbin/init"}, pid1)
+	assert.Equal(t, runner.StateRunning, h.state(t, "gamma", "box"), "init keeps running")
 }
 
 func TestLongLivedWatch(t *testing.T) {
