@@ -178,4 +178,3 @@ func substitute(s string, vars map[string]string) (string, []string) {
 	}
 	return b.String(), undefined
 }
-
