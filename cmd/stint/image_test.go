@@ -103,6 +103,7 @@ from = "bb"
 	out, errs, code := runImage(t, root, "image", "build", specFile, "bb")
 	require.Equal(t, ExitOK, code, errs)
 	assert.Regexp(t, `^bb: [0-9a-f]{64}\n$`, out)
+	fp := strings.TrimSpace(strings.TrimPrefix(out, "bb: "))
 
 	out, _, code = runImage(t, root, "image", "list", "description=from a spec")
 	require.Equal(t, ExitOK, code)
@@ -116,6 +117,16 @@ from = "bb"
 	_, errs, code = runImage(t, root, "image", "build", specFile, "nope")
 	assert.Equal(t, ExitUsage, code)
 	assert.Contains(t, errs, "no [image.nope]")
+
+	// source = an exported tarball: imported with the same fingerprint.
+	_, errs, code = runImage(t, root, "image", "export", fp, dir)
+	require.Equal(t, ExitOK, code, errs)
+	imported := filepath.Join(dir, "imported.toml")
+	require.NoError(t, os.WriteFile(imported, []byte("version = 1\n[image.imp]\nsource = \""+fp+".tar.gz\"\n"), 0o644))
+	other := t.TempDir()
+	out, errs, code = runImage(t, other, "image", "build", imported)
+	require.Equal(t, ExitOK, code, errs)
+	assert.Equal(t, "imp: "+fp+"\n", out)
 }
 
 func TestImagePruneCLI(t *testing.T) {
