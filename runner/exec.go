@@ -46,7 +46,7 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio Ex
 	defer stopOnDone()
 	opts := stdio
 	opts.Argv, opts.Env = argv, inst.env
-	opts.UID, opts.GID, opts.Cwd = inst.user.UID, inst.user.GID, job.Workdir
+	opts.UID, opts.GID, opts.Groups, opts.Cwd = inst.user.UID, inst.user.GID, inst.user.Groups, job.Workdir
 	st, err = r.Runtime.Exec(context.WithoutCancel(ctx), name, opts)
 	switch {
 	case ctx.Err() != nil:

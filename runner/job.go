@@ -254,7 +254,7 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, ExecOptions{
 			Argv: []string{"/bin/sh", "-c", line}, Env: env,
-			UID: user.UID, GID: user.GID, Cwd: job.Workdir, Stdout: out, Stderr: out,
+			UID: user.UID, GID: user.GID, Groups: user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
 		if runCtx.Err() != nil {
 			res.Outcome = r.interrupted(ctx, &res, job, i, line)

@@ -114,9 +114,11 @@ type ExecOptions struct {
 	Argv []string
 	// Env is the command's whole environment (KEY=VALUE); the runtime adds
 	// nothing and keeps nothing of the host's.
-	Env    []string
-	UID    int
-	GID    int
+	Env []string
+	UID int
+	GID int
+	// Groups are supplementary groups. lxcrt cannot apply them yet: go-lxc
+	// never sets LXC_ATTACH_SETGROUPS, so the command runs with none.
 	Groups []int
 	Cwd    string // "" = /
 	Stdin  io.Reader

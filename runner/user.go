@@ -17,6 +17,8 @@ type User struct {
 	UID  int
 	GID  int
 	Home string
+	// Groups are the supplementary groups /etc/group lists the user in.
+	Groups []int
 }
 
 // LookupUser resolves name (a user name or a numeric uid; "" is root) in the
@@ -54,7 +56,9 @@ func LookupUser(rootfs, name string) (User, error) {
 			continue
 		}
 		if fs[0] == name || (nerr == nil && uid == numeric) {
-			return User{Name: fs[0], UID: uid, GID: gid, Home: fs[5]}, nil
+			u := User{Name: fs[0], UID: uid, GID: gid, Home: fs[5]}
+			u.Groups, err = groupsOf(rootfs, u.Name, gid)
+			return u, err
 		}
 	}
 	if nerr == nil {
@@ -86,4 +90,40 @@ func JobEnv(env map[string]string, u User) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// groupsOf lists the gids /etc/group names user a member of (besides its
+// primary gid).
+func groupsOf(rootfs, user string, primary int) ([]int, error) {
+	p, err := securejoin.SecureJoin(rootfs, "/etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("groups of %s: %w", user, err)
+	}
+	f, err := os.Open(p)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("groups of %s: %w", user, err)
+	}
+	defer f.Close()
+	var out []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Split(sc.Text(), ":")
+		if len(fs) < 4 {
+			continue
+		}
+		gid, err := strconv.Atoi(fs[2])
+		if err != nil || gid == primary {
+			continue
+		}
+		for _, m := range strings.Split(fs[3], ",") {
+			if m == user {
+				out = append(out, gid)
+				break
+			}
+		}
+	}
+	return out, sc.Err()
 }
