@@ -178,7 +178,9 @@ func (d *decoder) strList(v any, path string, one bool) ([]sv, bool) {
 	for i, e := range arr {
 		s, ok := d.str(e, path+"["+strconv.Itoa(i)+"]")
 		good = good && ok
-		out = append(out, s)
+		if ok { // a bad element is reported here, not again downstream
+			out = append(out, s)
+		}
 	}
 	return out, good
 }
