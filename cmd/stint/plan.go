@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/reconcile"
+	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -22,14 +25,15 @@ type PlanCmd struct {
 
 // Run prints the plan; the exit code says whether it changes anything.
 func (c *PlanCmd) Run(g *Globals) error {
-	ctx, stop := signalContext(g.Stderr)
-	defer stop()
-	set, lr, err := openReconcile(ctx, g, c.Paths)
+	set, err := loadSet(c.Paths)
 	if err != nil {
 		return err
 	}
-	defer lr.Close()
-	actual, err := lr.backend.List(ctx, set.Name)
+	b, err := openObserver(g)
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	actual, err := b.List(context.Background(), set.Name)
 	if err != nil {
 		return withCode(ExitHost, fmt.Errorf("list containers of set %s: %w", set.Name, err))
 	}
@@ -43,7 +47,7 @@ func (c *PlanCmd) Run(g *Globals) error {
 		return err
 	}
 	if reconcile.Summarize(actions).Changes() > 0 {
-		return withCode(ExitChanges, fmt.Errorf(""))
+		return withCode(ExitChanges, errors.New(""))
 	}
 	return nil
 }
@@ -78,6 +82,24 @@ func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, 
 	b := newBackend(g, e)
 	b.UseSet(set)
 	return set, &reconcileEnv{env: e, backend: b}, nil
+}
+
+// openObserver opens only what listing needs (state records, the
+// runtime, stored specs): a plan builds no image and opens no storage pool.
+func openObserver(g *Globals) (*reconcile.RuntimeBackend, error) {
+	st, err := state.Open(filepath.Join(g.Root, "state"))
+	if err != nil {
+		return nil, err
+	}
+	rt, err := lxcrt.New(filepath.Join(g.Root, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	return &reconcile.RuntimeBackend{
+		Runner:  &runner.Runner{Runtime: rt, State: st},
+		SpecDir: filepath.Join(g.Root, "reconcile"),
+		LogDir:  filepath.Join(g.Root, "logs"),
+	}, nil
 }
 
 func newBackend(g *Globals, e *env) *reconcile.RuntimeBackend {
