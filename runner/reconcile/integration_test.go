@@ -348,3 +348,32 @@ func drain(c chan Pass) {
 		}
 	}
 }
+
+func TestLongLivedRecreatesWhatWasDeletedByHand(t *testing.T) {
+	h := newHost(t)
+	ctx := context.Background()
+	dir := specDir(t, "eps", webV1)
+	h.apply(t, dir)
+	name := RuntimeName("eps", "web")
+
+	// lxc-destroy by hand: the record stays, the container is gone.
+	require.NoError(t, h.rt.Destroy(ctx, name))
+	_, acts := h.plan(t, dir)
+	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
+	assert.Contains(t, acts[0].Reasons[0], "container missing")
+	h.apply(t, dir)
+	assert.Equal(t, runner.StateRunning, h.state(t, "eps", "web"))
+
+	// A crash mid-create (kill -9) leaves a record in phase "creating":
+	// also made again, not trusted.
+	hd, err := h.backend.Runner.State.Claim(name)
+	require.NoError(t, err)
+	require.NoError(t, hd.Update(func(r *state.Record) { r.Phase = "creating" }))
+	require.NoError(t, hd.Release())
+	_, acts = h.plan(t, dir)
+	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
+	h.apply(t, dir)
+	assert.Equal(t, runner.StateRunning, h.state(t, "eps", "web"))
+	_, acts = h.plan(t, dir)
+	assert.Equal(t, map[string]Kind{"web": KindNone}, kinds(acts))
+}
