@@ -260,6 +260,11 @@ func (p *pool) CreateGolden(ctx context.Context, id string, src Source, opts Gol
 			return Volume{}, fmt.Errorf("shift golden volume %q: %w", id, err)
 		}
 	}
+	// Flush the contents before the volume is sealed and renamed into
+	// place, so that a crash never leaves a committed but torn golden.
+	if err := syncFS(rootfs); err != nil {
+		return Volume{}, fmt.Errorf("golden volume %q: %w", id, err)
+	}
 	if err := p.be.seal(ctx, tmp, m); err != nil {
 		return Volume{}, fmt.Errorf("seal golden volume %q: %w", id, err)
 	}
@@ -617,4 +622,17 @@ func Leftovers(d Driver) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// syncFS flushes the filesystem holding path.
+func syncFS(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Syncfs(int(f.Fd())); err != nil {
+		return fmt.Errorf("syncfs %s: %w", path, err)
+	}
+	return nil
 }
