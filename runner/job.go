@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/stintdev/stint/internal/idmap"
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -68,6 +70,8 @@ type Runner struct {
 	Events func(Event)
 	// KeepOnFailure keeps failed jobs' containers (or the job's own key).
 	KeepOnFailure bool
+	// Net attaches bridge-mode containers; nil: bridge mode is refused.
+	Net *stintnet.Manager
 
 	evMu     sync.Mutex
 	outMu    sync.Mutex
@@ -302,10 +306,11 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 
 // instance is a started container and what was made for it.
 type instance struct {
-	h    *state.Handle // set once the record exists: from then on, tear down
-	vol  storage.Volume
-	user User
-	env  []string
+	h     *state.Handle // set once the record exists: from then on, tear down
+	vol   storage.Volume
+	user  User
+	env   []string
+	lease *stintnet.Lease // bridge mode
 }
 
 // launch makes and starts the container name for job: image, golden volume,
@@ -344,9 +349,17 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 			return inst, fmt.Errorf("job %s: %w", job.Name, err)
 		}
 	}
+	if job.Network.Mode == stintnet.ModeBridge {
+		if inst.lease, err = r.attachBridge(ctx, inst.h, job.Network); err != nil {
+			return inst, fmt.Errorf("job %s: %w", job.Name, err)
+		}
+	}
 	cfg, err := r.containerConfig(job, inst.vol.Rootfs)
 	if err != nil {
 		return inst, fmt.Errorf("job %s: %w", job.Name, err)
+	}
+	if l := inst.lease; l != nil {
+		cfg.Network.Attach = func(string) ([][2]string, error) { return l.LXC, nil }
 	}
 	inst.user, err = LookupUser(inst.vol.Rootfs, job.User)
 	if err != nil {
@@ -366,6 +379,26 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 	}
 	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
 	return inst, nil
+}
+
+// attachBridge gives the container its bridge network (address, veth keys,
+// hosts and resolv.conf) and journals the lease; teardown releases it.
+func (r *Runner) attachBridge(ctx context.Context, h *state.Handle, n spec.Network) (*stintnet.Lease, error) {
+	if r.Net == nil {
+		return nil, fmt.Errorf("network mode bridge: no network manager configured")
+	}
+	lease, err := r.Net.Attach(ctx, stintnet.Request{Container: h.Name(), Mode: stintnet.ModeBridge, Bridge: n.Bridge, IPv4: n.IPv4})
+	if err != nil {
+		return nil, fmt.Errorf("attach network: %w", err)
+	}
+	raw, err := json.Marshal(lease)
+	if err == nil {
+		err = h.Update(func(rec *state.Record) { rec.Network = raw })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal network lease: %w", err)
+	}
+	return lease, nil
 }
 
 // makeWorkdir creates the job's working directory in its clone when the

@@ -18,6 +18,7 @@ import (
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/internal/testenv"
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/state"
@@ -318,5 +319,24 @@ func TestNetworkAndPrivileged(t *testing.T) {
 	if _, err := os.Stat(lxcrt.SeccompPolicy); err == nil {
 		assert.Contains(t, f.out.String(), "[none] seccomp 2\n", "LXC's seccomp policy is not applied")
 	}
+	f.assertClean(t)
+}
+
+func TestBridgeNetwork(t *testing.T) {
+	f := newRunner(t)
+	m, err := stintnet.Open(f.root)
+	require.NoError(t, err)
+	f.r.Net = m
+	// The bridge and its rules are this test's own: prune them at the end.
+	t.Cleanup(func() { assert.NoError(t, m.Prune(context.Background())) })
+	j := job("br", "ip addr; ip route; ls /sys/class/net", "ip -4 addr show eth0", "ping -c 1 -W 5 $(ip route | awk '/default/ {print $3}')", "cat /etc/hosts")
+	j.Network = spec.Network{Mode: "bridge", Bridge: fmt.Sprintf("stt%d", os.Getpid()%100000)}
+	res := f.r.RunJob(context.Background(), j)
+	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+	assert.Regexp(t, `\[br\] +inet 10\.`, f.out.String())
+	assert.Contains(t, f.out.String(), "1 packets received")
+	st, err := m.List(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, st.Leases, "the lease was not released")
 	f.assertClean(t)
 }

@@ -104,9 +104,10 @@ type Limits struct {
 // NetConfig is the container's network.
 type NetConfig struct {
 	Mode string // none (default) | host | anything Attach handles
-	// Attach, when set, returns extra runtime keys for the network (the seam
-	// the net package fills for bridge mode: veth pair, addresses).
-	Attach func(name string) (map[string]string, error)
+	// Attach, when set, returns extra runtime keys for the network, in
+	// order (the seam the net package fills for bridge mode: veth pair,
+	// addresses, hosts and resolv.conf binds). Keys may repeat.
+	Attach func(name string) ([][2]string, error)
 }
 
 // ExecOptions describe one command run inside a container.

@@ -20,6 +20,13 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 	if err := r.Runtime.Destroy(ctx, rec.Name); err != nil {
 		errs = append(errs, err)
 	}
+	// The network after the container: its veth goes with it. Release
+	// needs only the name, so a lease lost in a crash is released too.
+	if r.Net != nil {
+		if err := r.Net.Release(ctx, rec.Name); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(rec.Mounts) - 1; i >= 0; i-- {
 		if err := unix.Unmount(rec.Mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", rec.Mounts[i], err))

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/idmap"
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/lxcrt"
@@ -203,6 +204,11 @@ func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
 		drv.Close()
 		return nil, err
 	}
+	nm, err := stintnet.Open(root)
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
 	r := &runner.Runner{
 		Runtime:  rt,
 		Storage:  drv,
@@ -212,6 +218,7 @@ func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
 		CacheDir: filepath.Join(root, "cache"),
 		LogDir:   filepath.Join(root, "logs"),
 		Collect:  collectArtifacts,
+		Net:      nm,
 	}
 	return &env{runner: r, storage: drv, rt: rt, images: imgs}, nil
 }

@@ -178,8 +178,12 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("container %s: attach network %s: %w", name, cfg.Network.Mode, err)
 		}
-		for _, k := range sortedKeys(extra) {
-			add(k, extra[k])
+		// In order: LXC wants lxc.net.N.type before the other keys of N.
+		for _, kv := range extra {
+			if !strings.HasPrefix(kv[0], "lxc.") {
+				return nil, fmt.Errorf("container %s: network key %q is not an LXC key", name, kv[0])
+			}
+			add(kv[0], kv[1])
 		}
 	}
 

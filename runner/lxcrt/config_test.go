@@ -34,6 +34,10 @@ func TestRender(t *testing.T) {
 		{"unprivileged-host-net", runner.Config{
 			Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: runner.NetHost},
 		}, Host{}},
+		{"bridge", runner.Config{Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: "bridge",
+			Attach: func(string) ([][2]string, error) {
+				return [][2]string{{"lxc.net.0.type", "veth"}, {"lxc.net.0.link", "stint0"}, {"lxc.mount.entry", "/h etc/hosts none bind,ro 0 0"}}, nil
+			}}}, Host{}},
 		{"privileged-v1", runner.Config{Rootfs: "/pool/c1", Privileged: true}, Host{Seccomp: "/s.seccomp"}},
 	}
 	for _, c := range cases {
