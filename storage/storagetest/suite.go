@@ -41,6 +41,7 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"GoldenReadOnly", testGoldenReadOnly},
 		{"DestroyInUse", testDestroyInUse},
 		{"GetWalkUsage", testGetWalkUsage},
+		{"GetRemounts", testGetRemounts},
 		{"SweepInterruptedDestroy", testSweepInterruptedDestroy},
 		{"FailedCreateLeavesNothing", testFailedCreate},
 		{"Errors", testErrors},
@@ -587,4 +588,40 @@ func testParallel(t *testing.T, d storage.Driver) {
 		t.Errorf("after parallel clone/destroy, volumes %v, want only img", left)
 	}
 	sameTree(t, "golden after parallel clones", want, tree(t, g.Rootfs), 0, 0)
+}
+
+// testGetRemounts unmounts the volumes' rootfs, as a reboot would, and
+// expects Get to mount them again: the clone writable with its own
+// changes, the golden read-only.
+func testGetRemounts(t *testing.T, d storage.Driver) {
+	ctx := context.Background()
+	g, _ := golden(t, d, "img", storage.GoldenOptions{})
+	want := tree(t, g.Rootfs)
+	c := clone(t, d, "img", "c1")
+	if err := os.WriteFile(filepath.Join(c.Rootfs, "etc/hostname"), []byte("c1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unix.Sync()
+	for _, dir := range []string{c.Rootfs, g.Rootfs} {
+		for unix.Unmount(dir, 0) == nil {
+		}
+	}
+	c2, err := d.Get(ctx, "c1")
+	if err != nil {
+		t.Fatalf("Get(clone) after unmount: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(c2.Rootfs, "etc/hostname")); err != nil || string(b) != "c1\n" {
+		t.Errorf("clone after remount reads %q, %v; want its own write", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(c2.Rootfs, "after"), nil, 0o644); err != nil {
+		t.Errorf("clone not writable after remount: %v", err)
+	}
+	g2, err := d.Get(ctx, "img")
+	if err != nil {
+		t.Fatalf("Get(golden) after unmount: %v", err)
+	}
+	sameTree(t, "golden after remount", want, tree(t, g2.Rootfs), 0, 0)
+	if err := os.WriteFile(filepath.Join(g2.Rootfs, "new"), nil, 0o644); err == nil {
+		t.Error("golden writable after remount")
+	}
 }
