@@ -441,3 +441,18 @@ run = ["echo one", "exit 2"]
 	assert.Contains(t, stderr.String(), "[j] one", "job output goes to stderr with --json")
 	f.assertClean(t)
 }
+
+// TestCLIExecTTY runs stint exec on a terminal (script(1) makes one): the
+// command gets it, and stint still exits with the command's code.
+func TestCLIExecTTY(t *testing.T) {
+	f := newCLI(t)
+	testenv.RequiresTool(t, "script")
+	inner := f.bin + " --root " + f.root + " exec busybox -- sh -c 'test -t 0 && test -t 1 && echo stdin-is-a-tty; exit 3'"
+	c := exec.Command("script", "-qec", inner, "/dev/null")
+	out, err := c.CombinedOutput()
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee, string(out))
+	assert.Equal(t, 3, ee.ExitCode(), string(out))
+	assert.Contains(t, string(out), "stdin-is-a-tty")
+	f.assertClean(t)
+}
