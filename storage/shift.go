@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -14,10 +16,9 @@ import (
 // shiftTree moves every owner under root from container ids to host ids of
 // m (uid → HostUID+uid, gid → HostGID+gid). chown clears the setuid and
 // setgid bits, so the mode is restored afterwards. Hard links are shifted
-// once. An id outside the map is an error: the container could not own it.
-//
-// POSIX ACLs (system.posix_acl_access/default xattrs) are not shifted yet;
-// named ACL entries keep their container ids.
+// once. POSIX ACLs (system.posix_acl_access and _default) have their named
+// user and group entries shifted too. An id outside the map is an error:
+// the container could not own it.
 func shiftTree(root string, m idmap.Map) error {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
@@ -53,6 +54,74 @@ func shiftTree(root string, m idmap.Map) error {
 				return fmt.Errorf("restore mode of %s: %w", path, err)
 			}
 		}
+		if info.Mode()&os.ModeSymlink == 0 {
+			for _, name := range aclXattrs {
+				if err := shiftACL(path, name, m); err != nil {
+					return err
+				}
+			}
+		}
 		return nil
 	})
+}
+
+var aclXattrs = []string{"system.posix_acl_access", "system.posix_acl_default"}
+
+// ACL entry tags whose id names a user or a group (linux/posix_acl.h).
+const (
+	aclUser  = 0x02
+	aclGroup = 0x08
+)
+
+// shiftACL shifts the named entries of one POSIX ACL xattr of path: a
+// 4-byte version header, then 8-byte entries (tag u16, perm u16, id u32),
+// little-endian.
+func shiftACL(path, name string, m idmap.Map) error {
+	buf := make([]byte, 4096)
+	n, err := unix.Lgetxattr(path, name, buf)
+	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil
+	}
+	if errors.Is(err, unix.ERANGE) {
+		if n, err = unix.Lgetxattr(path, name, nil); err == nil {
+			buf = make([]byte, n)
+			n, err = unix.Lgetxattr(path, name, buf)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("read %s of %s: %w", name, path, err)
+	}
+	acl := buf[:n]
+	if len(acl) < 4 || (len(acl)-4)%8 != 0 {
+		return fmt.Errorf("%s of %s: malformed ACL (%d bytes)", name, path, len(acl))
+	}
+	changed := false
+	for off := 4; off < len(acl); off += 8 {
+		tag := binary.LittleEndian.Uint16(acl[off:])
+		id := binary.LittleEndian.Uint32(acl[off+4:])
+		var (
+			to uint32
+			ok bool
+		)
+		switch tag {
+		case aclUser:
+			to, ok = m.ShiftUID(id)
+		case aclGroup:
+			to, ok = m.ShiftGID(id)
+		default:
+			continue
+		}
+		if !ok {
+			return fmt.Errorf("%s of %s: id %d is outside the container's %d ids", name, path, id, m.Size)
+		}
+		binary.LittleEndian.PutUint32(acl[off+4:], to)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	if err := unix.Lsetxattr(path, name, acl, 0); err != nil {
+		return fmt.Errorf("write %s of %s: %w", name, path, err)
+	}
+	return nil
 }

@@ -23,7 +23,7 @@ func (zfsBackend) name() string { return "zfs" }
 func (b zfsBackend) ds(m *meta) string { return b.dataset + "/" + m.Token }
 
 func (b zfsBackend) create(ctx context.Context, dir string, m *meta) error {
-	if _, err := sysexec.Run(ctx, "zfs", "create", "-o", "mountpoint=legacy", b.ds(m)); err != nil {
+	if _, err := sysexec.Run(ctx, "zfs", "create", "-o", "mountpoint=legacy", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(m)); err != nil {
 		return err
 	}
 	return b.mount(ctx, dir, m, false)
@@ -57,7 +57,7 @@ func (b zfsBackend) seal(ctx context.Context, dir string, m *meta) error {
 }
 
 func (b zfsBackend) clone(ctx context.Context, _ string, pm *meta, dir string, m *meta) error {
-	if _, err := sysexec.Run(ctx, "zfs", "clone", "-o", "mountpoint=legacy", "-o", "readonly=off", b.ds(pm)+"@golden", b.ds(m)); err != nil {
+	if _, err := sysexec.Run(ctx, "zfs", "clone", "-o", "mountpoint=legacy", "-o", "readonly=off", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(pm)+"@golden", b.ds(m)); err != nil {
 		return err
 	}
 	return mkdirIfMissing(filepath.Join(dir, rootfsDir))

@@ -7,6 +7,7 @@ package storagetest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -46,6 +47,7 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"FailedCreateLeavesNothing", testFailedCreate},
 		{"Errors", testErrors},
 		{"Shift", testShift},
+		{"ShiftACL", testShiftACL},
 		{"CloseTwice", testCloseTwice},
 		{"Parallel", testParallel},
 	}
@@ -623,5 +625,57 @@ func testGetRemounts(t *testing.T, d storage.Driver) {
 	sameTree(t, "golden after remount", want, tree(t, g2.Rootfs), 0, 0)
 	if err := os.WriteFile(filepath.Join(g2.Rootfs, "new"), nil, 0o644); err == nil {
 		t.Error("golden writable after remount")
+	}
+}
+
+// acl encodes a POSIX ACL xattr: version 2, then (tag, perm, id) entries.
+func acl(entries ...[3]uint32) []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 2)
+	for _, e := range entries {
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+		b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+		b = binary.LittleEndian.AppendUint32(b, e[2])
+	}
+	return b
+}
+
+// ACL tags (linux/posix_acl.h) and the "no id" value.
+const (
+	tagUserObj, tagUser, tagGroupObj, tagGroup, tagMask, tagOther = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+	noID                                                          = 0xffffffff
+)
+
+// testShiftACL: named users and groups in access and default ACLs are
+// shifted with the owners.
+func testShiftACL(t *testing.T, d storage.Driver) {
+	src, dir := dirSource(t)
+	access := acl([3]uint32{tagUserObj, 6, noID}, [3]uint32{tagUser, 4, 1000}, [3]uint32{tagGroupObj, 4, noID},
+		[3]uint32{tagGroup, 4, 8}, [3]uint32{tagMask, 4, noID}, [3]uint32{tagOther, 0, noID})
+	if err := unix.Lsetxattr(filepath.Join(dir, "home/user/notes"), "system.posix_acl_access", access, 0); err != nil {
+		t.Fatalf("set ACL on the fixture: %v", err)
+	}
+	if err := unix.Lsetxattr(filepath.Join(dir, "home/user"), "system.posix_acl_default", access, 0); err != nil {
+		t.Fatalf("set default ACL on the fixture: %v", err)
+	}
+	m := idmap.Map{HostUID: 100000, HostGID: 200000, Size: 65536}
+	g, err := d.CreateGolden(context.Background(), "img", src, storage.GoldenOptions{Shift: &m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := acl([3]uint32{tagUserObj, 6, noID}, [3]uint32{tagUser, 4, 101000}, [3]uint32{tagGroupObj, 4, noID},
+		[3]uint32{tagGroup, 4, 200008}, [3]uint32{tagMask, 4, noID}, [3]uint32{tagOther, 0, noID})
+	c := clone(t, d, "img", "c1")
+	for _, root := range []string{g.Rootfs, c.Rootfs} {
+		for _, x := range []struct{ path, name string }{{"home/user/notes", "system.posix_acl_access"}, {"home/user", "system.posix_acl_default"}} {
+			buf := make([]byte, 256)
+			n, err := unix.Lgetxattr(filepath.Join(root, x.path), x.name, buf)
+			if err != nil {
+				t.Errorf("%s %s: %v", x.path, x.name, err)
+				continue
+			}
+			if !bytes.Equal(buf[:n], want) {
+				t.Errorf("%s %s in %s = %x, want %x", x.path, x.name, root, buf[:n], want)
+			}
+		}
 	}
 }
