@@ -282,13 +282,23 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		return res
 	}
 
-	// Artifacts before teardown; the container stops first, so nothing
-	// changes under the copy.
-	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
-	}
+	// Artifacts before teardown. While the container still runs, they are
+	// read through its own view (its mounts: binds, tmpfs, caches), with its
+	// processes frozen so nothing changes under the copy; after a timeout
+	// or an abort, from the clone's rootfs.
 	if r.Collect != nil && len(job.Artifacts) > 0 {
-		files, err := r.Collect(context.WithoutCancel(ctx), vol.Rootfs, job.Artifacts, res.Artifacts, failed)
+		root := vol.Rootfs
+		if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == StateRunning && runCtx.Err() == nil {
+			if fz, ok := r.Runtime.(Freezer); ok {
+				_ = fz.Freeze(ctx, res.Container)
+			}
+			if rd, ok := r.Runtime.(RootDirer); ok {
+				if p, err := rd.RootDir(ctx, res.Container); err == nil {
+					root = p
+				}
+			}
+		}
+		files, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, res.Artifacts, failed)
 		res.Files = files
 		for _, f := range files {
 			r.emit(Event{Type: "artifact", Job: job.Name, Path: f})
@@ -299,6 +309,9 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 				res.Outcome = OutcomeError
 			}
 		}
+	}
+	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
+		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
 	}
 	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 	return res

@@ -20,6 +20,7 @@ import (
 	"github.com/stintdev/stint/internal/testenv"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -339,4 +340,30 @@ func TestBridgeNetwork(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, st.Leases, "the lease was not released")
 	f.assertClean(t)
+}
+
+// TestArtifactsFromMounts collects artifacts written into a read-write bind
+// mount and a tmpfs: they are only visible in the container's own view.
+func TestArtifactsFromMounts(t *testing.T) {
+	f := newRunner(t)
+	f.r.Collect = collect
+	src := t.TempDir()
+	require.NoError(t, os.Chmod(src, 0o777))
+	j := job("mnt", "mkdir -p /src/dist && echo built > /src/dist/out.txt", "echo scratch > /scratch/t.txt", "echo root > /r.txt")
+	j.Mounts = []spec.Mount{{Type: spec.MountBind, Source: src, Target: "/src"}, {Type: spec.MountTmpfs, Target: "/scratch"}}
+	j.Artifacts = []spec.Artifact{{Path: "/src/dist/*", When: spec.WhenAlways}, {Path: "/scratch/t.txt", When: spec.WhenAlways}, {Path: "/r.txt", When: spec.WhenAlways}}
+	res := f.r.RunJob(context.Background(), j)
+	require.True(t, res.Passed(), "%+v\n%s", res, f.out.String())
+	for name, want := range map[string]string{"out.txt": "built\n", "t.txt": "scratch\n", "r.txt": "root\n"} {
+		b, err := os.ReadFile(filepath.Join(res.Artifacts, name))
+		if assert.NoError(t, err, name) {
+			assert.Equal(t, want, string(b))
+		}
+	}
+	f.assertClean(t)
+}
+
+func collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
+	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
+	return res.Copied, err
 }

@@ -41,6 +41,18 @@ type Runtime interface {
 	List(ctx context.Context) ([]string, error)
 }
 
+// RootDirer is a Runtime that can show a running container's root as the
+// container sees it, mounts included (lxcrt: /proc/<init pid>/root).
+type RootDirer interface {
+	RootDir(ctx context.Context, name string) (string, error)
+}
+
+// Freezer is a Runtime that can freeze every process of a running
+// container (Stop still works on a frozen container).
+type Freezer interface {
+	Freeze(ctx context.Context, name string) error
+}
+
 // Sentinel errors, checked with errors.Is.
 var (
 	ErrNotFound = errors.New("container not found")

@@ -276,6 +276,34 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 	return nil
 }
 
+// RootDir returns /proc/<init pid>/root of the running container: its root
+// with every mount it made (binds, tmpfs, caches), for artifact collection.
+func (r *Runtime) RootDir(_ context.Context, name string) (string, error) {
+	c, err := lxc.NewContainer(name, r.lxcpath)
+	if err != nil {
+		return "", fmt.Errorf("root of container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	pid := c.InitPid()
+	if pid <= 0 {
+		return "", fmt.Errorf("root of container %s: not running", name)
+	}
+	return fmt.Sprintf("/proc/%d/root", pid), nil
+}
+
+// Freeze freezes every process of the container (the cgroup freezer).
+func (r *Runtime) Freeze(_ context.Context, name string) error {
+	c, err := lxc.NewContainer(name, r.lxcpath)
+	if err != nil {
+		return fmt.Errorf("freeze container %s: %w", name, err)
+	}
+	defer lxc.Release(c)
+	if err := c.Freeze(); err != nil {
+		return fmt.Errorf("freeze container %s: %w%s", name, err, r.logErrors(name))
+	}
+	return nil
+}
+
 // Destroy stops the container and removes its directory (config, log). The
 // rootfs is storage's, so liblxc's destroy (which would delete it) is not
 // used.
