@@ -18,7 +18,8 @@ import (
 // setgid bits, so the mode is restored afterwards. Hard links are shifted
 // once. POSIX ACLs (system.posix_acl_access and _default) have their named
 // user and group entries shifted too. An id outside the map is an error:
-// the container could not own it.
+// the container could not own it. File capabilities, which chown drops, are
+// restored as capabilities of the container's root (v3, root id HostUID).
 func shiftTree(root string, m idmap.Map) error {
 	type inode struct{ dev, ino uint64 }
 	seen := map[inode]bool{}
@@ -46,8 +47,19 @@ func shiftTree(root string, m idmap.Map) error {
 		if !uok || !gok {
 			return fmt.Errorf("%s: owner %d:%d is outside the container's %d ids", path, st.Uid, st.Gid, m.Size)
 		}
+		// chown drops file capabilities: read them first, put them back
+		// as the container's root's (v3, root id HostUID).
+		fcaps, err := readFcaps(path, info.Mode())
+		if err != nil {
+			return err
+		}
 		if err := os.Lchown(path, int(uid), int(gid)); err != nil {
 			return err
+		}
+		if fcaps != nil {
+			if err := writeFcaps(path, fcaps, m.HostUID); err != nil {
+				return err
+			}
 		}
 		if info.Mode()&os.ModeSymlink == 0 && st.Mode&(unix.S_ISUID|unix.S_ISGID) != 0 {
 			if err := unix.Chmod(path, st.Mode&0o7777); err != nil {
@@ -122,6 +134,42 @@ func shiftACL(path, name string, m idmap.Map) error {
 	}
 	if err := unix.Lsetxattr(path, name, acl, 0); err != nil {
 		return fmt.Errorf("write %s of %s: %w", name, path, err)
+	}
+	return nil
+}
+
+const capXattr = "security.capability"
+
+// readFcaps returns a regular file's security.capability xattr, or nil.
+func readFcaps(path string, mode os.FileMode) ([]byte, error) {
+	if !mode.IsRegular() {
+		return nil, nil
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Lgetxattr(path, capXattr, buf)
+	if errors.Is(err, unix.ENODATA) || errors.Is(err, unix.EOPNOTSUPP) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", capXattr, path, err)
+	}
+	return buf[:n], nil
+}
+
+// writeFcaps writes caps back as a v3 capability owned by root id rootid
+// (vfs_ns_cap_data: magic_etc, 2 × (permitted, inheritable), rootid).
+func writeFcaps(path string, caps []byte, rootid uint32) error {
+	if len(caps) < 20 {
+		return fmt.Errorf("%s of %s: unsupported capability format (%d bytes)", capXattr, path, len(caps))
+	}
+	v3 := make([]byte, 24)
+	magic := binary.LittleEndian.Uint32(caps)
+	const revMask, rev3, effective = 0xff000000, 0x03000000, 0x000001
+	binary.LittleEndian.PutUint32(v3, rev3|magic&effective&^revMask)
+	copy(v3[4:20], caps[4:20])
+	binary.LittleEndian.PutUint32(v3[20:], rootid)
+	if err := unix.Lsetxattr(path, capXattr, v3, 0); err != nil {
+		return fmt.Errorf("write %s of %s: %w", capXattr, path, err)
 	}
 	return nil
 }

@@ -646,7 +646,8 @@ const (
 )
 
 // testShiftACL: named users and groups in access and default ACLs are
-// shifted with the owners.
+// shifted with the owners, and file capabilities survive the chown as the
+// container root's.
 func testShiftACL(t *testing.T, d storage.Driver) {
 	src, dir := dirSource(t)
 	access := acl([3]uint32{tagUserObj, 6, noID}, [3]uint32{tagUser, 4, 1000}, [3]uint32{tagGroupObj, 4, noID},
@@ -656,6 +657,13 @@ func testShiftACL(t *testing.T, d storage.Driver) {
 	}
 	if err := unix.Lsetxattr(filepath.Join(dir, "home/user"), "system.posix_acl_default", access, 0); err != nil {
 		t.Fatalf("set default ACL on the fixture: %v", err)
+	}
+	// cap_net_raw (bit 13), permitted and effective, as Debian's ping has.
+	v2 := binary.LittleEndian.AppendUint32(nil, 0x02000001)
+	v2 = binary.LittleEndian.AppendUint32(v2, 1<<13)
+	v2 = append(v2, make([]byte, 12)...)
+	if err := unix.Lsetxattr(filepath.Join(dir, "bin/tool"), "security.capability", v2, 0); err != nil {
+		t.Fatalf("set file capability on the fixture: %v", err)
 	}
 	m := idmap.Map{HostUID: 100000, HostGID: 200000, Size: 65536}
 	g, err := d.CreateGolden(context.Background(), "img", src, storage.GoldenOptions{Shift: &m})
@@ -676,6 +684,15 @@ func testShiftACL(t *testing.T, d storage.Driver) {
 			if !bytes.Equal(buf[:n], want) {
 				t.Errorf("%s %s in %s = %x, want %x", x.path, x.name, root, buf[:n], want)
 			}
+		}
+		wantCaps := binary.LittleEndian.AppendUint32(nil, 0x03000001)
+		wantCaps = binary.LittleEndian.AppendUint32(wantCaps, 1<<13)
+		wantCaps = append(wantCaps, make([]byte, 12)...)
+		wantCaps = binary.LittleEndian.AppendUint32(wantCaps, 100000)
+		buf := make([]byte, 64)
+		n, err := unix.Lgetxattr(filepath.Join(root, "bin/tool"), "security.capability", buf)
+		if err != nil || !bytes.Equal(buf[:n], wantCaps) {
+			t.Errorf("bin/tool security.capability in %s = %x, %v; want %x (v3, root 100000)", root, buf[:max(n, 0)], err, wantCaps)
 		}
 	}
 }
