@@ -24,6 +24,9 @@ type unifiedWriter struct {
 	gz    *gzip.Writer
 	tw    *tar.Writer
 	mtime time.Time
+	// owner, when set, rewrites each rootfs entry's owner (and xattrs)
+	// before it is written: a shifted rootfs is packed with container ids.
+	owner func(hdr *tar.Header) error
 }
 
 func newUnifiedWriter(w io.Writer, mtime time.Time) *unifiedWriter {
@@ -128,6 +131,11 @@ func (u *unifiedWriter) packDir(ctx context.Context, dir string) error {
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
 			addXattrs(p, hdr)
+		}
+		if u.owner != nil {
+			if err := u.owner(hdr); err != nil {
+				return fmt.Errorf("pack %s: %w", p, err)
+			}
 		}
 		if err := u.tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("pack %s: %w", p, err)
