@@ -55,7 +55,9 @@ func TestRecipeKey(t *testing.T) {
 		{"hook contents", func(t *testing.T, dir string, _ *spec.Image, _ **Image) {
 			writeFile(t, dir, "02.sh", []byte("echo TWO\n"))
 		}, true},
-		{"hooks reordered", func(_ *testing.T, _ string, d *spec.Image, _ **Image) { d.Hooks[0], d.Hooks[1] = d.Hooks[1], d.Hooks[0] }, true},
+		{"hooks reordered", func(_ *testing.T, _ string, d *spec.Image, _ **Image) {
+			d.Hooks[0], d.Hooks[1] = d.Hooks[1], d.Hooks[0]
+		}, true},
 		{"file contents", func(t *testing.T, dir string, _ *spec.Image, _ **Image) { writeFile(t, dir, "motd", []byte("bye\n")) }, true},
 		{"file mode", func(t *testing.T, dir string, _ *spec.Image, _ **Image) {
 			require.NoError(t, os.Chmod(filepath.Join(dir, "x"), 0o755))
@@ -65,7 +67,9 @@ func TestRecipeKey(t *testing.T) {
 			delete(d.Files, "/etc/motd")
 		}, true},
 		{"package added", func(_ *testing.T, _ string, d *spec.Image, _ **Image) { d.Packages = append(d.Packages, "curl") }, true},
-		{"property", func(_ *testing.T, _ string, d *spec.Image, _ **Image) { d.Properties = map[string]string{"os": "debian"} }, true},
+		{"property", func(_ *testing.T, _ string, d *spec.Image, _ **Image) {
+			d.Properties = map[string]string{"os": "debian"}
+		}, true},
 		{"base image", func(_ *testing.T, _ string, _ *spec.Image, b **Image) { *b = &Image{Fingerprint: "bbbb"} }, true},
 	}
 	for _, tt := range tests {
