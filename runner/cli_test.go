@@ -456,3 +456,31 @@ func TestCLIExecTTY(t *testing.T) {
 	assert.Contains(t, string(out), "stdin-is-a-tty")
 	f.assertClean(t)
 }
+
+// TestCLIRecipeImage builds an image from a recipe on busybox (files and a
+// hook), runs a job on it, and reuses the built image on the next run.
+func TestCLIRecipeImage(t *testing.T) {
+	f := newCLI(t)
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "motd"), []byte("welcome\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "hook.sh"), []byte("echo hook ran\necho from-hook > /etc/hooked\n"), 0o644))
+	p := f.spec(t, `
+[image.custom]
+from = "busybox"
+hooks = ["hook.sh"]
+files = { "/etc/motd" = "motd" }
+
+[job.use]
+image = "custom"
+run = ["cat /etc/motd /etc/hooked", "test ! -e /.stint-hooks"]
+`)
+	out, code := f.run(t, "run", p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[image custom] hook ran")
+	assert.Contains(t, out, "[use] welcome\n")
+	assert.Contains(t, out, "[use] from-hook\n")
+	out, code = f.run(t, "run", p)
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "hook ran", "the recipe was rebuilt instead of reused")
+	assert.Contains(t, out, "[use] welcome\n")
+	f.assertClean(t)
+}

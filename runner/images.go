@@ -16,28 +16,48 @@ import (
 type StoreImages struct {
 	Store *images.Store
 	Set   *spec.Set // may be nil (stint exec)
+	// Recipes builds images with `from` (the Runner); nil refuses them.
+	Recipes interface {
+		BuildRecipe(ctx context.Context, def spec.Image) (*images.Image, error)
+	}
 
-	mu   sync.Mutex // one build or import at a time in this process
-	done map[string]*images.Image
+	mu    sync.Mutex // guards done and refMu
+	done  map[string]*images.Image
+	refMu map[string]*sync.Mutex // one build or import per image at a time
 }
 
 var _ ImageResolver = (*StoreImages)(nil)
 
 // ResolveImage implements ImageResolver.
 func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, error) {
+	// A lock per reference, not one for all: a recipe resolves its base
+	// while its own reference is locked.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if img := s.done[ref]; img != nil {
+	if s.refMu == nil {
+		s.refMu, s.done = map[string]*sync.Mutex{}, map[string]*images.Image{}
+	}
+	mu := s.refMu[ref]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		s.refMu[ref] = mu
+	}
+	s.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+
+	s.mu.Lock()
+	img := s.done[ref]
+	s.mu.Unlock()
+	if img != nil {
 		return s.image(img), nil
 	}
 	img, err := s.resolve(ctx, ref)
 	if err != nil {
 		return Image{}, err
 	}
-	if s.done == nil {
-		s.done = map[string]*images.Image{}
-	}
+	s.mu.Lock()
 	s.done[ref] = img
+	s.mu.Unlock()
 	return s.image(img), nil
 }
 
@@ -46,6 +66,15 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 		for _, def := range s.Set.Images {
 			if def.Name != ref {
 				continue
+			}
+			if def.From != "" {
+				if def.From == ref {
+					return nil, fmt.Errorf("image %s: built from itself", ref)
+				}
+				if s.Recipes == nil {
+					return nil, fmt.Errorf("image %s: recipes (from) are not supported here", ref)
+				}
+				return s.Recipes.BuildRecipe(ctx, def)
 			}
 			// busybox and debootstrap builds are cached by their inputs;
 			// a source is imported once (same fingerprint).

@@ -220,6 +220,7 @@ func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
 		Collect:  collectArtifacts,
 		Net:      nm,
 	}
+	r.Images.(*runner.StoreImages).Recipes = r // [image.X] from = ...: built by the runner
 	return &env{runner: r, storage: drv, rt: rt, images: imgs}, nil
 }
 
