@@ -16,10 +16,9 @@ import (
 type StoreImages struct {
 	Store *images.Store
 	Set   *spec.Set // may be nil (stint exec)
-	// Recipes builds images with `from` (the Runner); nil refuses them.
-	Recipes interface {
-		BuildRecipe(ctx context.Context, def spec.Image) (*images.Image, error)
-	}
+	// Recipes builds images with `from` in its containers (see recipe.go);
+	// nil refuses them.
+	Recipes *Runner
 
 	mu    sync.Mutex // guards done and refMu
 	done  map[string]*images.Image
@@ -68,13 +67,7 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 				continue
 			}
 			if def.From != "" {
-				if def.From == ref {
-					return nil, fmt.Errorf("image %s: built from itself", ref)
-				}
-				if s.Recipes == nil {
-					return nil, fmt.Errorf("image %s: recipes (from) are not supported here", ref)
-				}
-				return s.Recipes.BuildRecipe(ctx, def)
+				return s.buildRecipe(ctx, def, nil)
 			}
 			// busybox and debootstrap builds are cached by their inputs;
 			// a source is imported once (same fingerprint).

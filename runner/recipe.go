@@ -2,256 +2,322 @@ package runner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/images"
-	"github.com/stintdev/stint/internal/sysexec"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
-// recipeVersion changes whenever the way recipes are built changes, so that
-// a new stint rebuilds instead of reusing an old image.
-const recipeVersion = "1"
+// A recipe ([image.X] from = "Y") is built in an ephemeral container of
+// Y, made and torn down exactly like a job's (state record first, clone,
+// start; teardown on every path, gc after a crash), on the host network so
+// that packages can be installed:
+//
+//  1. packages: apt-get install -y, or apk add, whichever the base has;
+//  2. files: copied from the host into the clone, parents made, modes kept,
+//     owned by the container's root;
+//  3. hooks: copied in and run with /bin/sh, in order; the first failure
+//     fails the build;
+//  4. the container stops and its rootfs is published as a new image, its
+//     owners shifted back to container ids so the image is portable.
+//
+// The image carries the recipe's cache key (images.Recipe.Key) as its
+// stint.build property: an unchanged recipe on an unchanged base is found
+// there and never rebuilt; builds of one key are serialised across
+// processes by the store's build lock.
 
-// hookDir is where a recipe's hooks are bound inside the build container.
+// hookDir is where hooks are copied inside the build container; it is
+// removed before the rootfs is published.
 const hookDir = "/.stint-hooks"
 
-// BuildRecipe builds the image an [image.X] with `from` describes, on top of
-// its base image: a privileged container of the base (host network, for
-// package managers) installs the packages and runs the hooks in order, the
-// files are copied in, and the root filesystem is packed and imported as a
-// new image. The result is cached by its inputs (base fingerprint, packages,
-// hook and file contents, properties): property stint.recipe.
-func (r *Runner) BuildRecipe(ctx context.Context, def spec.Image) (*images.Image, error) {
-	si, ok := r.Images.(*StoreImages)
-	if !ok {
-		return nil, fmt.Errorf("image %s: recipes need the local image store", def.Name)
-	}
-	base, err := r.Images.ResolveImage(ctx, def.From)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: base %s: %w", def.Name, def.From, err)
-	}
-	key, err := recipeKey(base.Fingerprint, def)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", def.Name, err)
-	}
-	if found, err := si.Store.FindProperty("stint.recipe", key); err == nil && len(found) > 0 {
-		return found[0], nil
-	}
+// HookError is a recipe hook that failed: its image, its file (as the spec
+// names it), its position and how it ended.
+type HookError struct {
+	Image  string
+	Hook   string
+	Index  int // 1-based
+	Status ExitStatus
+}
 
-	job := spec.Job{
-		Name: "image-" + def.Name, Image: def.From, Privileged: true,
-		Network: spec.Network{Mode: NetHost}, User: "root",
+func (e *HookError) Error() string {
+	return fmt.Sprintf("image %s: hook %d %s: %s", e.Image, e.Index, e.Hook, e.Status)
+}
+
+// Build makes the set's [image.NAME], whatever its kind: a recipe is built
+// in a container of s.Recipes, the others by images.BuildSpec. Every build
+// is cached by its inputs (the store's build lock serialises builds of the
+// same inputs); aliases are added to the image.
+func (s *StoreImages) Build(ctx context.Context, name string, aliases []string) (*images.Image, error) {
+	if s.Set != nil {
+		for _, def := range s.Set.Images {
+			if def.Name != name {
+				continue
+			}
+			if def.From != "" {
+				return s.buildRecipe(ctx, def, aliases)
+			}
+			return images.BuildSpec(ctx, s.Store, def, images.SpecOptions{Aliases: aliases})
+		}
 	}
-	for i, h := range def.Hooks {
-		job.Mounts = append(job.Mounts, spec.Mount{Type: spec.MountBind, Source: h, Target: fmt.Sprintf("%s/%02d", hookDir, i), Readonly: true})
+	return nil, fmt.Errorf("image %s: %w: no [image.%s] in the spec", name, images.ErrNotFound, name)
+}
+
+// buildChain is the context key of the recipes being built, outermost first.
+type buildChain struct{}
+
+// buildRecipe resolves def's base (building it too when it is an image of
+// the set, recipes included), and returns the image of def's recipe,
+// building it unless the store has it.
+func (s *StoreImages) buildRecipe(ctx context.Context, def spec.Image, aliases []string) (*images.Image, error) {
+	chain, _ := ctx.Value(buildChain{}).([]string)
+	if slices.Contains(chain, def.Name) {
+		return nil, fmt.Errorf("image %s derives from itself: %s -> %s", def.Name, strings.Join(chain, " -> "), def.Name)
 	}
+	chain = append(slices.Clip(chain), def.Name)
+	base, err := s.resolve(context.WithValue(ctx, buildChain{}, chain), def.From)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: base: %w", def.Name, err)
+	}
+	rec, err := images.LoadRecipe(def, base)
+	if err != nil {
+		return nil, err
+	}
+	key, err := rec.Key()
+	if err != nil {
+		return nil, err
+	}
+	img, unlock, err := s.Store.LockBuild(ctx, key, aliases)
+	if img != nil || err != nil {
+		return img, err
+	}
+	defer unlock()
+	if s.Recipes == nil {
+		return nil, fmt.Errorf("image %s: a recipe is built in a container, and no runner is configured", def.Name)
+	}
+	return s.Recipes.buildRecipe(ctx, s.Store, s.image(base), base, rec, key, aliases)
+}
+
+// fixedImage resolves every reference to one image: the build container's.
+type fixedImage struct{ img Image }
+
+func (f fixedImage) ResolveImage(context.Context, string) (Image, error) { return f.img, nil }
+
+// buildRecipe runs rec in an ephemeral container of base and publishes the
+// result with key; everything it made is torn down whatever happens.
+func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg Image, base *images.Image, rec *images.Recipe, key string, aliases []string) (out *images.Image, err error) {
+	// A runner of its own, so that launch resolves the base without going
+	// back through the (locked) StoreImages.
+	br := &Runner{Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: fixedImage{baseImg}, IDMap: r.IDMap, LogDir: r.LogDir, Net: r.Net}
+	job := spec.Job{Name: "image-" + rec.Name, Base: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: NetHost}}
 	name := ContainerName(job.Name)
-	inst, err := r.launch(ctx, job, name, state.KindJob)
+	inst, err := br.launch(ctx, job, name, state.KindJob)
 	if inst.h != nil {
 		defer func() {
 			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
-			_ = r.teardown(tctx, inst.h)
+			if terr := br.teardown(tctx, inst.h); terr != nil {
+				err = errors.Join(err, terr)
+				out = nil
+			}
 		}()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", def.Name, err)
+		return nil, fmt.Errorf("image %s: build container: %w", rec.Name, err)
 	}
-	var lines []string
-	if len(def.Packages) > 0 {
-		line, err := installLine(inst.vol.Rootfs, def.Packages)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", def.Name, err)
-		}
-		lines = append(lines, line)
+	// Ctrl-C or SIGTERM kills the container, so a running hook ends.
+	stopOnDone := context.AfterFunc(ctx, func() { _ = br.Runtime.Stop(context.WithoutCancel(ctx), name) })
+	defer stopOnDone()
+
+	logw, _, err := br.openLog(name)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
-	for i := range def.Hooks {
-		lines = append(lines, fmt.Sprintf("/bin/sh %s/%02d", hookDir, i))
-	}
-	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[image " + def.Name + "] "}
+	defer logw.Close()
+	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[image " + rec.Name + "] "}
 	defer pw.Flush()
-	for _, line := range lines {
-		st, err := r.Runtime.Exec(ctx, name, ExecOptions{Argv: []string{"/bin/sh", "-c", line}, Env: inst.env, Stdout: pw, Stderr: pw})
+	b := &recipeBuild{r: br, rec: rec, name: name, rootfs: inst.vol.Rootfs, env: JobEnv(map[string]string{"STINT_IMAGE": rec.Name}, inst.user), out: io.MultiWriter(logw, pw)}
+	for _, step := range []func(context.Context) error{b.packages, b.files, b.hooks} {
+		if err := step(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("image %s: aborted: %w", rec.Name, context.Cause(ctx))
+			}
+			return nil, err
+		}
+	}
+	if err := br.Runtime.Stop(context.WithoutCancel(ctx), name); err != nil {
+		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	if p, err := securejoin.SecureJoin(b.rootfs, hookDir); err == nil {
+		if err := os.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("image %s: remove %s: %w", rec.Name, hookDir, err)
+		}
+	}
+	img, err := images.Publish(ctx, store, b.rootfs, base, images.PublishOptions{
+		Name: rec.Name, Key: key, Properties: rec.Properties, Aliases: aliases, Owner: br.unshift,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	fmt.Fprintf(pw, "built %s\n", img.Fingerprint)
+	return img, nil
+}
+
+// unshift maps an owner in an unprivileged container's rootfs (host ids)
+// back to the container's ids.
+func (r *Runner) unshift(uid, gid int) (int, int, error) {
+	m := r.IDMap
+	if uid < int(m.HostUID) || uid >= int(m.HostUID)+int(m.Size) || gid < int(m.HostGID) || gid >= int(m.HostGID)+int(m.Size) {
+		return 0, 0, fmt.Errorf("owner %d:%d is outside the container's id map (uid %d, gid %d, %d ids)", uid, gid, m.HostUID, m.HostGID, m.Size)
+	}
+	return uid - int(m.HostUID), gid - int(m.HostGID), nil
+}
+
+// recipeBuild is one build's running container.
+type recipeBuild struct {
+	r      *Runner
+	rec    *images.Recipe
+	name   string // the container
+	rootfs string // its clone, as the host sees it
+	env    []string
+	out    io.Writer
+}
+
+// exec runs argv as the container's root; a failure names what.
+func (b *recipeBuild) exec(what string, argv ...string) (ExitStatus, error) {
+	fmt.Fprintf(b.out, "+ %s\n", what)
+	st, err := b.r.Runtime.Exec(context.Background(), b.name, ExecOptions{Argv: argv, Env: b.env, Cwd: "/", Stdout: b.out, Stderr: b.out})
+	if err != nil {
+		return st, fmt.Errorf("image %s: %s: %w", b.rec.Name, what, err)
+	}
+	return st, nil
+}
+
+// packages installs the recipe's packages with the base's package manager.
+func (b *recipeBuild) packages(context.Context) error {
+	if len(b.rec.Packages) == 0 {
+		return nil
+	}
+	var script string
+	switch {
+	case b.has("/usr/bin/apt-get"):
+		script = `export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y "$@" && apt-get clean && rm -rf /var/lib/apt/lists/*`
+	case b.has("/sbin/apk"), b.has("/usr/bin/apk"):
+		script = `apk add --no-cache "$@"`
+	default:
+		return fmt.Errorf("image %s: packages %s: the base image %s has neither apt-get nor apk", b.rec.Name, strings.Join(b.rec.Packages, ", "), b.rec.Base.Fingerprint[:12])
+	}
+	what := "install " + strings.Join(b.rec.Packages, " ")
+	st, err := b.exec(what, append([]string{"/bin/sh", "-c", script, "sh"}, b.rec.Packages...)...)
+	if err != nil {
+		return err
+	}
+	if !st.Success() {
+		return fmt.Errorf("image %s: %s: %s", b.rec.Name, what, st)
+	}
+	return nil
+}
+
+// has reports whether the container has an executable file at p.
+func (b *recipeBuild) has(p string) bool {
+	hp, err := securejoin.SecureJoin(b.rootfs, p)
+	if err != nil {
+		return false
+	}
+	st, err := os.Stat(hp)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// files copies the recipe's files into the container.
+func (b *recipeBuild) files(context.Context) error {
+	for _, f := range b.rec.Files {
+		fmt.Fprintf(b.out, "+ copy %s to %s\n", f.Source, f.Target)
+		if err := b.put(f.Target, f.Data, f.Mode); err != nil {
+			return fmt.Errorf("image %s: file %s: %w", b.rec.Name, f.Target, err)
+		}
+	}
+	return nil
+}
+
+// hooks copies each hook in and runs it with /bin/sh, in order.
+func (b *recipeBuild) hooks(ctx context.Context) error {
+	for i, h := range b.rec.Hooks {
+		target := fmt.Sprintf("%s/%02d-%s", hookDir, i+1, filepath.Base(h.Source))
+		if err := b.put(target, h.Data, 0o700); err != nil {
+			return fmt.Errorf("image %s: hook %s: %w", b.rec.Name, h.Source, err)
+		}
+		st, err := b.exec("hook "+filepath.Base(h.Source), "/bin/sh", target)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %s: %w", def.Name, line, err)
+			return err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 		if !st.Success() {
-			return nil, fmt.Errorf("image %s: `%s`: %s", def.Name, line, st)
+			return &HookError{Image: b.rec.Name, Hook: h.Source, Index: i + 1, Status: st}
 		}
 	}
-	if err := r.Runtime.Stop(ctx, name); err != nil {
-		return nil, fmt.Errorf("image %s: %w", def.Name, err)
-	}
-	// The bind mounts' mount points are LXC's doing, not the image's.
-	if p, err := securejoin.SecureJoin(inst.vol.Rootfs, hookDir); err == nil {
-		_ = os.RemoveAll(p)
-	}
-	if p, err := securejoin.SecureJoin(inst.vol.Rootfs, "/.stint"); err == nil {
-		_ = os.RemoveAll(p)
-	}
-	for _, dst := range sortedKeys(def.Files) {
-		if err := copyInto(inst.vol.Rootfs, dst, def.Files[dst]); err != nil {
-			return nil, fmt.Errorf("image %s: file %s: %w", def.Name, dst, err)
-		}
-	}
-	props := map[string]string{}
-	for k, v := range def.Properties {
-		props[k] = v
-	}
-	props["stint.recipe"] = key
-	if props["description"] == "" {
-		props["description"] = fmt.Sprintf("%s: recipe on %s", def.Name, def.From)
-	}
-	img, err := packImport(ctx, si.Store, inst.vol.Rootfs, props)
-	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", def.Name, err)
-	}
-	return img, nil
+	return nil
 }
 
-// recipeKey hashes everything a recipe's result depends on.
-func recipeKey(baseFP string, def spec.Image) (string, error) {
-	h := sha256.New()
-	fmt.Fprintf(h, "recipe %s\nbase %s\n", recipeVersion, baseFP)
-	pk := append([]string(nil), def.Packages...)
-	sort.Strings(pk)
-	fmt.Fprintf(h, "packages %q\n", pk)
-	for _, hook := range def.Hooks {
-		b, err := os.ReadFile(hook)
+// put writes data at container path target in the clone, resolved inside
+// it (never through a symlink out of it), with missing parent directories
+// (0755); everything it makes is owned by the container's root.
+func (b *recipeBuild) put(target string, data []byte, mode fs.FileMode) error {
+	uid, gid := int(b.r.IDMap.HostUID), int(b.r.IDMap.HostGID)
+	var missing []string
+	for d := path.Dir(target); d != "/"; d = path.Dir(d) {
+		p, err := securejoin.SecureJoin(b.rootfs, d)
 		if err != nil {
-			return "", fmt.Errorf("hook: %w", err)
+			return err
 		}
-		fmt.Fprintf(h, "hook %d\n", len(b))
-		h.Write(b)
+		if _, err := os.Stat(p); err == nil {
+			break
+		}
+		missing = append(missing, d)
 	}
-	for _, dst := range sortedKeys(def.Files) {
-		b, err := os.ReadFile(def.Files[dst])
+	for i := len(missing) - 1; i >= 0; i-- {
+		p, err := securejoin.SecureJoin(b.rootfs, missing[i])
 		if err != nil {
-			return "", fmt.Errorf("file %s: %w", dst, err)
+			return err
 		}
-		fmt.Fprintf(h, "file %s %d\n", dst, len(b))
-		h.Write(b)
-	}
-	for _, k := range sortedKeys(def.Properties) {
-		fmt.Fprintf(h, "property %q=%q\n", k, def.Properties[k])
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// installLine is the package manager command for the base image.
-func installLine(rootfs string, pkgs []string) (string, error) {
-	has := func(p string) bool {
-		j, err := securejoin.SecureJoin(rootfs, p)
-		if err != nil {
-			return false
+		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
 		}
-		_, err = os.Stat(j)
-		return err == nil
-	}
-	for _, p := range pkgs {
-		if strings.ContainsAny(p, " \t\n'\"$`;&|<>\\") {
-			return "", fmt.Errorf("package name %q", p)
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return err
 		}
 	}
-	list := strings.Join(pkgs, " ")
-	switch {
-	case has("/usr/bin/apt-get"):
-		return "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends " + list + " && apt-get clean && rm -rf /var/lib/apt/lists/*", nil
-	case has("/sbin/apk"):
-		return "apk add --no-cache " + list, nil
-	case has("/usr/bin/dnf"):
-		return "dnf install -y " + list + " && dnf clean all", nil
-	default:
-		return "", errors.New("packages: the base image has no package manager stint knows (apt-get, apk, dnf)")
-	}
-}
-
-// copyInto copies host file src to container path dst under rootfs,
-// resolving dst inside rootfs; it is owned by root, mode kept.
-func copyInto(rootfs, dst, src string) error {
-	in, err := os.Open(src)
+	p, err := securejoin.SecureJoin(b.rootfs, target)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	fi, err := in.Stat()
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
 	}
-	p, err := securejoin.SecureJoin(rootfs, dst)
-	if err != nil {
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	// Owner before mode: chown clears setuid and setgid.
+	if err := f.Chown(uid, gid); err != nil {
 		return err
 	}
-	tmp := p + ".stint-tmp"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL, fi.Mode().Perm())
-	if err != nil {
+	if err := f.Chmod(mode); err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// packImport packs rootfs and a metadata.yaml into a unified tarball and
-// imports it.
-func packImport(ctx context.Context, store *images.Store, rootfs string, props map[string]string) (*images.Image, error) {
-	tmp, err := os.MkdirTemp(store.Dir(), ".recipe-")
-	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	meta := images.Metadata{Architecture: images.HostArch(), CreationDate: time.Now().Unix(), Properties: props}
-	b, err := meta.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "metadata.yaml"), b, 0o644); err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	tarball := filepath.Join(tmp, "image.tar")
-	// rootfs/ prefix for the tree's members and hard links, never for
-	// symlink targets.
-	if _, err := sysexec.Run(ctx, "tar", "--numeric-owner", "--xattrs", "-cf", tarball,
-		"-C", tmp, "metadata.yaml",
-		"-C", rootfs, "--transform", `s,^\.,rootfs,rhS`, "."); err != nil {
-		return nil, fmt.Errorf("pack: %w", err)
-	}
-	img, err := store.Import(ctx, []string{tarball}, images.ImportOptions{Properties: props})
-	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
-	}
-	return img, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return f.Close()
 }

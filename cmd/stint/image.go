@@ -331,6 +331,7 @@ func (c *ImageBuildCmd) Run(g *Globals) error {
 		return err
 	}
 	var defs []spec.Image
+	var set *spec.Set
 	switch {
 	case c.File != "" && c.Builder != "":
 		return withCode(ExitUsage, errors.New("image build: give a spec FILE or --builder, not both"))
@@ -338,7 +339,7 @@ func (c *ImageBuildCmd) Run(g *Globals) error {
 		defs = []spec.Image{{Name: c.Builder, Builder: c.Builder, Suite: c.Suite, Variant: c.Variant,
 			Components: c.Component, Packages: c.Package, Mirror: c.Mirror, Properties: c.Property}}
 	case c.File != "":
-		set, err := spec.Load([]string{c.File}, spec.Options{})
+		set, err = spec.Load([]string{c.File}, spec.Options{})
 		if err != nil {
 			return withCode(ExitUsage, err)
 		}
@@ -362,7 +363,20 @@ func (c *ImageBuildCmd) Run(g *Globals) error {
 		return withCode(ExitUsage, errors.New("image build: --alias needs exactly one image"))
 	}
 	built := []*images.Image{}
+	recipes := &recipeBuilder{g: g, set: set} // recipes (from) build in a container
+	defer recipes.Close()
 	for _, d := range defs {
+		if d.From != "" {
+			img, err := recipes.build(d, c.Alias)
+			if err != nil {
+				return err
+			}
+			built = append(built, img)
+			if !g.JSON {
+				fmt.Fprintf(g.Stdout, "%s: %s\n", d.Name, img.Fingerprint)
+			}
+			continue
+		}
 		pr := newImageProgress(g, "build "+d.Name)
 		pr.Log("building")
 		img, err := images.BuildSpec(context.Background(), s, d, images.SpecOptions{Aliases: c.Alias, Progress: pr.Update, Log: pr.Log})
