@@ -26,7 +26,8 @@ import (
 // start; teardown on every path, gc after a crash), on the host network so
 // that packages can be installed:
 //
-//  1. packages: apt-get install -y, or apk add, whichever the base has;
+//  1. packages: apt-get install -y, apk add or dnf install -y, whichever
+//     the base has;
 //  2. files: copied from the host into the clone, parents made, modes kept,
 //     owned by the container's root;
 //  3. hooks: copied in and run with /bin/sh, in order; the first failure
@@ -160,9 +161,15 @@ func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg I
 	if err := br.Runtime.Stop(context.WithoutCancel(ctx), name); err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
-	if p, err := securejoin.SecureJoin(b.rootfs, hookDir); err == nil {
-		if err := os.RemoveAll(p); err != nil {
-			return nil, fmt.Errorf("image %s: remove %s: %w", rec.Name, hookDir, err)
+	// The hooks, and the mount points of the runtime's own init (lxcrt's
+	// /.stint), are the build's, not the image's.
+	for _, d := range []string{hookDir, "/.stint"} {
+		p, err := securejoin.SecureJoin(b.rootfs, d)
+		if err == nil {
+			err = os.RemoveAll(p)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image %s: remove %s: %w", rec.Name, d, err)
 		}
 	}
 	img, err := images.Publish(ctx, store, b.rootfs, base, images.PublishOptions{
@@ -216,8 +223,10 @@ func (b *recipeBuild) packages(context.Context) error {
 		script = `export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y "$@" && apt-get clean && rm -rf /var/lib/apt/lists/*`
 	case b.has("/sbin/apk"), b.has("/usr/bin/apk"):
 		script = `apk add --no-cache "$@"`
+	case b.has("/usr/bin/dnf"):
+		script = `dnf install -y "$@" && dnf clean all`
 	default:
-		return fmt.Errorf("image %s: packages %s: the base image %s has neither apt-get nor apk", b.rec.Name, strings.Join(b.rec.Packages, ", "), b.rec.Base.Fingerprint[:12])
+		return fmt.Errorf("image %s: packages %s: the base image %s has no package manager stint knows (apt-get, apk, dnf)", b.rec.Name, strings.Join(b.rec.Packages, ", "), b.rec.Base.Fingerprint[:12])
 	}
 	what := "install " + strings.Join(b.rec.Packages, " ")
 	st, err := b.exec(what, append([]string{"/bin/sh", "-c", script, "sh"}, b.rec.Packages...)...)
