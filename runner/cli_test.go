@@ -123,6 +123,7 @@ func (f *cliFixture) run(t *testing.T, args ...string) (string, int) {
 func (f *cliFixture) startUntil(t *testing.T, marker string, args ...string) *exec.Cmd {
 	t.Helper()
 	c := f.cmd(args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	pr, pw := io.Pipe()
 	c.Stdout, c.Stderr = pw, pw
 	require.NoError(t, c.Start())
@@ -198,8 +199,17 @@ when = "on_success"
 }
 
 func TestCLISignals(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(sig.String(), func(t *testing.T) {
+	cases := []struct {
+		name  string
+		sig   syscall.Signal
+		group bool // to stint's whole process group, as Ctrl-C on a terminal
+	}{
+		{"SIGINT", syscall.SIGINT, false},
+		{"SIGTERM", syscall.SIGTERM, false},
+		{"ctrl-c", syscall.SIGINT, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
 			f := newCLI(t)
 			p := f.spec(t, `
 [job.long]
@@ -208,7 +218,11 @@ run = ["echo started", "sleep 600", "echo never"]
 `)
 			c := f.startUntil(t, "[long] started", "run", p)
 			time.Sleep(300 * time.Millisecond) // into the sleep
-			require.NoError(t, c.Process.Signal(sig))
+			target := c.Process.Pid
+			if tc.group {
+				target = -c.Process.Pid // startUntil makes stint a group leader
+			}
+			require.NoError(t, syscall.Kill(target, tc.sig))
 			done := make(chan error, 1)
 			go func() { done <- c.Wait() }()
 			select {
@@ -217,7 +231,7 @@ run = ["echo started", "sleep 600", "echo never"]
 				require.ErrorAs(t, err, &ee)
 				assert.Equal(t, 1, ee.ExitCode())
 			case <-time.After(60 * time.Second):
-				t.Fatalf("stint did not exit after %s", sig)
+				t.Fatalf("stint did not exit after %s", tc.sig)
 			}
 			f.assertClean(t)
 		})

@@ -121,7 +121,9 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	cmd := exec.CommandContext(ctx, r.self, helperStart, r.lxcpath, name)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Its own process group: a Ctrl-C on the terminal reaches stint only,
+	// which then tears down in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(out.Name())
 		return fmt.Errorf("start container %s: %s: %w%s", name, strings.TrimSpace(string(msg)), err, r.logErrors(name))
@@ -185,7 +187,9 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 		cmd.Stderr = io.Discard
 	}
 	cmd.ExtraFiles = []*os.File{resW}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Without a terminal, its own process group, as for Start. With one, it
+	// must stay in the foreground group to read the terminal (else SIGTTIN).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: !opts.TTY}
 	// A process the command leaves running in the background keeps our
 	// output pipes open; don't wait for it past the command's end.
 	cmd.WaitDelay = 2 * time.Second
