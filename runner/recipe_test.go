@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -177,6 +178,15 @@ func TestRecipeCache(t *testing.T) {
 	assert.Equal(t, "busybox", layered.Properties["os"], "properties pass down from the base")
 	assert.Equal(t, "top (recipe on a recipe test image, built by stint)", layered.Description())
 
+	// A base named by a fingerprint prefix in the store, not by the spec.
+	byRef := spec.Image{Name: "byref", From: layered.Fingerprint[:12], Files: map[string]string{"/etc/issue": filepath.Join(f.dir, "files", "motd")}}
+	onRef, err := f.build(t, f.set(byRef), "byref")
+	require.NoError(t, err, f.out.String())
+	assert.Equal(t, int32(4), f.rt.creates.Load())
+	hdrs := imageHeaders(t, onRef.Path())
+	assert.Contains(t, hdrs, "rootfs/etc/layer2")
+	assert.Contains(t, hdrs, "rootfs/etc/issue")
+
 	// Concurrent builds of one new recipe: one container, one image.
 	hook := filepath.Join(t.TempDir(), "slow.sh")
 	require.NoError(t, os.WriteFile(hook, []byte("sleep 1\necho concurrent > /etc/concurrent\n"), 0o644))
@@ -200,7 +210,7 @@ func TestRecipeCache(t *testing.T) {
 		require.NoError(t, errs[i])
 		assert.Equal(t, fps[0], fps[i])
 	}
-	assert.Equal(t, int32(4), f.rt.creates.Load(), "concurrent builds of one recipe build once")
+	assert.Equal(t, int32(5), f.rt.creates.Load(), "concurrent builds of one recipe build once")
 	f.assertClean(t)
 }
 
@@ -248,6 +258,44 @@ func TestRecipeFailures(t *testing.T) {
 	_, err = si.ResolveImage(context.Background(), "custom")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "image custom: a recipe is built in a container, and no runner is configured")
+}
+
+// TestRecipeCancelled: cancelling a build (Ctrl-C) kills its running hook
+// and tears everything down.
+func TestRecipeCancelled(t *testing.T) {
+	f := newRecipeFixture(t)
+	hook := filepath.Join(t.TempDir(), "slow.sh")
+	require.NoError(t, os.WriteFile(hook, []byte("echo sleeping\nsleep 60\necho never > /etc/never\n"), 0o644))
+	set := f.set(spec.Image{Name: "slow", From: "busybox", Hooks: []string{hook}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		si := &runner.StoreImages{Store: f.store, Set: set, Recipes: f.r}
+		_, err := si.Build(ctx, "slow", nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(f.out.String(), "[image slow] sleeping") {
+		require.True(t, time.Now().Before(deadline), "the hook never started: %s", f.out.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "image slow: aborted")
+		assert.Less(t, time.Since(start), 30*time.Second)
+	case <-time.After(60 * time.Second):
+		t.Fatal("the build outlived its cancellation")
+	}
+	imgs, err := f.store.List()
+	require.NoError(t, err)
+	for _, img := range imgs {
+		assert.NotContains(t, img.Description(), "slow", "an image from a cancelled build")
+	}
+	f.assertClean(t)
 }
 
 // TestCLIImageBuildRecipe: `stint image build FILE NAME` builds a recipe,
