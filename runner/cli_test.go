@@ -498,3 +498,39 @@ run = ["cat /etc/motd /etc/hooked", "test ! -e /.stint-hooks"]
 	assert.Contains(t, out, "[use] welcome\n")
 	f.assertClean(t)
 }
+
+// TestCLIExecTTYCtrlC: on a terminal, Ctrl-C is the command's: it ends the
+// command (exit 130, as in a shell), stint exec reports that and tears down,
+// rather than aborting as a host failure.
+func TestCLIExecTTYCtrlC(t *testing.T) {
+	f := newCLI(t)
+	testenv.RequiresTool(t, "script")
+	inner := f.bin + " --root " + f.root + " exec busybox -- sh -c 'echo rea\"\"dy; sleep 600'"
+	c := exec.Command("script", "-qec", inner, "/dev/null")
+	stdin, err := c.StdinPipe()
+	require.NoError(t, err)
+	var out syncBuffer
+	c.Stdout, c.Stderr = &out, &out
+	require.NoError(t, c.Start())
+	t.Cleanup(func() { _ = c.Process.Kill() })
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw ready in:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, _ = io.WriteString(stdin, "\x03") // Ctrl-C: the terminal signals the foreground group
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, out.String())
+		assert.Equal(t, 128+int(syscall.SIGINT), ee.ExitCode(), out.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stint exec hung:\n%s", out.String())
+	}
+	f.assertClean(t)
+}

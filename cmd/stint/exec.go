@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -57,6 +59,16 @@ func (c *ExecCmd) Run(g *Globals) error {
 	}
 
 	ctx, stop := signalContext(g.Stderr)
+	if tty {
+		// On a terminal, Ctrl-C and Ctrl-\ are for the command inside (the
+		// terminal sends them to it too); SIGTERM still tears down. Caught
+		// and dropped rather than ignored: SIG_IGN would be inherited.
+		drop := make(chan os.Signal, 1)
+		signal.Notify(drop, syscall.SIGINT, syscall.SIGQUIT)
+		defer signal.Stop(drop)
+		stop()
+		ctx, stop = signalContextFor(g.Stderr, syscall.SIGTERM)
+	}
 	defer stop()
 	// The busybox image needs no spec: build it on first use.
 	var set *spec.Set

@@ -132,9 +132,14 @@ func printSummary(w io.Writer, results []runner.Result) {
 // tear down. Teardown already kills containers outright, so a second signal
 // only says so; a third one exits at once (gc cleans up after that).
 func signalContext(stderr io.Writer) (context.Context, func()) {
+	return signalContextFor(stderr, syscall.SIGINT, syscall.SIGTERM)
+}
+
+// signalContextFor is signalContext for the given signals only.
+func signalContextFor(stderr io.Writer, sigs ...os.Signal) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 3)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(ch, sigs...)
 	go func() {
 		n := 0
 		for sig := range ch {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"syscall"
 	"time"
 
@@ -99,6 +100,10 @@ type attachResult struct {
 }
 
 func helperAttachMain(lxcpath, name, reqJSON string) error {
+	// On a terminal, Ctrl-C and Ctrl-\ reach us with the command: they are
+	// the command's to handle. A handler, not SIG_IGN, which the command
+	// would inherit across exec.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT)
 	result := os.NewFile(3, "result")
 	// The command must not inherit the result pipe: a process it leaves
 	// running would keep the parent waiting.
