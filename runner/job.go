@@ -42,7 +42,8 @@ type ImageResolver interface {
 }
 
 // CollectFunc copies a job's artifacts out of its root filesystem into dest,
-// never following a symlink out of rootfs; it returns the host paths it wrote.
+// never following a symlink out of rootfs; it returns the container paths it
+// copied.
 type CollectFunc func(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) ([]string, error)
 
 // Runner runs ephemeral jobs. Its fields are set once; RunJob and RunJobs
@@ -97,7 +98,7 @@ type Result struct {
 	Command   string        `json:"command,omitempty"`
 	Status    *ExitStatus   `json:"status,omitempty"`
 	Error     string        `json:"error,omitempty"`
-	Duration  time.Duration `json:"duration"`
+	Duration  time.Duration `json:"duration"` // nanoseconds in JSON
 	Artifacts string        `json:"artifacts,omitempty"` // the job's artifact directory
 	Files     []string      `json:"files,omitempty"`
 	Log       string        `json:"log,omitempty"`
