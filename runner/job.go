@@ -98,7 +98,7 @@ type Result struct {
 	Command   string        `json:"command,omitempty"`
 	Status    *ExitStatus   `json:"status,omitempty"`
 	Error     string        `json:"error,omitempty"`
-	Duration  time.Duration `json:"duration"` // nanoseconds in JSON
+	Duration  time.Duration `json:"duration"`            // nanoseconds in JSON
 	Artifacts string        `json:"artifacts,omitempty"` // the job's artifact directory
 	Files     []string      `json:"files,omitempty"`
 	Log       string        `json:"log,omitempty"`
