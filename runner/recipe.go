@@ -119,8 +119,8 @@ func (f fixedImage) ResolveImage(context.Context, string) (Image, error) { retur
 // buildRecipe runs rec in an ephemeral container of base and publishes the
 // result with key; everything it made is torn down whatever happens.
 func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg Image, base *images.Image, rec *images.Recipe, key string, aliases []string) (out *images.Image, err error) {
-	// A runner of its own, so that launch resolves the base without going
-	// back through the (locked) StoreImages.
+	// A runner of its own whose resolver returns the base resolved here:
+	// r.Images may be another resolver, or one holding this recipe's lock.
 	br := &Runner{Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: fixedImage{baseImg}, IDMap: r.IDMap, LogDir: r.LogDir, Net: r.Net}
 	job := spec.Job{Name: "image-" + rec.Name, Base: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: NetHost}}
 	name := ContainerName(job.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/spec"
 )
@@ -349,4 +350,45 @@ func imageHeaders(t *testing.T, file string) map[string]*tar.Header {
 		require.NoError(t, err)
 		out[strings.TrimSuffix(h.Name, "/")] = h
 	}
+}
+
+// TestRecipeDebianPackages builds a recipe with packages on a debootstrap
+// image: apt-get in the unprivileged build container, on the host network.
+// It takes minutes (debootstrap), so not in -short.
+func TestRecipeDebianPackages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("debootstrap takes minutes; not in -short")
+	}
+	f := newRecipeFixture(t)
+	testenv.RequiresTool(t, "debootstrap", "dpkg")
+	if _, err := images.HostMirror(); err != nil {
+		testenv.Unavailable(t, err.Error())
+	}
+	hook := filepath.Join(t.TempDir(), "check.sh")
+	require.NoError(t, os.WriteFile(hook, []byte("set -e\nhello | tee /etc/hello-said\n"), 0o644))
+	set := f.set(
+		spec.Image{Name: "debian", Builder: "debootstrap", Suite: "bookworm", Variant: "minbase"},
+		spec.Image{Name: "tools", From: "debian", Packages: []string{"hello"}, Hooks: []string{hook}},
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	si := &runner.StoreImages{Store: f.store, Set: set, Recipes: f.r}
+	img, err := si.Build(ctx, "tools", nil)
+	require.NoError(t, err, f.out.String())
+	assert.Contains(t, f.out.String(), "[image tools] Hello, world!\n")
+	assert.Equal(t, "debian", img.Properties["os"])
+	assert.Equal(t, "bookworm", img.Properties["release"])
+
+	hdrs := imageHeaders(t, img.Path())
+	require.Contains(t, hdrs, "rootfs/usr/bin/hello")
+	assert.Equal(t, 0, hdrs["rootfs/usr/bin/hello"].Uid)
+	assert.Contains(t, hdrs, "rootfs/etc/hello-said")
+	// apt's own user keeps its id (42 in Debian), not a host id.
+	if h, ok := hdrs["rootfs/var/cache/apt/archives/partial"]; ok {
+		assert.Less(t, h.Uid, 65536, "owner of apt's partial directory is a container id")
+	}
+	for name := range hdrs {
+		assert.False(t, strings.HasPrefix(name, "rootfs/var/lib/apt/lists/") && strings.HasSuffix(name, "_Packages"), "apt lists kept: %s", name)
+	}
+	f.assertClean(t)
 }
