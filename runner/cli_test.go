@@ -313,6 +313,16 @@ run = ["echo started", "sleep 600"]
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "removed "+ents[0].Name())
 	f.assertClean(t)
+
+	// Again, and this time the next `stint run` cleans up first.
+	c = f.startUntil(t, "[long] started", "run", p)
+	require.NoError(t, c.Process.Signal(syscall.SIGKILL))
+	_ = c.Wait()
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "quick.toml"), []byte(specHead+"[job.quick]\nimage = \"busybox\"\nrun = [\"true\"]\n"), 0o644))
+	out, code = f.run(t, "run", filepath.Join(f.dir, "quick.toml"))
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "removed 1 container(s) left by dead stint processes")
+	f.assertClean(t)
 }
 
 func TestCLIArtifactsSymlinksAndWhen(t *testing.T) {
