@@ -191,8 +191,13 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	}()
 	hostErr := func(err error) Result {
 		res.Outcome = OutcomeError
-		if ctx.Err() != nil {
+		var hook *HookError
+		switch {
+		case ctx.Err() != nil:
 			res.Outcome = OutcomeAborted
+		case errors.As(err, &hook):
+			// A recipe hook the job's image needs failed: the user's code, not the host.
+			res.Outcome = OutcomeFailed
 		}
 		res.Error = err.Error()
 		return res

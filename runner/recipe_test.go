@@ -313,6 +313,10 @@ files = { "/etc/motd" = "recipes/files/motd", "/usr/local/bin/hello" = "recipes/
 [image.broken]
 from = "custom"
 hooks = ["recipes/hooks/fail.sh"]
+
+[job.on-broken]
+image = "broken"
+run = ["true"]
 `)
 	out, code := f.run(t, "image", "build", p, "custom")
 	require.Equal(t, 0, code, out)
@@ -328,6 +332,12 @@ hooks = ["recipes/hooks/fail.sh"]
 	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, "[image broken] about to fail")
 	assert.Contains(t, out, "image broken: hook 1 ")
+	assert.Contains(t, out, "fail.sh: exit 3")
+
+	// A job whose recipe image fails to build failed (exit 1): the user's
+	// hook, not the host (exit 3).
+	out, code = f.run(t, "run", p, "on-broken")
+	assert.Equal(t, 1, code, out)
 	assert.Contains(t, out, "fail.sh: exit 3")
 	f.assertClean(t)
 }

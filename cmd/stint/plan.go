@@ -106,7 +106,7 @@ func newBackend(g *Globals, e *env) *reconcile.RuntimeBackend {
 	return &reconcile.RuntimeBackend{
 		Runner: e.runner,
 		Images: func(s *spec.Set) runner.ImageResolver {
-			return &runner.StoreImages{Store: e.images, Set: s}
+			return &runner.StoreImages{Store: e.images, Set: s, Recipes: e.runner}
 		},
 		SpecDir: filepath.Join(g.Root, "reconcile"),
 		LogDir:  filepath.Join(g.Root, "logs"),
