@@ -2,8 +2,6 @@ package reconcile
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -70,52 +68,10 @@ type Action struct {
 // Changes reports whether applying a would change anything.
 func (a Action) Changes() bool { return a.Kind != KindNone }
 
-// hashed is what Hash covers: everything that shapes the container, nothing
-// that only names or locates it. State is left out on purpose: starting or
-// stopping is not a change of the container, so it needs no record update.
-type hashed struct {
-	Image      string            `json:"image"`
-	Command    []string          `json:"command"`
-	Env        map[string]string `json:"env"`
-	Mounts     []spec.Mount      `json:"mounts"`
-	Network    spec.Network      `json:"network"`
-	Ports      []spec.Port       `json:"ports"`
-	Limits     spec.Limits       `json:"limits"`
-	Raw        map[string]string `json:"raw"`
-	Privileged bool              `json:"privileged"`
-}
-
 // Hash is a stable digest of what shapes c (not its name, position,
-// profile names or desired state): equal hashes mean nothing to change.
-func Hash(c spec.Container) string {
-	h := hashed{
-		Image: c.Image, Command: c.Command, Env: c.Env, Mounts: c.Mounts,
-		Network: c.Network, Ports: c.Ports, Limits: c.Limits, Raw: c.Raw,
-		Privileged: c.Privileged,
-	}
-	// nil and empty are the same to a container.
-	if len(h.Command) == 0 {
-		h.Command = nil
-	}
-	if len(h.Env) == 0 {
-		h.Env = nil
-	}
-	if len(h.Mounts) == 0 {
-		h.Mounts = nil
-	}
-	if len(h.Ports) == 0 {
-		h.Ports = nil
-	}
-	if len(h.Raw) == 0 {
-		h.Raw = nil
-	}
-	b, err := json.Marshal(h) // maps marshal with sorted keys: stable
-	if err != nil {
-		panic(fmt.Sprintf("reconcile: hash container %q: %v", c.Name, err)) // plain data cannot fail
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
+// profile names or desired state): equal hashes mean nothing to change. It is
+// spec.Container.Hash, named here because plans and records speak of it.
+func Hash(c spec.Container) string { return c.Hash() }
 
 // desiredState is the state c asks for; empty means running.
 func desiredState(c spec.Container) Status {
