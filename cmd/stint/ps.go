@@ -18,6 +18,7 @@ type PsCmd struct{}
 type psRow struct {
 	Name    string    `json:"name"`
 	Kind    string    `json:"kind"`
+	Set     string    `json:"set,omitempty"`
 	Job     string    `json:"job,omitempty"`
 	State   string    `json:"state"`
 	Phase   string    `json:"phase,omitempty"`
@@ -46,19 +47,27 @@ func (PsCmd) Run(g *Globals) error {
 		if err != nil {
 			s = "unknown"
 		}
-		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Job: r.Job, State: string(s), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
+		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Set: r.Set, Job: r.Job, State: string(s), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
 	}
 	if g.JSON {
 		return writeJSON(g.Stdout, rows)
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tKIND\tJOB\tSTATE\tPHASE\tAGE")
+	fmt.Fprintln(tw, "NAME\tKIND\tSET\tJOB\tSTATE\tPHASE\tAGE")
 	for _, r := range rows {
 		phase := r.Phase
 		if r.Kept {
 			phase = "kept"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, r.Job, r.State, phase, time.Since(r.Created).Round(time.Second))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, dash(r.Set), dash(r.Job), r.State, phase, time.Since(r.Created).Round(time.Second))
 	}
 	return tw.Flush()
+}
+
+// dash stands in for an empty column, so columns stay readable.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

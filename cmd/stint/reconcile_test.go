@@ -155,7 +155,10 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 	stopOut, err := exec.Command("lxc-stop", "-P", filepath.Join(root, "containers"), "-n", "clitest.app", "-k").CombinedOutput()
 	require.NoError(t, err, "%s", stopOut)
 	stopped := time.Now()
-	for state() != "running" {
+	// Wait for watch to say it started the container again: polling the
+	// state alone races with lxc-stop (the container may still read as
+	// running just after lxc-stop returns).
+	for !strings.Contains(watchOut.String(), "app started") || state() != "running" {
 		require.Less(t, time.Since(stopped), 2*time.Second+5*time.Second, "watch did not restart it; watch said:\n%s", watchOut.String())
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -163,6 +166,9 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 	require.NoError(t, watch.Wait(), "watch exits 0 on SIGTERM; it said:\n%s", watchOut.String())
 	assert.Contains(t, watchOut.String(), "app started")
 	assert.Equal(t, "running", state(), "SIGTERM leaves containers running")
+	out, code = stint("ps")
+	require.Equal(t, 0, code, out)
+	assert.Regexp(t, `(?m)^clitest\.app +container +clitest +- +running `, out, "ps shows the spec set")
 
 	out, code = stint("down", specs)
 	require.Equal(t, 0, code, out)
