@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/renameio/v2"
 
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -201,9 +202,6 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
-	if len(c.Ports) > 0 {
-		return fmt.Errorf("container %s: published ports need the bridge network, not available to long-lived containers yet", c.Name)
-	}
 	r := b.Runner
 	name := RuntimeName(set, c.Name)
 	h, err := r.State.Create(&state.Record{
@@ -248,7 +246,14 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 	if err := h.Update(func(rec *state.Record) { rec.Image = img.Fingerprint }); err != nil {
 		return err
 	}
-	if err := b.define(ctx, name, c, vol.Rootfs); err != nil {
+	// The network is attached at creation, so that a taken fixed address
+	// or host port fails the create, and the address is the container's
+	// from now until it is destroyed (Teardown releases it).
+	lease, err := r.AttachNetwork(ctx, h, c)
+	if err != nil {
+		return err
+	}
+	if err := b.define(ctx, name, c, vol.Rootfs, lease); err != nil {
 		return err
 	}
 	if err := h.Update(func(rec *state.Record) { rec.Phase = "stopped" }); err != nil {
@@ -258,10 +263,14 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 }
 
 // define (re)writes the runtime's definition of a stopped container from c.
-func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Container, rootfs string) error {
+func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Container, rootfs string, lease *stintnet.Lease) error {
 	cfg, err := b.Runner.ContainerConfig(c, rootfs)
 	if err != nil {
 		return err
+	}
+	if lease != nil {
+		// The lease's veth, address and hosts/resolv.conf binds, as a job's.
+		cfg.Network.Attach = func(string) ([][2]string, error) { return lease.LXC, nil }
 	}
 	cfg.Hostname = c.Name
 	if err := os.MkdirAll(b.LogDir, 0o750); err != nil {
@@ -326,11 +335,20 @@ func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
 	if err != nil {
 		return fmt.Errorf("start container %s: volume %s: %w", rec.Name, rec.Volume, err)
 	}
-	if err := b.define(ctx, rec.Name, *c, vol.Rootfs); err != nil {
+	// Attach again: the same address, and the bridge and rules back after
+	// a reboot or a `stint net prune` while it was stopped.
+	lease, err := b.Runner.AttachNetwork(ctx, h, *c)
+	if err != nil {
+		return err
+	}
+	if err := b.define(ctx, rec.Name, *c, vol.Rootfs, lease); err != nil {
 		return err
 	}
 	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {
 		return err
+	}
+	if err := b.Runner.NetworkStarted(ctx, lease); err != nil {
+		return fmt.Errorf("start container %s: %w", rec.Name, err)
 	}
 	return h.Update(func(r *state.Record) { r.Phase = "running" })
 }
