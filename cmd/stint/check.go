@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/internal/idmap"
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -47,6 +48,9 @@ type checkReport struct {
 	Checks  []checkItem           `json:"checks"`
 	Auto    string                `json:"storage_auto"` // the driver "auto" picks here
 	Storage []storage.ProbeResult `json:"storage"`
+	// Network lists what on this host will drop bridged containers'
+	// traffic, each with its fix (stintnet.CheckFirewall); never null.
+	Network []stintnet.Warning `json:"network_warnings"`
 }
 
 // Run probes the host and prints the report; exit 3 if something required
@@ -70,6 +74,11 @@ func (c *CheckCmd) Run(g *Globals) error {
 	checkIDMap(add)
 	r.Storage = storage.Probe(ctx, cfg)
 	r.Auto = storage.Auto(ctx, cfg)
+	// Firewall trouble only hurts bridged containers: a warning, not a failure.
+	r.Network = stintnet.CheckFirewall(ctx)
+	if r.Network == nil {
+		r.Network = []stintnet.Warning{}
+	}
 
 	if g.JSON {
 		if err := writeJSON(g.Stdout, r); err != nil {
@@ -105,6 +114,13 @@ func printCheck(g *Globals, r checkReport, pool string) error {
 		} else {
 			fmt.Fprintf(w, "  %-5s %s: %s\n", "no", p.Driver, p.Reason)
 		}
+	}
+	fmt.Fprintln(w, "network (bridge mode)")
+	if len(r.Network) == 0 {
+		fmt.Fprintf(w, "  %-5s firewall: nothing drops bridged traffic\n", checkOK)
+	}
+	for _, nw := range r.Network {
+		fmt.Fprintf(w, "  %-5s %s: %s\n        fix: %s\n", checkWarn, nw.Code, nw.Message, nw.Fix)
 	}
 	_, err := fmt.Fprintf(w, "result: %s\n", map[bool]string{true: "ok", false: "something required is missing"}[r.OK])
 	return err
