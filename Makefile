@@ -37,6 +37,12 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
+# stint side by side with the kernel floor, lxc-copy, LXD (bench/RESULTS.md).
+# Root; not a test: CI never runs it. REPS=30 by default.
+.PHONY: bench
+bench: deps build
+	./bench/run.sh
+
 # Build stint and the busybox image, run testdata/demo's job, show its artifacts.
 DEMO_ROOT ?= /var/lib/stint
 demo: deps build

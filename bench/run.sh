@@ -2,50 +2,78 @@
 # `make bench`: stint side by side with the kernel floor, the LXC sequence,
 # LXD and podman (when installed), on the same machine in one run, with
 # warm-up and interleaved repetitions. Not a test: CI never runs it.
+# Root. REPS (default 30) sets the repetitions of the single-job table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
 . bench/anchors/common.sh
 REPS=${REPS:-30}
 STINT=$PWD/bin/stint
+[ "$(id -u)" = 0 ] || { echo "make bench: run as root" >&2; exit 2; }
+[ -x "$STINT" ] || { echo "make bench: build stint first (make build)" >&2; exit 2; }
 
 bash bench/setup.sh
 go build -o bin/harness ./bench/harness
 
-# stint's own roots: one on the btrfs loop filesystem (auto picks btrfs), one on ext4 (auto picks overlay).
-mkdir -p "$BTRFS/stint" "$EXT/stint"
-for r in "$BTRFS/stint" "$EXT/stint"; do
-  "$STINT" --root "$r" run bench/trivial.toml >/dev/null # builds the image and the golden volume once
+# stint's own roots: one on the btrfs loop filesystem (auto picks btrfs), one
+# on the host's ext4 (auto picks overlay). The first run builds the busybox
+# image and its golden volume; the runs timed below find both.
+SB=$BTRFS/stint SO=$EXT/stint
+mkdir -p "$SB" "$SO"
+for r in "$SB" "$SO"; do
+  "$STINT" --root "$r" run --artifacts "$B/artifacts" bench/trivial.toml >/dev/null
 done
+run="run --artifacts $B/artifacts bench/trivial.toml"
 
 contenders=(
-  "floor (btrfs, privileged)=bash bench/anchors/floor.sh"
+  "floor btrfs (priv)=bash bench/anchors/floor.sh"
   "lxc-copy+execute btrfs (priv)=bash bench/anchors/lxc-seq.sh btrfs"
-  "lxc-copy+execute overlay (priv)=bash bench/anchors/lxc-seq.sh overlay"
-  "stint run btrfs (unpriv)=$STINT --root $BTRFS/stint run bench/trivial.toml"
-  "stint run overlay (unpriv)=$STINT --root $EXT/stint run bench/trivial.toml"
-  "stint exec btrfs (unpriv)=$STINT --root $BTRFS/stint exec busybox -- /bin/true"
+  "lxc-copy+execute ovl (priv)=bash bench/anchors/lxc-seq.sh overlay"
+  "stint run btrfs (unpriv)=$STINT --root $SB $run"
+  "stint run overlay (unpriv)=$STINT --root $SO $run"
+  "stint exec btrfs (unpriv)=$STINT --root $SB exec busybox -- /bin/true"
+  "stint exec overlay (unpriv)=$STINT --root $SO exec busybox -- /bin/true"
 )
-if command -v lxd >/dev/null && lxc info >/dev/null 2>&1; then
-  lxc image info stint-bench-busybox >/dev/null 2>&1 || {
-    d=$(mktemp -d); "$STINT" --root "$BTRFS/stint" image export busybox "$d" >/dev/null
-    lxc image import "$d"/* --alias stint-bench-busybox >/dev/null; rm -rf "$d"; }
+notes=()
+lxd_pid=
+if command -v lxd >/dev/null && command -v lxc >/dev/null; then
+  lxd_pid=$(bash bench/lxd.sh "$STINT" "$SB")
   contenders+=("lxd launch+exec+stop (unpriv)=bash bench/anchors/lxd.sh")
+else
+  notes+=("LXD: not installed (apt-get install lxd), not measured")
 fi
+stop_lxd() { if [ -n "$lxd_pid" ]; then lxd shutdown --timeout 60 >/dev/null 2>&1 || kill "$lxd_pid"; fi; }
+trap stop_lxd EXIT
 if command -v podman >/dev/null; then
-  contenders+=("podman run --rm (runc)=podman run --rm --runtime runc --network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 busybox true")
+  podman image exists busybox 2>/dev/null || notes+=("podman: no local busybox image (the network is closed): its row fails")
+  contenders+=("podman run --rm (runc, priv)=podman run --rm --runtime runc --network none --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 busybox true")
+else
+  notes+=("podman: not installed on this machine, not measured")
 fi
 
-echo "# single trivial job (/bin/true, fully torn down), $REPS interleaved repetitions, $(date -u +%F)"
+echo "# $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "## single trivial job (/bin/true, fully torn down): $REPS interleaved repetitions after 3 warm-ups"
+echo
 bin/harness -reps "$REPS" -warmup 3 -ref "stint run btrfs (unpriv)" "${contenders[@]}"
+for n in "${notes[@]}"; do echo "- $n"; done
+echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid"
 echo
-echo "# throughput: 40 jobs, 4 at once"
+echo "## throughput: 40 jobs, 4 at once"
+echo
 bin/harness -throughput 40 -parallel 4 \
-  "floor=bash bench/anchors/floor.sh" \
+  "floor btrfs=bash bench/anchors/floor.sh" \
   "lxc-copy+execute btrfs=bash bench/anchors/lxc-seq.sh btrfs" \
-  "stint run btrfs=$STINT --root $BTRFS/stint run bench/trivial.toml"
+  "stint run btrfs, 4 processes=$STINT --root $SB $run"
+bin/harness -throughput 1 -parallel 1 -per 40 \
+  "stint run -j 4 btrfs, 1 process=$STINT --root $SB run -j 4 --artifacts $B/artifacts bench/forty.toml" | tail -n 1
 echo
-echo "# stint peak RSS (KiB) for one trivial job"
-/usr/bin/time -f "%M" "$STINT" --root "$BTRFS/stint" run bench/trivial.toml 2>&1 >/dev/null | tail -1
+echo "## stint's peak RSS (one trivial job, btrfs)"
 echo
-echo "# clone cost, 1 MiB vs 1 GiB golden volume (Go benchmarks)"
-go test -run '^$' -bench 'Clone' -benchtime 20x ./storage/... 2>/dev/null | grep -E '^Benchmark' || echo "(storage benchmarks unavailable)"
+rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1; }
+echo "- stint run: $(rss "$STINT" --root "$SB" $run) KiB"
+echo "- stint run -j 4, 40 jobs: $(rss "$STINT" --root "$SB" run -j 4 --artifacts "$B/artifacts" bench/forty.toml) KiB"
+echo
+echo "## clone cost, 1 MiB vs 1 GiB golden volume (storage's Go benchmark, clone + destroy)"
+echo
+go test -run '^$' -bench 'Clone/(btrfs|overlay)/' -benchtime 20x ./storage/ 2>&1 | grep -E '^Benchmark' || echo "(storage benchmarks failed)"

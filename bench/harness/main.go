@@ -6,7 +6,7 @@
 //	harness -reps 30 -warmup 3 -ref stint-btrfs 'floor=bench/anchors/floor.sh' 'stint-btrfs=...'
 //
 // With -throughput N -parallel P it instead runs each command N times, P at
-// once, and reports jobs per minute.
+// once, and reports jobs per minute (-per K: each run stands for K jobs).
 package main
 
 import (
@@ -32,6 +32,7 @@ func main() {
 	ref := flag.String("ref", "", "the contender others are compared with")
 	throughput := flag.Int("throughput", 0, "if > 0: jobs per contender for a throughput run")
 	parallel := flag.Int("parallel", 4, "concurrency of the throughput run")
+	per := flag.Int("per", 1, "jobs one run of a command stands for (a `stint run -j 4` of 40 jobs: 40)")
 	flag.Parse()
 
 	var cs []*contender
@@ -44,7 +45,7 @@ func main() {
 		cs = append(cs, &contender{name: name, cmd: cmd})
 	}
 	if *throughput > 0 {
-		runThroughput(cs, *throughput, *parallel, *ref)
+		runThroughput(cs, *throughput, *parallel, *per)
 		return
 	}
 	for _, c := range cs {
@@ -116,9 +117,9 @@ func report(cs []*contender, ref string) {
 	}
 }
 
-func runThroughput(cs []*contender, n, p int, ref string) {
-	fmt.Printf("| %-28s | %12s | %8s | %5s |\n", fmt.Sprintf("contender (%d jobs, -j %d)", n, p), "jobs/min", "wall s", "fails")
-	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 14), strings.Repeat("-", 10), strings.Repeat("-", 7))
+func runThroughput(cs []*contender, n, p, per int) {
+	fmt.Printf("| %-32s | %12s | %8s | %5s |\n", "contender", "jobs/min", "wall s", "fails")
+	fmt.Printf("|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 14), strings.Repeat("-", 10), strings.Repeat("-", 7))
 	for _, c := range cs {
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -145,7 +146,6 @@ func runThroughput(cs []*contender, n, p int, ref string) {
 		close(next)
 		wg.Wait()
 		wall := time.Since(start)
-		fmt.Printf("| %-28s | %12.0f | %8.2f | %5d |\n", c.name, float64(n-fails)/wall.Minutes(), wall.Seconds(), fails)
+		fmt.Printf("| %-32s | %12.0f | %8.2f | %5d |\n", c.name, float64((n-fails)*per)/wall.Minutes(), wall.Seconds(), fails)
 	}
-	_ = ref
 }
