@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // bridgeAlias marks a bridge as stint's (the link's alias, `ip link` shows
@@ -127,6 +128,12 @@ func hostPrefixes(skip map[string]bool) ([]netip.Prefix, error) {
 	}
 	for _, r := range routes {
 		if r.Dst == nil || skipIdx[r.LinkIndex] {
+			continue
+		}
+		if r.Type == unix.RTN_UNREACHABLE || r.Type == unix.RTN_BLACKHOLE || r.Type == unix.RTN_PROHIBIT {
+			// A route that only rejects uses no addresses; a bridge's
+			// connected /24 is more specific and wins over it (a guard
+			// like `ip route add unreachable 10.88.0.0/16` stays valid).
 			continue
 		}
 		if p, ok := prefixOf(r.Dst); ok {
