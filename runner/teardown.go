@@ -105,6 +105,7 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		}
 		res.Removed = append(res.Removed, rec.Name)
 	}
+	r.gcLeases(ctx, &res)
 	if err := r.State.Sweep(); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}
@@ -112,4 +113,30 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		res.Errors = append(res.Errors, err.Error())
 	}
 	return res, nil
+}
+
+// gcLeases releases network leases whose container has no record: a record
+// exists before its container attaches and is deleted only after teardown
+// released the lease, so such a lease is a leftover (a state restored from
+// a backup, a record removed by hand). Records are checked after the leases
+// are read, so a container that attaches meanwhile is not in the list.
+func (r *Runner) gcLeases(ctx context.Context, res *GCResult) {
+	if r.Net == nil {
+		return
+	}
+	st, err := r.Net.List(ctx)
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		return
+	}
+	for name := range st.Leases {
+		if _, err := r.State.Get(name); !errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err := r.Net.Release(ctx, name); err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			continue
+		}
+		res.Removed = append(res.Removed, "network lease "+name)
+	}
 }
