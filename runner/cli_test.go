@@ -450,18 +450,27 @@ run = ["echo one", "exit 2"]
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		var ev struct {
 			Type   string `json:"type"`
-			Status *struct {
-				Code int `json:"code"`
-			} `json:"status"`
+			Phase  string `json:"phase"`
+			Status *int   `json:"status"`
+			Result string `json:"result"`
+			Micros int64  `json:"micros"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(line), &ev), "not one JSON event per line: %q", line)
+		if ev.Type == "phase" {
+			types = append(types, "phase:"+ev.Phase)
+			assert.Positive(t, ev.Micros, "phase %s has its duration", ev.Phase)
+			continue
+		}
 		types = append(types, ev.Type)
 		if ev.Type == "job_finished" {
 			require.NotNil(t, ev.Status)
-			assert.Equal(t, 2, ev.Status.Code)
+			assert.Equal(t, 2, *ev.Status)
+			assert.Equal(t, "failed", ev.Result)
 		}
 	}
-	assert.Equal(t, []string{"job_started", "step_started", "step_finished", "step_started", "step_finished", "teardown_done", "job_finished"}, types)
+	assert.Equal(t, []string{"job_started", "phase:clone", "phase:configure", "phase:start",
+		"step_started", "step_finished", "step_started", "step_finished", "phase:exec", "phase:stop",
+		"phase:destroy", "teardown_done", "job_finished"}, types)
 	assert.Contains(t, stderr.String(), "[j] one", "job output goes to stderr with --json")
 	f.assertClean(t)
 }

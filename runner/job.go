@@ -20,6 +20,7 @@ import (
 
 	"github.com/stintdev/stint/internal/idmap"
 	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/output"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -66,9 +67,10 @@ type Runner struct {
 	// Output receives every job's output, each line prefixed by the job's
 	// name; nil discards it.
 	Output io.Writer
-	// Events receives the job's progress; nil ignores it. Called from the
-	// jobs' goroutines, one call at a time.
-	Events func(Event)
+	// Events receives the job's progress (runner/output's events: steps,
+	// phases with their durations, artifacts); nil ignores it. Called from
+	// the jobs' goroutines, one call at a time.
+	Events func(output.Event)
 	// KeepOnFailure keeps failed jobs' containers (or the job's own key).
 	KeepOnFailure bool
 	// Net attaches bridge-mode containers; nil: bridge mode is refused.
@@ -110,30 +112,6 @@ func (r Result) Passed() bool { return r.Outcome == OutcomePassed }
 
 // HostFailure reports whether the job failed because of the host, not itself.
 func (r Result) HostFailure() bool { return r.Outcome == OutcomeError }
-
-// Event is one step of a job, for --json consumers.
-type Event struct {
-	Time    time.Time   `json:"time"`
-	Type    string      `json:"type"` // job_started, step_started, step_finished, artifact, job_finished, teardown_done
-	Job     string      `json:"job"`
-	Step    int         `json:"step,omitempty"`
-	Command string      `json:"command,omitempty"`
-	Status  *ExitStatus `json:"status,omitempty"`
-	Outcome string      `json:"outcome,omitempty"`
-	Path    string      `json:"path,omitempty"`
-	Error   string      `json:"error,omitempty"`
-	Result  *Result     `json:"result,omitempty"`
-}
-
-func (r *Runner) emit(ev Event) {
-	if r.Events == nil {
-		return
-	}
-	ev.Time = time.Now().UTC()
-	r.evMu.Lock()
-	defer r.evMu.Unlock()
-	r.Events(ev)
-}
 
 // RunJobs runs jobs, at most parallel at once, and returns their results in
 // the jobs' order.
@@ -183,11 +161,12 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	start := time.Now()
 	res = Result{Job: job.Name, Container: ContainerName(job.Name)}
 	res.Artifacts = filepath.Join(r.ArtifactsDir, unsafeDir(job.Name))
-	r.emit(Event{Type: "job_started", Job: job.Name})
+	r.emit(output.Event{Type: output.EventJobStarted, Job: job.Name, Container: res.Container})
 	defer func() {
 		res.Duration = time.Since(start).Round(time.Millisecond)
-		rc := res
-		r.emit(Event{Type: "job_finished", Job: job.Name, Outcome: res.Outcome, Status: res.Status, Error: res.Error, Result: &rc})
+		r.emit(withStatus(output.Event{Type: output.EventJobFinished, Job: job.Name, Container: res.Container,
+			Result: res.Outcome, Step: res.Line, Command: res.Command, Error: res.Error,
+			Millis: time.Since(start).Milliseconds(), Dest: res.Artifacts, Log: res.Log, Kept: res.Kept}, res.Status))
 	}()
 	hostErr := func(err error) Result {
 		res.Outcome = OutcomeError
@@ -211,6 +190,7 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		defer func() {
 			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 			defer cancel()
+			t := time.Now()
 			if keep {
 				if err := r.keep(tctx, inst.h); err != nil {
 					res.Error = joinMsg(res.Error, err.Error())
@@ -223,7 +203,8 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 					res.Outcome = OutcomeError
 				}
 			}
-			r.emit(Event{Type: "teardown_done", Job: job.Name, Error: res.Error})
+			r.phase(job.Name, output.PhaseDestroy, t)
+			r.emit(output.Event{Type: output.EventTeardownDone, Job: job.Name, Container: res.Container, Millis: time.Since(t).Milliseconds(), Error: res.Error})
 		}()
 	}
 	if err != nil {
@@ -255,12 +236,14 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	})
 	defer stopOnDone()
 	res.Outcome = OutcomePassed
+	t := time.Now()
 	for i, line := range job.Run {
 		if runCtx.Err() != nil {
 			res.Outcome = r.interrupted(ctx, &res, job, i, line)
 			break
 		}
-		r.emit(Event{Type: "step_started", Job: job.Name, Step: i + 1, Command: line})
+		r.emit(output.Event{Type: output.EventStepStarted, Job: job.Name, Step: i + 1, Command: line})
+		stepStart := time.Now()
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, ExecOptions{
 			Argv: []string{"/bin/sh", "-c", line}, Env: env,
@@ -268,21 +251,25 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		})
 		if runCtx.Err() != nil {
 			res.Outcome = r.interrupted(ctx, &res, job, i, line)
-			r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Outcome: res.Outcome, Error: res.Error})
+			r.emit(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Result: res.Outcome, Error: res.Error,
+				Timeout: res.Outcome == OutcomeTimeout, Millis: time.Since(stepStart).Milliseconds()})
 			break
 		}
 		if err != nil {
 			res.Outcome, res.Line, res.Command, res.Error = OutcomeError, i+1, line, err.Error()
-			r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Outcome: res.Outcome, Error: res.Error})
+			r.emit(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Result: res.Outcome, Error: res.Error,
+				Millis: time.Since(stepStart).Milliseconds()})
 			break
 		}
-		r.emit(Event{Type: "step_finished", Job: job.Name, Step: i + 1, Command: line, Status: &st})
+		r.emit(withStatus(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line,
+			Millis: time.Since(stepStart).Milliseconds()}, &st))
 		if !st.Success() {
 			res.Outcome = OutcomeFailed
 			res.Line, res.Command, res.Status = i+1, line, &st
 			break
 		}
 	}
+	t = r.phase(job.Name, output.PhaseExec, t)
 	failed := res.Outcome != OutcomePassed
 	if res.Outcome == OutcomeError {
 		return res
@@ -307,7 +294,7 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		files, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, res.Artifacts, failed)
 		res.Files = files
 		for _, f := range files {
-			r.emit(Event{Type: "artifact", Job: job.Name, Path: f})
+			r.emit(output.Event{Type: output.EventArtifact, Job: job.Name, Artifact: f})
 		}
 		if err != nil {
 			res.Error = joinMsg(res.Error, fmt.Sprintf("artifacts: %v", err))
@@ -315,10 +302,12 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 				res.Outcome = OutcomeError
 			}
 		}
+		t = r.phase(job.Name, output.PhaseArtifacts, t)
 	}
 	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
 		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
 	}
+	r.phase(job.Name, output.PhaseStop, t)
 	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 	return res
 }
@@ -355,10 +344,12 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 	if err != nil {
 		return inst, fmt.Errorf("job %s: %w", job.Name, err)
 	}
+	t := time.Now()
 	inst.vol, err = r.Storage.Clone(ctx, golden.ID, name)
 	if err != nil {
 		return inst, fmt.Errorf("job %s: clone %s from %s: %w", job.Name, name, golden.ID, err)
 	}
+	t = r.phase(job.Name, output.PhaseClone, t)
 	if img.Render != nil {
 		uid, gid := 0, 0
 		if !job.Privileged {
@@ -393,9 +384,11 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 	if err := r.Runtime.Create(ctx, name, cfg); err != nil {
 		return inst, fmt.Errorf("job %s: %w", job.Name, err)
 	}
+	t = r.phase(job.Name, output.PhaseConfigure, t)
 	if err := r.Runtime.Start(ctx, name); err != nil {
 		return inst, fmt.Errorf("job %s: %w", job.Name, err)
 	}
+	r.phase(job.Name, output.PhaseStart, t)
 	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
 	return inst, nil
 }

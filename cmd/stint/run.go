@@ -19,6 +19,7 @@ import (
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/output"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -67,10 +68,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	r := env.runner
 	r.ArtifactsDir = c.Artifacts
 	r.KeepOnFailure = c.KeepOnFailure
-	var events *eventWriter
 	if g.JSON {
-		events = &eventWriter{w: g.Stdout}
-		r.Events = events.write
+		em := output.NewEmitter(g.Stdout)
+		r.Events = func(ev output.Event) { _ = em.Emit(ev) }
 		r.Output = g.Stderr
 	} else {
 		r.Output = g.Stdout
@@ -232,16 +232,6 @@ func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
 func collectArtifacts(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
 	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
 	return res.Copied, err
-}
-
-// eventWriter prints one JSON event per line.
-type eventWriter struct{ w io.Writer }
-
-func (e *eventWriter) write(ev runner.Event) {
-	b, err := jsonLine(ev)
-	if err == nil {
-		_, _ = e.w.Write(b)
-	}
 }
 
 func jsonLine(v any) ([]byte, error) {

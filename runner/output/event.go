@@ -16,7 +16,7 @@ const (
 	EventOutput       = "output"        // Job, Step, Stream, Line
 	EventStepFinished = "step_finished" // Job, Step, Status or Signal, OOM, Timeout, Millis
 	EventArtifact     = "artifact"      // Job, Artifact, Dest, Bytes, or Target (a link), or Reason (skipped)
-	EventJobFinished  = "job_finished"  // Job, Result, Status/Signal/OOM/Timeout of the failing step, Millis
+	EventJobFinished  = "job_finished"  // Job, Container, Result, Step/Command/Status/Signal/OOM of the failing step, Millis, Dest, Log, Kept
 	EventTeardownDone = "teardown_done" // Job, Container, Millis, Error if something was left
 	EventError        = "error"         // Error: a host failure outside any one job
 )
@@ -38,6 +38,7 @@ const (
 	ResultFailed  = "failed"  // a step exited non-zero, was killed, or OOM
 	ResultTimeout = "timeout" // the job's timeout killed the container
 	ResultError   = "error"   // a host failure (exit code 3), not the job's fault
+	ResultAborted = "aborted" // SIGINT/SIGTERM stopped it
 )
 
 // Event is one JSON line under --json. Fields that do not apply to a type are
@@ -64,6 +65,8 @@ type Event struct {
 	Bytes     int64     `json:"bytes,omitempty"`
 	Target    string    `json:"target,omitempty"` // an artifact copied as a symlink: its target
 	Reason    string    `json:"reason,omitempty"` // an artifact skipped: why
+	Log       string    `json:"log,omitempty"`    // job_finished: the job's log file
+	Kept      bool      `json:"kept,omitempty"`   // job_finished: the container was kept (--keep-on-failure)
 	Error     string    `json:"error,omitempty"`
 }
 

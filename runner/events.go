@@ -1,0 +1,47 @@
+package runner
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/runner/output"
+)
+
+// emit hands ev to r.Events, one call at a time, stamping its time.
+func (r *Runner) emit(ev output.Event) {
+	if r.Events == nil {
+		return
+	}
+	if ev.Time.IsZero() {
+		ev.Time = time.Now().UTC()
+	}
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.Events(ev)
+}
+
+// phase emits a phase event for a phase of job that began at start and
+// ends now, and returns now, so that consecutive phases chain.
+func (r *Runner) phase(job, phase string, start time.Time) time.Time {
+	now := time.Now()
+	if r.Events != nil {
+		d := now.Sub(start)
+		r.emit(output.Event{Time: now.UTC(), Type: output.EventPhase, Job: job, Phase: phase, Millis: d.Milliseconds(), Micros: d.Microseconds()})
+	}
+	return now
+}
+
+// withStatus fills ev's exit fields (status, signal, oom) from st.
+func withStatus(ev output.Event, st *ExitStatus) output.Event {
+	if st == nil {
+		return ev
+	}
+	if st.Signal != 0 {
+		ev.Signal = unix.SignalName(st.Signal)
+	} else {
+		ev.Status = output.Status(st.Code)
+	}
+	ev.OOM = st.OOM
+	return ev
+}
