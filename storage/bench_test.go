@@ -11,7 +11,12 @@ import (
 // BenchmarkClone: clone+destroy per driver for a 1 MiB and a 1 GiB golden
 // volume; btrfs and overlay take the same time for both (O(1) clones), dir
 // copies (with reflinks where the filesystem has them). zfs and lvm run
-// their suites in make test-vm; their benchmarks are not wired up yet.
+// only in the vmtest guest (see vm_test.go), e.g.
+//
+//	go test -c -o /tmp/storage.test ./storage
+//	vmtest/run-in-vm.sh -u -d 4G -d 4G -e VMTEST_DISK=/dev/vda \
+//	  -e VMTEST_ZFS_DISK=/dev/vdb -e STINT_VM=1 -- /tmp/storage.test \
+//	  -test.run XXX -test.bench 'Clone/(zfs|lvm)' -test.benchtime 10x
 func BenchmarkClone(b *testing.B) {
 	drivers := []struct {
 		name string
@@ -26,6 +31,12 @@ func BenchmarkClone(b *testing.B) {
 		}},
 		{"dir", func(b *testing.B, _ int64) storage.Driver {
 			return openPool(b, storage.Config{Driver: "dir", Root: b.TempDir()})
+		}},
+		{"zfs", func(b *testing.B, _ int64) storage.Driver {
+			return zfsDataset(b, zfsTestPool(b))
+		}},
+		{"lvm", func(b *testing.B, size int64) storage.Driver {
+			return lvmThinPoolSized(b, lvmTestVG(b), 2*size+512<<20, size+256<<20)
 		}},
 	}
 	sizes := []struct {

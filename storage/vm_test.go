@@ -17,7 +17,7 @@ import (
 // STINT_VM=1 and names its scratch disks in VMTEST_ZFS_DISK and
 // VMTEST_DISK. Elsewhere they skip, even under STINT_INTEGRATION=1: make
 // test-vm is what fails when they do not run.
-func vmGate(t *testing.T, diskVar string, tools ...string) string {
+func vmGate(t testing.TB, diskVar string, tools ...string) string {
 	t.Helper()
 	if os.Getenv("STINT_VM") != "1" {
 		t.Skip("runs in make test-vm (a QEMU guest with ZFS and device-mapper)")
@@ -41,7 +41,7 @@ func run(t testing.TB, name string, args ...string) string {
 }
 
 // zfsTestPool makes a ZFS pool on the guest's scratch disk for one test.
-func zfsTestPool(t *testing.T) string {
+func zfsTestPool(t testing.TB) string {
 	disk := vmGate(t, "VMTEST_ZFS_DISK", "zpool", "zfs", "modprobe")
 	run(t, "modprobe", "zfs")
 	const pool = "stinttest"
@@ -54,7 +54,7 @@ var seq atomic.Int64
 
 // zfsDataset opens a zfs driver on a fresh dataset of pool, destroyed in
 // t.Cleanup after checking the driver left no dataset behind.
-func zfsDataset(t *testing.T, pool string) storage.Driver {
+func zfsDataset(t testing.TB, pool string) storage.Driver {
 	ds := fmt.Sprintf("%s/t%d", pool, seq.Add(1))
 	run(t, "zfs", "create", "-o", "mountpoint=none", ds)
 	t.Cleanup(func() {
@@ -78,7 +78,7 @@ func lvmCmd(t testing.TB, args ...string) string {
 }
 
 // lvmTestVG makes a volume group on the guest's scratch disk for one test.
-func lvmTestVG(t *testing.T) string {
+func lvmTestVG(t testing.TB) string {
 	disk := vmGate(t, "VMTEST_DISK", "lvm", "mkfs.ext4", "modprobe")
 	run(t, "modprobe", "dm-thin-pool")
 	const vg = "stinttest"
@@ -93,9 +93,15 @@ func lvmTestVG(t *testing.T) string {
 
 // lvmThinPool opens an lvm driver on a fresh thin pool of vg, removed in
 // t.Cleanup after checking the driver left no LV behind.
-func lvmThinPool(t *testing.T, vg string) storage.Driver {
+func lvmThinPool(t testing.TB, vg string) storage.Driver {
+	return lvmThinPoolSized(t, vg, 384<<20, 64<<20)
+}
+
+// lvmThinPoolSized is lvmThinPool with a pool of poolSize bytes and golden
+// LVs of lvSize bytes.
+func lvmThinPoolSized(t testing.TB, vg string, poolSize, lvSize int64) storage.Driver {
 	tp := fmt.Sprintf("tp%d", seq.Add(1))
-	lvmCmd(t, "lvcreate", "-q", "-L", "384M", "-T", vg+"/"+tp)
+	lvmCmd(t, "lvcreate", "-q", "-L", fmt.Sprintf("%db", poolSize), "-T", vg+"/"+tp)
 	t.Cleanup(func() {
 		out := lvmCmd(t, "lvs", "--noheadings", "-o", "lv_name,pool_lv", vg)
 		for _, line := range strings.Split(out, "\n") {
@@ -105,5 +111,5 @@ func lvmThinPool(t *testing.T, vg string) storage.Driver {
 		}
 		lvmCmd(t, "lvremove", "-q", "-y", "-ff", vg+"/"+tp)
 	})
-	return openPool(t, storage.Config{Driver: "lvm", Path: t.TempDir(), VG: vg, Thinpool: tp, Size: 64 << 20})
+	return openPool(t, storage.Config{Driver: "lvm", Path: t.TempDir(), VG: vg, Thinpool: tp, Size: lvSize})
 }
