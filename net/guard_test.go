@@ -35,3 +35,43 @@ func TestSubnetBesideRejectRoutes(t *testing.T) {
 	require.NoError(t, m.Release(t.Context(), "c1"))
 	require.NoError(t, m.Prune(t.Context()))
 }
+
+// TestPruneLeavesOtherRoots: two stint roots share the host's kernel (and
+// stint's nftables table). Pruning one keeps the other's port forwards,
+// bridge rules and veths; the table goes with the last rule.
+func TestPruneLeavesOtherRoots(t *testing.T) {
+	freshNetns(t)
+	ctx := t.Context()
+	a, b := openManager(t), openManager(t)
+	la, err := a.Attach(ctx, Request{Container: "ca", Mode: ModeBridge, Bridge: "sta", Ports: []Port{{HostPort: 8081, ContainerPort: 80}}})
+	require.NoError(t, err)
+	// A veth on root a's bridge, as LXC makes for a running container.
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = la.HostVeth
+	require.NoError(t, netlink.LinkAdd(&netlink.Veth{LinkAttrs: attrs, PeerName: "capeer"}))
+	veth, err := netlink.LinkByName(la.HostVeth)
+	require.NoError(t, err)
+	br, err := netlink.LinkByName("sta")
+	require.NoError(t, err)
+	require.NoError(t, netlink.LinkSetMaster(veth, br))
+
+	_, err = b.Attach(ctx, Request{Container: "cb", Mode: ModeBridge, Bridge: "stb"})
+	require.NoError(t, err)
+	require.NoError(t, b.Release(ctx, "cb"))
+	require.NoError(t, b.Prune(ctx))
+
+	rules := nftList(t)
+	assert.Contains(t, rules, "dnat to "+la.IPv4+":80", "root b's prune removed root a's port forward")
+	assert.Contains(t, rules, `"stint bridge sta"`, "root b's prune removed root a's bridge rules")
+	assert.NotContains(t, rules, `"stint bridge stb"`)
+	_, err = netlink.LinkByName(la.HostVeth)
+	assert.NoError(t, err, "root b's prune removed root a's veth")
+
+	require.NoError(t, a.Release(ctx, "ca"))
+	require.NoError(t, a.Prune(ctx))
+	assert.Empty(t, nftList(t), "the table outlived the last root's prune")
+	for _, n := range []string{"sta", "stb", la.HostVeth} {
+		_, err := netlink.LinkByName(n)
+		assert.ErrorAs(t, err, &netlink.LinkNotFoundError{}, n)
+	}
+}

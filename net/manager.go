@@ -443,6 +443,11 @@ func (m *Manager) Prune(ctx context.Context) error {
 			delete(st.Bridges, name)
 		}
 		if len(st.Bridges) == 0 {
+			// Another stint root on this host may still have rules in
+			// the shared table: delete it only when it is empty.
+			if n, err := fw.ruleCount(); err != nil || n > 0 {
+				return err
+			}
 			return fw.deleteTable()
 		}
 		return nil
@@ -450,6 +455,9 @@ func (m *Manager) Prune(ctx context.Context) error {
 }
 
 // pruneOrphans removes port rules and "vst*" veths that belong to no lease.
+// Several stint roots may share the host: only veths on this root's bridges
+// (or on none) and port rules forwarding into this root's subnets are its
+// orphans.
 func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 	veths := map[string]bool{}
 	for c := range st.Leases {
@@ -459,9 +467,21 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
+	ours := map[int]bool{}
+	for _, l := range links {
+		if _, ok := st.Bridges[l.Attrs().Name]; ok {
+			ours[l.Attrs().Index] = true
+		}
+	}
+	var subnets []netip.Prefix
+	for _, b := range st.Bridges {
+		if p, err := netip.ParsePrefix(b.Subnet); err == nil {
+			subnets = append(subnets, p)
+		}
+	}
 	for _, l := range links {
 		n := l.Attrs().Name
-		if _, ok := l.(*netlink.Veth); ok && vethRE.MatchString(n) && !veths[n] {
+		if _, ok := l.(*netlink.Veth); ok && vethRE.MatchString(n) && !veths[n] && (ours[l.Attrs().MasterIndex] || l.Attrs().MasterIndex == 0) {
 			if err := deleteLink(n); err != nil {
 				return err
 			}
@@ -472,10 +492,18 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 		return err
 	}
 	for _, c := range tags {
-		if _, ok := st.Leases[c]; !ok {
-			if err := fw.deleteTagged(portTag(c)); err != nil {
-				return err
-			}
+		if _, ok := st.Leases[c]; ok {
+			continue
+		}
+		into, err := fw.forwardsInto(portTag(c), subnets)
+		if err != nil {
+			return err
+		}
+		if !into {
+			continue // another root's container
+		}
+		if err := fw.deleteTagged(portTag(c)); err != nil {
+			return err
 		}
 	}
 	return nil

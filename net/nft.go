@@ -324,3 +324,43 @@ func (f *firewall) portTags() ([]string, error) {
 	}
 	return out, nil
 }
+
+// forwardsInto reports whether a rule carrying tag forwards (DNAT) to an
+// address in one of subnets.
+func (f *firewall) forwardsInto(tag string, subnets []netip.Prefix) (bool, error) {
+	rules, err := f.tagged(tag)
+	if err != nil {
+		return false, err
+	}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			imm, ok := e.(*expr.Immediate)
+			if !ok || imm.Register != 1 || len(imm.Data) != 4 {
+				continue
+			}
+			a := netip.AddrFrom4([4]byte(imm.Data))
+			for _, p := range subnets {
+				if p.Contains(a) {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// ruleCount counts the rules in stint's table (0 when it is missing).
+func (f *firewall) ruleCount() (int, error) {
+	n := 0
+	for _, ch := range chains() {
+		rules, err := f.c.GetRules(table, chainRef(ch.Name))
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("nftables: list chain %s %s: %w", TableName, ch.Name, err)
+		}
+		n += len(rules)
+	}
+	return n, nil
+}
