@@ -1,8 +1,10 @@
 package images
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -40,10 +42,20 @@ func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateConte
 	if len(img.Templates) == 0 {
 		return nil
 	}
-	mc, _, err := readMetaTar(img.Path(), true)
+	want := map[string]bool{}
+	for _, t := range img.Templates {
+		if contains(t.When, trigger) {
+			want[t.Template] = true
+		}
+	}
+	if len(want) == 0 {
+		return nil
+	}
+	srcs, err := readTemplates(img.Path(), want)
 	if err != nil {
 		return fmt.Errorf("templates of image %s: %w", img.Fingerprint, err)
 	}
+	mc := &metaContents{templates: srcs}
 	arch := tc.Architecture
 	if arch == "" {
 		arch = img.Architecture
@@ -145,4 +157,52 @@ func writeBeneath(x *extractor, name string, data []byte, createOnly bool, uid, 
 		return err
 	}
 	return f.Close()
+}
+
+// readTemplates reads the wanted template sources (templates/<name>) from an
+// image's metadata tarball and stops once it has them all: every job's
+// clone renders them, and a unified tarball's rootfs, which usually follows
+// its templates, need not be decompressed each time.
+func readTemplates(file string, want map[string]bool) (map[string][]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, format, err := decompress(f)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if format == "squashfs" {
+		return nil, fmt.Errorf("%w: a squashfs file is not a metadata tarball", ErrInvalidImage)
+	}
+	srcs := map[string][]byte{}
+	tr := tar.NewReader(r)
+	for len(srcs) < len(want) {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: tar: %v", ErrInvalidImage, err)
+		}
+		name, err := cleanName(hdr.Name)
+		if err != nil {
+			return nil, err
+		}
+		t, ok := strings.CutPrefix(name, "templates/")
+		if !ok || !want[t] || hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(tr, MaxMetadataSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrInvalidImage, name, err)
+		}
+		if len(data) > MaxMetadataSize {
+			return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrInvalidImage, name, MaxMetadataSize)
+		}
+		srcs[t] = data
+	}
+	return srcs, nil
 }
