@@ -83,7 +83,8 @@ func (r *Runner) AttachNetwork(ctx context.Context, h *state.Handle, c spec.Cont
 	lease, err := r.Net.Attach(ctx, stintnet.Request{Container: h.Name(), Hostname: c.Name, Mode: stintnet.ModeBridge,
 		Bridge: c.Network.Bridge, IPv4: c.Network.IPv4, Ports: ports})
 	if err != nil {
-		return nil, fmt.Errorf("container %s: attach network: %w", h.Name(), err)
+		// Attach's errors name the container (or its bridge) already.
+		return nil, fmt.Errorf("attach network: %w", err)
 	}
 	raw, err := json.Marshal(lease)
 	if err == nil {
