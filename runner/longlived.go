@@ -98,8 +98,9 @@ func (r *Runner) AttachNetwork(ctx context.Context, h *state.Handle, c spec.Cont
 	return lease, nil
 }
 
-// NetworkStarted checks, after container name started, that its bridge
-// network is in place (its veth on the bridge); nothing for other modes.
+// NetworkStarted checks, after the lease's container started, that its
+// bridge network is in place (its veth on the bridge); nothing for a nil
+// lease (modes none and host).
 func (r *Runner) NetworkStarted(ctx context.Context, lease *stintnet.Lease) error {
 	if lease == nil || r.Net == nil {
 		return nil

@@ -335,8 +335,8 @@ func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
 	if err != nil {
 		return fmt.Errorf("start container %s: volume %s: %w", rec.Name, rec.Volume, err)
 	}
-	// Attach again: the same address, and the bridge and rules back after
-	// a reboot or a `stint net prune` while it was stopped.
+	// Attach again: the same address, and the bridge and its rules back
+	// after a reboot (the kernel forgets them; the lease does not).
 	lease, err := b.Runner.AttachNetwork(ctx, h, *c)
 	if err != nil {
 		return err
