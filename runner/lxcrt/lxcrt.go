@@ -271,11 +271,14 @@ func (r *Runtime) Stop(ctx context.Context, name string) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("stop container %s: still %s after 30s", name, c.State())
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("stop container %s: %w", name, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("stop container %s: %w", name, err)
 		}
+		// liblxc's wait listens to the monitor's state changes: it returns
+		// as soon as the container is stopped, where a polling interval
+		// cost up to its length (the container is usually not yet stopped
+		// right after the kill).
+		c.Wait(lxc.STOPPED, time.Second)
 	}
 	return nil
 }
