@@ -26,7 +26,7 @@ import (
 func netCLI(t *testing.T) (*cliFixture, string) {
 	t.Helper()
 	f := newCLI(t)
-	testenv.RequiresTool(t, "nft", "lxc-attach")
+	testenv.RequiresTool(t, "nft", "lxc-attach", "lxc-stop")
 	guardRange(t)
 	t.Cleanup(func() {
 		// After down and gc (later cleanups run first): the bridge and
@@ -224,6 +224,27 @@ network = { mode = "bridge", bridge = "`+br+`" }
 	body, err := httpGet("http://127.0.0.1:18080/")
 	assert.NoError(t, err, "published port 18080 from the host")
 	assert.Equal(t, "hello-from-alpha\n", body)
+
+	// Stopped by hand and started again by apply: the same addresses, the
+	// port forward still in place.
+	betaAddr := st.Leases["nettest.beta"].IPv4
+	for _, n := range []string{"nettest.alpha", "nettest.beta"} {
+		c := f.cmd()
+		c.Path = "/usr/bin/lxc-stop"
+		c.Args = []string{"lxc-stop", "-P", filepath.Join(f.root, "containers"), "-n", n, "-k"}
+		b, err := c.CombinedOutput()
+		require.NoError(t, err, "lxc-stop %s: %s", n, b)
+	}
+	out, code = f.run(t, "apply", dir)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "alpha started")
+	st = netState(t, f.root)
+	assert.Equal(t, betaAddr, st.Leases["nettest.beta"].IPv4, "beta's address changed across a restart")
+	body, err = httpGet("http://127.0.0.1:18080/")
+	assert.NoError(t, err, "published port 18080 after a restart")
+	assert.Equal(t, "hello-from-alpha\n", body)
+	out, err = attach("nettest.beta", "ping", "-c1", "-W2", "alpha")
+	assert.NoError(t, err, "beta pings alpha by name after a restart: %s", out)
 
 	// A third container asking for alpha's address is refused by name.
 	write(`
