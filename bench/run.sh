@@ -59,6 +59,14 @@ bin/harness -reps "$REPS" -warmup 3 -ref "stint run btrfs (unpriv)" "${contender
 for n in "${notes[@]}"; do echo "- $n"; done
 echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid"
 echo
+echo "## where a trivial stint job's time goes: phase events of --json (20 runs each)"
+echo
+echo "btrfs:"; echo; bash bench/phases.sh 20 "$SB" "$STINT"; echo
+echo "overlay:"; echo; bash bench/phases.sh 20 "$SO" "$STINT"; echo
+echo "One start of the stint binary (Go runtime, cgo, liblxc loading; each job runs it 3 times: stint, start helper, attach helper):"
+echo
+bin/harness -reps 20 -warmup 3 "stint --help=$STINT --help >/dev/null" "/bin/true=/bin/true"
+echo
 echo "## throughput: 40 jobs, 4 at once"
 echo
 bin/harness -throughput 40 -parallel 4 \

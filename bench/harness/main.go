@@ -98,11 +98,15 @@ func report(cs []*contender, ref string) {
 			refMed = median(c.samples)
 		}
 	}
-	fmt.Printf("| %-28s | %10s | %9s | %9s | %5s | %s |\n", "contender", "median ms", "min ms", "max ms", "fails", "ratio to "+ref)
-	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 30), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 7), strings.Repeat("-", 12))
+	ratioHead := "ratio"
+	if ref != "" {
+		ratioHead = "ratio to " + ref
+	}
+	fmt.Printf("| %-32s | %10s | %9s | %9s | %5s | %s |\n", "contender", "median ms", "min ms", "max ms", "fails", ratioHead)
+	fmt.Printf("|%s|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 34), strings.Repeat("-", 12), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 7), strings.Repeat("-", 12))
 	for _, c := range cs {
 		if len(c.samples) == 0 {
-			fmt.Printf("| %-28s | %10s | %9s | %9s | %5d | %s |\n", c.name, "-", "-", "-", c.failures, "-")
+			fmt.Printf("| %-32s | %10s | %9s | %9s | %5d | %s |\n", c.name, "-", "-", "-", c.failures, "-")
 			continue
 		}
 		lo, hi := c.samples[0], c.samples[0]
@@ -113,7 +117,7 @@ func report(cs []*contender, ref string) {
 		if refMed > 0 {
 			ratio = fmt.Sprintf("%.2fx", float64(median(c.samples))/float64(refMed))
 		}
-		fmt.Printf("| %-28s | %10s | %9s | %9s | %5d | %s |\n", c.name, ms(median(c.samples)), ms(lo), ms(hi), c.failures, ratio)
+		fmt.Printf("| %-32s | %10s | %9s | %9s | %5d | %s |\n", c.name, ms(median(c.samples)), ms(lo), ms(hi), c.failures, ratio)
 	}
 }
 
