@@ -250,7 +250,7 @@ run = ["exit 1"]
 	assert.Contains(t, out, "kept: container stint-broken-")
 	out, code = f.run(t, "ps")
 	assert.Equal(t, 0, code, out)
-	assert.Regexp(t, `stint-broken-\S+\s+job\s+broken\s+stopped\s+kept`, out)
+	assert.Regexp(t, `stint-broken-\S+\s+job\s+\S+\s+broken\s+stopped\s+kept`, out)
 	out, code = f.run(t, "gc")
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "nothing to remove", "plain gc removed a kept container")
