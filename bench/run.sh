@@ -82,6 +82,6 @@ rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1; }
 echo "- stint run: $(rss "$STINT" --root "$SB" $run) KiB"
 echo "- stint run -j 4, 40 jobs: $(rss "$STINT" --root "$SB" run -j 4 --artifacts "$B/artifacts" bench/forty.toml) KiB"
 echo
-echo "## clone cost, 1 MiB vs 1 GiB golden volume (storage's Go benchmark, clone + destroy)"
+echo "## clone cost, 1 MiB vs 1 GiB golden volume (storage's Go benchmark, clone + destroy; 3 runs of 50: compare the runs, the 1 GiB golden was just written and its writeback competes)"
 echo
-go test -run '^$' -bench 'Clone/(btrfs|overlay)/' -benchtime 20x ./storage/ 2>&1 | grep -E '^Benchmark' || echo "(storage benchmarks failed)"
+go test -run '^$' -bench 'Clone/(btrfs|overlay)/' -benchtime 50x -count 3 ./storage/ 2>&1 | grep -E '^Benchmark' || echo "(storage benchmarks failed)"
