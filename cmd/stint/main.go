@@ -61,6 +61,7 @@ func (VersionCmd) Run(g *Globals) error {
 }
 
 func main() {
+	lxcrt.CloseInheritedFDs()    // the caller's open fds must not reach a container
 	if lxcrt.IsHelper(os.Args) { // the hidden re-exec'd liblxc helper (see runner/lxcrt)
 		lxcrt.HelperMain()
 	}

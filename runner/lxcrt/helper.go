@@ -34,6 +34,9 @@ func IsHelper(args []string) bool {
 
 // HelperMain runs the helper subcommand named in os.Args and exits.
 func HelperMain() {
+	// Nothing we were given beyond stdio and the fds of our protocol
+	// (read or marked below) may reach the container.
+	CloseInheritedFDs()
 	args := os.Args
 	if len(args) < 4 {
 		fmt.Fprintln(os.Stderr, "stint helper: missing arguments")
