@@ -468,11 +468,16 @@ func (r *Runner) openLog(name string) (*os.File, string, error) {
 		f, err := os.Open(os.DevNull)
 		return f, "", err
 	}
-	if err := os.MkdirAll(r.LogDir, 0o755); err != nil {
+	// Root's only: a job's output may print its secrets. Chmod too, for a
+	// directory an older stint made 0755.
+	if err := os.MkdirAll(r.LogDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("log directory: %w", err)
+	}
+	if err := os.Chmod(r.LogDir, 0o700); err != nil {
 		return nil, "", fmt.Errorf("log directory: %w", err)
 	}
 	p := filepath.Join(r.LogDir, name+".log")
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, "", fmt.Errorf("job log: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -47,11 +48,7 @@ func HelperMain() {
 	case helperStart:
 		err = helperStartMain(args[2], args[3])
 	case helperAttach:
-		if len(args) < 5 {
-			err = fmt.Errorf("missing attach options")
-			break
-		}
-		err = helperAttachMain(args[2], args[3], args[4])
+		err = helperAttachMain(args[2], args[3])
 	default:
 		err = fmt.Errorf("unknown helper %q", args[1])
 	}
@@ -69,7 +66,7 @@ func helperStartMain(lxcpath, name string) error {
 	}
 	defer lxc.Release(c)
 	c.SetVerbosity(lxc.Quiet)
-	hideShadowTools(c)
+	hideShadowTools(c.ConfigFileName())
 	// The monitor must not hold our stdio open after we return: it
 	// daemonizes and closes every inherited descriptor.
 	if err := c.WantDaemonize(true); err != nil {
@@ -87,29 +84,33 @@ func helperStartMain(lxcpath, name string) error {
 	return nil
 }
 
-// hookKeys are the LXC keys whose scripts run with the start helper's
-// environment.
-var hookKeys = []string{"lxc.hook.pre-start", "lxc.hook.pre-mount", "lxc.hook.mount", "lxc.hook.autodev",
-	"lxc.hook.start-host", "lxc.hook.start", "lxc.hook.stop", "lxc.hook.post-stop"}
-
-// hideShadowTools empties PATH for liblxc when the container runs no hook
-// (its scripts would want a PATH). Whenever newuidmap and newgidmap are on
-// PATH, liblxc maps ids through them, even as root: two `sh -c` and two
-// setuid execs per start, about a fifth of a trivial job here. Root may
-// write the maps itself, which liblxc does when they are not found; the
-// ranges stay reserved in /etc/subuid by idmap.Ensure all the same. liblxc
-// execs nothing else by name for stint's configs (init and busybox are
-// absolute paths; networks are made over netlink).
-func hideShadowTools(c *lxc.Container) {
-	for _, k := range hookKeys {
-		if len(c.ConfigItem(k)) > 0 && c.ConfigItem(k)[0] != "" {
+// hideShadowTools empties PATH for liblxc when the container's config runs
+// no script (a hook, a network script.up/down: those would want a PATH).
+// Whenever newuidmap and newgidmap are on PATH, liblxc maps ids through
+// them, even as root: two `sh -c` and two setuid execs per start, about a
+// fifth of a trivial job here. Root may write the maps itself, which liblxc
+// does when they are not found; the ranges stay reserved in /etc/subuid by
+// idmap.Ensure all the same. liblxc execs nothing else by name for stint's
+// configs (init and busybox are absolute paths; networks are made over
+// netlink).
+func hideShadowTools(configFile string) {
+	b, err := os.ReadFile(configFile)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		key, _, _ := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if strings.HasPrefix(key, "lxc.hook.") || strings.Contains(key, ".script.") || strings.HasPrefix(key, "lxc.include") {
 			return
 		}
 	}
 	_ = os.Setenv("PATH", "/nonexistent")
 }
 
-// attachRequest is what the parent passes to the attach helper (argv[4]).
+// attachRequest is what the parent passes to the attach helper, as JSON on
+// fd 4: never in argv, which every local user reads in /proc (the env holds
+// the job's secrets).
 type attachRequest struct {
 	Argv   []string `json:"argv"`
 	Env    []string `json:"env"`
@@ -125,7 +126,7 @@ type attachResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func helperAttachMain(lxcpath, name, reqJSON string) error {
+func helperAttachMain(lxcpath, name string) error {
 	// On a terminal, Ctrl-C and Ctrl-\ reach us with the command: they are
 	// the command's to handle. A handler, not SIG_IGN, which the command
 	// would inherit across exec.
@@ -134,8 +135,11 @@ func helperAttachMain(lxcpath, name, reqJSON string) error {
 	// The command must not inherit the result pipe: a process it leaves
 	// running would keep the parent waiting.
 	syscall.CloseOnExec(3)
+	reqFile := os.NewFile(4, "request")
 	var req attachRequest
-	if err := json.Unmarshal([]byte(reqJSON), &req); err != nil {
+	err := json.NewDecoder(reqFile).Decode(&req)
+	reqFile.Close()
+	if err != nil {
 		return fmt.Errorf("attach options: %w", err)
 	}
 	res := attachResult{}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -156,8 +157,8 @@ func (r *Runtime) logErrors(name string) string {
 }
 
 // Exec runs a command in the running container through the attach helper.
-// Its environment is exactly opts.Env: the helper clears its own and LXC's
-// (LXC adds container=lxc on attach; `env -i` drops it).
+// Its environment is exactly opts.Env (PATH, if any, comes first): the
+// helper clears its own and LXC's additions.
 func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions) (runner.ExitStatus, error) {
 	if len(opts.Argv) == 0 {
 		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: no command", name)
@@ -166,7 +167,18 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 	if cwd == "" {
 		cwd = "/"
 	}
-	argv := append([]string{busyboxPath, "env", "-i"}, opts.Env...)
+	// The env reaches the command through attach's own environment, not
+	// argv (visible to every user in /proc). env only undoes what LXC adds
+	// on a cleared environment: container=lxc, and a default PATH (first).
+	argv := []string{busyboxPath, "env", "-u", "container"}
+	if !slices.ContainsFunc(opts.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		argv = append(argv, "-u", "PATH")
+	}
+	for _, kv := range opts.Env {
+		if strings.HasPrefix(kv, "container=") {
+			argv = append(argv, kv)
+		}
+	}
 	argv = append(argv, opts.Argv...)
 	req, err := json.Marshal(attachRequest{Argv: argv, Env: opts.Env, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Cwd: cwd})
 	if err != nil {
@@ -177,7 +189,13 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
 	}
 	defer resR.Close()
-	cmd := exec.Command(r.self, helperAttach, r.lxcpath, name, string(req))
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		resW.Close()
+		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+	}
+	defer reqW.Close()
+	cmd := exec.Command(r.self, helperAttach, r.lxcpath, name)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = opts.Stdin, opts.Stdout, opts.Stderr
 	if opts.Stdout == nil {
@@ -186,7 +204,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 	if opts.Stderr == nil {
 		cmd.Stderr = io.Discard
 	}
-	cmd.ExtraFiles = []*os.File{resW}
+	cmd.ExtraFiles = []*os.File{resW, reqR} // fd 3: the result; fd 4: the request
 	// Without a terminal, its own process group, as for Start. With one, it
 	// must stay in the foreground group to read the terminal (else SIGTTIN).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: !opts.TTY}
@@ -195,9 +213,13 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		resW.Close()
+		reqR.Close()
 		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
 	}
 	resW.Close()
+	reqR.Close()
+	// A large env may not fit the pipe's buffer: write while it reads.
+	go func() { _, _ = reqW.Write(req); reqW.Close() }()
 	var res attachResult
 	decoded := make(chan error, 1)
 	go func() { decoded <- json.NewDecoder(resR).Decode(&res) }()

@@ -160,10 +160,14 @@ func OpenLog(root, container string) (*os.File, error) {
 		return nil, fmt.Errorf("open log: invalid container name %q", container)
 	}
 	p := LogPath(root, container)
-	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+	// Root's only: a job's output may print its secrets.
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", container, err)
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err := os.Chmod(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("open log of %s: %w", container, err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open log of %s: %w", container, err)
 	}
