@@ -56,6 +56,10 @@ func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateConte
 		return fmt.Errorf("templates of image %s: %w", img.Fingerprint, err)
 	}
 	mc := &metaContents{templates: srcs}
+	set, err := sandboxedSet()
+	if err != nil {
+		return fmt.Errorf("templates of image %s: %w", img.Fingerprint, err)
+	}
 	arch := tc.Architecture
 	if arch == "" {
 		arch = img.Architecture
@@ -91,7 +95,7 @@ func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateConte
 		if !ok {
 			return fmt.Errorf("template %s for %s: not in image %s", t.Template, p, img.Fingerprint)
 		}
-		tpl, err := pongo2.FromBytes(src)
+		tpl, err := set.FromBytes(src)
 		if err != nil {
 			return fmt.Errorf("template %s for %s: %w", t.Template, p, err)
 		}
@@ -122,6 +126,38 @@ func RenderTemplates(img *Image, rootfs string, trigger string, tc TemplateConte
 		}
 	}
 	return nil
+}
+
+// bannedTags are pongo2's tags that load another file: a hostile image's
+// template would read the host's (say {% include "/etc/shadow" %}) as root.
+// LXD and Incus ban the same. ("from" is not a tag in pongo2 v6: unknown,
+// it fails the parse anyway.)
+var bannedTags = []string{"include", "ssi", "extends", "import"}
+
+// sandboxedSet is a pongo2 set that reads no file: the tags that would are
+// banned, and its loader refuses every name, should another way to load
+// appear. A new set per render: FromBytes marks its set, so a shared one
+// would be written by concurrent jobs.
+func sandboxedSet() (*pongo2.TemplateSet, error) {
+	set := pongo2.NewSet("image-templates", noLoader{})
+	for _, tag := range bannedTags {
+		if err := set.BanTag(tag); err != nil {
+			return nil, fmt.Errorf("ban template tag %s: %w", tag, err)
+		}
+	}
+	return set, nil
+}
+
+// errNoLoad is what a template gets when it tries to load a file.
+var errNoLoad = errors.New("image templates cannot load files")
+
+// noLoader is a pongo2.TemplateLoader with nothing to load.
+type noLoader struct{}
+
+func (noLoader) Abs(base, name string) string { return name }
+
+func (noLoader) Get(name string) (io.Reader, error) {
+	return nil, fmt.Errorf("%s: %w", name, errNoLoad)
 }
 
 // writeBeneath writes data to name beneath x's root.
