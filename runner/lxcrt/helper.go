@@ -48,11 +48,7 @@ func HelperMain() {
 	case helperStart:
 		err = helperStartMain(args[2], args[3])
 	case helperAttach:
-		if len(args) < 5 {
-			err = fmt.Errorf("missing attach options")
-			break
-		}
-		err = helperAttachMain(args[2], args[3], args[4])
+		err = helperAttachMain(args[2], args[3])
 	default:
 		err = fmt.Errorf("unknown helper %q", args[1])
 	}
@@ -112,7 +108,9 @@ func hideShadowTools(configFile string) {
 	_ = os.Setenv("PATH", "/nonexistent")
 }
 
-// attachRequest is what the parent passes to the attach helper (argv[4]).
+// attachRequest is what the parent passes to the attach helper, as JSON on
+// fd 4: never in argv, which every local user reads in /proc (the env holds
+// the job's secrets).
 type attachRequest struct {
 	Argv   []string `json:"argv"`
 	Env    []string `json:"env"`
@@ -128,7 +126,7 @@ type attachResult struct {
 	Error  string `json:"error,omitempty"`
 }
 
-func helperAttachMain(lxcpath, name, reqJSON string) error {
+func helperAttachMain(lxcpath, name string) error {
 	// On a terminal, Ctrl-C and Ctrl-\ reach us with the command: they are
 	// the command's to handle. A handler, not SIG_IGN, which the command
 	// would inherit across exec.
@@ -137,8 +135,11 @@ func helperAttachMain(lxcpath, name, reqJSON string) error {
 	// The command must not inherit the result pipe: a process it leaves
 	// running would keep the parent waiting.
 	syscall.CloseOnExec(3)
+	reqFile := os.NewFile(4, "request")
 	var req attachRequest
-	if err := json.Unmarshal([]byte(reqJSON), &req); err != nil {
+	err := json.NewDecoder(reqFile).Decode(&req)
+	reqFile.Close()
+	if err != nil {
 		return fmt.Errorf("attach options: %w", err)
 	}
 	res := attachResult{}
