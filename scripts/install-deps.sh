@@ -13,6 +13,7 @@ pkgs=(
   lxd squashfs-tools                   # image interop tests with real LXD; split images with squashfs rootfs
   xz-utils zstd gzip tar              # image tarballs
   iproute2 nftables                   # inspection in network tests
+  time                                # make bench: /usr/bin/time for stint's peak RSS
 )
 missing=()
 for p in "${pkgs[@]}"; do
