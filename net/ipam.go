@@ -143,3 +143,9 @@ func u32(a netip.Addr) uint32 {
 func addrFrom(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
+
+// broadcast is the last address of subnet p.
+func broadcast(p netip.Prefix) netip.Addr {
+	p = p.Masked()
+	return addrFrom(u32(p.Addr()) | (1<<(32-p.Bits()) - 1))
+}

@@ -249,7 +249,9 @@ func (m *Manager) attachBridge(st *State, req Request) (*Lease, error) {
 		{"lxc.net.0.flags", "up"},
 		{"lxc.net.0.name", "eth0"},
 		{"lxc.net.0.veth.pair", l.HostVeth},
-		{"lxc.net.0.ipv4.address", fmt.Sprintf("%s/%d", l.IPv4, l.PrefixLen)},
+		// "addr/prefix broadcast": given only addr/prefix, LXC sets
+		// the broadcast address to 0.0.0.255.
+		{"lxc.net.0.ipv4.address", fmt.Sprintf("%s/%d %s", l.IPv4, l.PrefixLen, broadcast(subnet))},
 		{"lxc.net.0.ipv4.gateway", l.Gateway},
 		{"lxc.mount.entry", mountEntry(l.Hosts, "etc/hosts")},
 		{"lxc.mount.entry", mountEntry(l.ResolvConf, "etc/resolv.conf")},
