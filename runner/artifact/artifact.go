@@ -13,7 +13,11 @@
 // verbatim and listed in Result.Links, wherever it points, so nothing from the
 // host is ever read. Devices, fifos and sockets are skipped with a reason.
 //
-// Writing: dest is the job's artifact directory (created if missing);
+// Writing: dest is the job's artifact directory (created if missing), the
+// last component of which must not be a symlink: it is made with mkdirat and
+// opened with O_NOFOLLOW, as a job writing into a workspace that holds the
+// artifacts directory could plant <artifacts>/<job> -> /etc/cron.d. Its
+// parent (the --artifacts base) is the user's and may be a symlink.
 // Artifact.Dest must be a local relative path (no "..", not absolute). Under
 // dest every directory is entered with O_NOFOLLOW, so a symlink planted there
 // (say by an earlier artifact) is refused, never written through. Existing
@@ -105,11 +109,13 @@ func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest stri
 	defer unix.Close(rootFd)
 	c := &copier{ctx: ctx, root: rootFd, res: &res}
 	c.uid, c.gid, c.chown = invokingUser()
-	if err := c.mkdirAll(dest); err != nil {
+	destFd, err := c.openDest(dest)
+	if err != nil {
 		return res, err
 	}
+	defer unix.Close(destFd)
 	for _, a := range want {
-		if err := c.collect(a, dest); err != nil {
+		if err := c.collect(a, dest, destFd); err != nil {
 			return res, err
 		}
 	}
@@ -129,8 +135,8 @@ func invokingUser() (uid, gid int, ok bool) {
 	return u, g, true
 }
 
-// collect copies one artifact's matches into dest/a.Dest.
-func (c *copier) collect(a spec.Artifact, dest string) error {
+// collect copies one artifact's matches into dest/a.Dest; destFd is dest.
+func (c *copier) collect(a spec.Artifact, dest string, destFd int) error {
 	pattern := path.Clean("/" + a.Path)
 	if pattern == "/" {
 		c.skip(a.Path, "the container root itself is not an artifact")
@@ -148,7 +154,7 @@ func (c *copier) collect(a spec.Artifact, dest string) error {
 		c.skip(a.Path, "no match")
 		return nil
 	}
-	dirFd, err := c.destDir(dest, a.Dest)
+	dirFd, err := c.destDir(destFd, dest, a.Dest)
 	if err != nil {
 		return err
 	}
@@ -161,10 +167,42 @@ func (c *copier) collect(a spec.Artifact, dest string) error {
 	return nil
 }
 
-// destDir opens dest/sub, creating each directory of sub without following
-// a symlink.
-func (c *copier) destDir(dest, sub string) (int, error) {
-	fd, err := unix.Open(dest, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// openDest opens the job's artifact directory dest, creating it. Its parent
+// (the --artifacts base, the user's choice) is created like os.MkdirAll and
+// may be a symlink; dest itself is made with mkdirat and opened with
+// O_NOFOLLOW: it may sit in a workspace a job writes into (a bind mount
+// holding ./artifacts), and a symlink planted there is refused, never
+// written through.
+func (c *copier) openDest(dest string) (int, error) {
+	dest = filepath.Clean(dest)
+	base, name := filepath.Dir(dest), filepath.Base(dest)
+	if err := c.mkdirAll(base); err != nil {
+		return -1, err
+	}
+	bfd, err := unix.Open(base, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open artifact directory %s: %w", base, err)
+	}
+	defer unix.Close(bfd)
+	fd, err := c.mkdirAt(bfd, name, 0o755)
+	if errors.Is(err, errNotDir) {
+		var st unix.Stat_t
+		if unix.Fstatat(bfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			target, _ := readlinkat(bfd, name)
+			return -1, fmt.Errorf("artifact directory %s is a symlink (to %s): refused, not followed", dest, target)
+		}
+		return -1, fmt.Errorf("artifact directory %s exists and is not a directory", dest)
+	}
+	if err != nil {
+		return -1, fmt.Errorf("artifact directory %s: %w", dest, err)
+	}
+	return fd, nil
+}
+
+// destDir opens dest/sub (destFd is dest), creating each directory of sub
+// without following a symlink.
+func (c *copier) destDir(destFd int, dest, sub string) (int, error) {
+	fd, err := unix.Openat(destFd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("open artifact directory %s: %w", dest, err)
 	}

@@ -336,3 +336,36 @@ func TestSudoOwnership(t *testing.T) {
 		assert.Equal(t, [2]uint32{4242, 4343}, [2]uint32{st.Uid, st.Gid}, p)
 	}
 }
+
+// The job's artifact directory itself (<artifacts>/<job>) may have been
+// planted as a symlink by a job writing into a bind-mounted workspace that
+// holds ./artifacts: it is refused, never written through, and the error
+// says why. The --artifacts base above it is the user's choice and may be a
+// symlink.
+func TestDestDirSymlinkRefused(t *testing.T) {
+	root, _ := fixture(t)
+	arts := []spec.Artifact{{Path: "/src/dist/a.tar.gz"}, {Path: "/out", Dest: "sub"}}
+	for name, target := range map[string]string{"existing dir": "", "missing dir": "new"} {
+		t.Run(name, func(t *testing.T) {
+			base, victim := t.TempDir(), t.TempDir()
+			dest := filepath.Join(base, "job")
+			require.NoError(t, os.Symlink(filepath.Join(victim, target), dest))
+			res, err := Collect(context.Background(), root, arts, dest, false)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "symlink")
+			assert.Contains(t, err.Error(), dest)
+			assert.Empty(t, res.Copied)
+			assert.Equal(t, map[string]string{}, treeRaw(t, victim), "nothing written through the link")
+		})
+	}
+
+	t.Run("base is a symlink", func(t *testing.T) {
+		real := t.TempDir()
+		base := filepath.Join(t.TempDir(), "artifacts")
+		require.NoError(t, os.Symlink(real, base))
+		res, err := Collect(context.Background(), root, arts[:1], filepath.Join(base, "job"), false)
+		require.NoError(t, err)
+		assert.Equal(t, []string{"/src/dist/a.tar.gz"}, res.Copied)
+		assert.Equal(t, map[string]string{"job": "d 0755", "job/a.tar.gz": "f 0644 A"}, tree(t, real))
+	})
+}
