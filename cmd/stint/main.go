@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 		}()
-		kctx, err := parser.Parse(args)
+		kctx, err := parser.Parse(hoistFlags(parser.Model, "run", args))
 		if err != nil {
 			fmt.Fprintf(stderr, "stint: %v\n", err)
 			return ExitUsage

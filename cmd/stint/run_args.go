@@ -1,0 +1,84 @@
+package main
+
+import (
+	"strings"
+
+	"github.com/alecthomas/kong"
+)
+
+// hoistFlags returns args with the flags of command cmd (and their values)
+// moved ahead of its positional arguments, so that `stint run td.toml -j 2
+// fail` parses like `stint run -j 2 td.toml fail`. Kong fills a slice
+// positional up to the first flag and refuses any positional after it
+// ("unexpected argument"). Which flags take a value is read from app's
+// model; everything after "--" is positional.
+func hoistFlags(app *kong.Application, cmd string, args []string) []string {
+	var node *kong.Node
+	for _, c := range app.Children {
+		if c.Name == cmd {
+			node = c
+		}
+	}
+	if node == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, group := range node.AllFlags(false) {
+		for _, f := range group {
+			if f.IsBool() || f.IsCounter() {
+				continue
+			}
+			takesValue["--"+f.Name] = true
+			if f.Short != 0 {
+				takesValue["-"+string(f.Short)] = true
+			}
+		}
+	}
+	// Find the command word: the first positional, skipping global flags'
+	// values.
+	at := -1
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return args
+		}
+		if strings.HasPrefix(a, "-") {
+			if takesValue[a] {
+				i++
+			}
+			continue
+		}
+		if a == cmd {
+			at = i
+		}
+		break
+	}
+	if at < 0 {
+		return args
+	}
+	var flags, positional, dashes []string
+	rest := args[at+1:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		switch {
+		case a == "--":
+			// The end of flags ends them before every positional too:
+			// kong takes the slice's values in one go.
+			dashes = []string{"--"}
+			positional = append(positional, rest[i+1:]...)
+			i = len(rest)
+		case strings.HasPrefix(a, "-") && a != "-":
+			flags = append(flags, a)
+			if takesValue[a] && i+1 < len(rest) {
+				flags = append(flags, rest[i+1])
+				i++
+			}
+		default:
+			positional = append(positional, a)
+		}
+	}
+	out := append([]string(nil), args[:at+1]...)
+	out = append(out, flags...)
+	out = append(out, dashes...)
+	return append(out, positional...)
+}
