@@ -73,6 +73,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 	}
 	defer unix.Close(root)
 	x := &extractor{root: root, opts: opts, owner: os.Geteuid() == 0}
+	rules := newTarRules(prefix)
 	tr := tar.NewReader(r)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -85,15 +86,14 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 		if err != nil {
 			return x.warnings(), fmt.Errorf("read tar: %w", err)
 		}
-		name, err := cleanName(hdr.Name)
+		// The rules refuse a hostile entry before anything is written;
+		// RESOLVE_BENEATH below is the backstop.
+		name, link, ok, err := rules.next(hdr)
 		if err != nil {
 			return x.warnings(), err
 		}
-		if prefix != "" {
-			if name != prefix && !strings.HasPrefix(name, prefix+"/") {
-				continue // metadata.yaml, templates/
-			}
-			name = strings.TrimPrefix(strings.TrimPrefix(name, prefix), "/")
+		if !ok {
+			continue // metadata.yaml, templates/
 		}
 		if name == "" {
 			// The root itself: dir exists; take the entry's owner and mode
@@ -105,7 +105,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 			}
 			continue
 		}
-		if err := x.entry(hdr, name, tr, prefix); err != nil {
+		if err := x.entry(hdr, name, link, tr); err != nil {
 			return x.warnings(), err
 		}
 	}
@@ -185,11 +185,11 @@ func (x *extractor) parent(name string, create bool) (int, string, error) {
 	return fd, base, nil
 }
 
-func (x *extractor) entry(hdr *tar.Header, name string, r io.Reader, prefix string) error {
+func (x *extractor) entry(hdr *tar.Header, name, link string, r io.Reader) error {
 	parent, base, err := x.parent(name, true)
 	if err == nil {
 		defer unix.Close(parent)
-		err = x.create(parent, base, name, hdr, r, prefix)
+		err = x.create(parent, base, name, link, hdr, r)
 	}
 	var ue *UnsafeEntryError
 	switch {
@@ -230,7 +230,9 @@ func clear(parent int, base string, isDir bool) error {
 	return unix.Unlinkat(parent, base, 0)
 }
 
-func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.Reader, prefix string) error {
+// create makes the entry name (base in parent); link is a hard link's
+// target, both already checked by tarRules.
+func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header, r io.Reader) error {
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -279,31 +281,11 @@ func (x *extractor) create(parent int, base, name string, hdr *tar.Header, r io.
 		}
 		return x.times(parent, base, hdr)
 	case tar.TypeLink:
-		target, err := cleanName(hdr.Linkname)
-		if err != nil {
-			return linkErr(hdr.Linkname, err)
-		}
-		if prefix != "" {
-			if !strings.HasPrefix(target, prefix+"/") {
-				return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: outside %s/", hdr.Linkname, prefix)}
-			}
-			target = strings.TrimPrefix(target, prefix+"/")
-		}
-		tparent, tbase, err := x.parent(target, false)
+		tparent, tbase, err := x.parent(link, false)
 		if err != nil {
 			return linkErr(hdr.Linkname, err)
 		}
 		defer unix.Close(tparent)
-		var st unix.Stat_t
-		if err := unix.Fstatat(tparent, tbase, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("hard link to %q: %w", hdr.Linkname, err)
-		}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFLNK:
-			return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: a symlink", hdr.Linkname)}
-		case unix.S_IFDIR:
-			return &UnsafeEntryError{Reason: fmt.Sprintf("hard link to %q: a directory", hdr.Linkname)}
-		}
 		if err := clear(parent, base, false); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,46 +91,7 @@ func listDir(t *testing.T, dir string) []string {
 // Hostile tarballs: each is rejected with an error naming the entry, and
 // nothing appears outside the target.
 func TestExtractHostile(t *testing.T) {
-	tests := []struct {
-		name string
-		ents []ent
-		want string // the whole error: it names the entry and says why
-	}{
-		{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, `unsafe tarball entry "/etc/evil": absolute path`},
-		{"dot-dot", []ent{{name: "a/../../evil", body: "x"}}, `unsafe tarball entry "a/../../evil": ".." component`},
-		{"dot-dot at start", []ent{{name: "../evil", body: "x"}}, `unsafe tarball entry "../evil": ".." component`},
-		{"symlink then write through it", []ent{
-			{name: "link", typ: tar.TypeSymlink, link: "../outside"},
-			{name: "link/evil", body: "x"},
-		}, `unsafe tarball entry "link/evil": path goes through a symlink`},
-		{"absolute symlink then write through it", []ent{
-			{name: "etc", typ: tar.TypeSymlink, link: "/etc-outside"},
-			{name: "etc/passwd", body: "x"},
-		}, `unsafe tarball entry "etc/passwd": path goes through a symlink`},
-		{"symlink inside then write through it", []ent{
-			{name: "real/", typ: tar.TypeDir},
-			{name: "link", typ: tar.TypeSymlink, link: "real"},
-			{name: "link/file", body: "x"},
-		}, `unsafe tarball entry "link/file": path goes through a symlink`},
-		{"hard link out", []ent{{name: "evil", typ: tar.TypeLink, link: "../outside/sentinel"}},
-			`unsafe tarball entry "evil": hard link to "../outside/sentinel": ".." component`},
-		{"hard link absolute", []ent{{name: "evil", typ: tar.TypeLink, link: "/etc/passwd"}},
-			`unsafe tarball entry "evil": hard link to "/etc/passwd": absolute path`},
-		{"hard link to a symlink leading out", []ent{
-			{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
-			{name: "evil", typ: tar.TypeLink, link: "sym"},
-		}, `unsafe tarball entry "evil": hard link to "sym": a symlink`},
-		{"hard link through a symlink", []ent{
-			{name: "sym", typ: tar.TypeSymlink, link: "../outside"},
-			{name: "evil", typ: tar.TypeLink, link: "sym/sentinel"},
-		}, `unsafe tarball entry "evil": hard link to "sym/sentinel": path goes through a symlink`},
-		{"symlink then overwrite it as a file", []ent{
-			// The file replaces the symlink; it must not write to the link's target.
-			{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
-			{name: "sym", body: "replaced"},
-		}, ""},
-	}
-	for _, tt := range tests {
+	for _, tt := range hostileTars {
 		t.Run(tt.name, func(t *testing.T) {
 			base := t.TempDir()
 			target := filepath.Join(base, "target")
@@ -159,6 +121,69 @@ func TestExtractHostile(t *testing.T) {
 			assertNoEscape(t, target)
 		})
 	}
+}
+
+// hostileTars are root filesystems a hostile image may carry: extraction
+// and import both refuse each with the same error (want), or accept it
+// (want "").
+var hostileTars = []struct {
+	name string
+	ents []ent
+	want string // the whole error: it names the entry and says why
+}{
+	{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, `unsafe tarball entry "/etc/evil": absolute path`},
+	{"dot-dot", []ent{{name: "a/../../evil", body: "x"}}, `unsafe tarball entry "a/../../evil": ".." component`},
+	{"dot-dot at start", []ent{{name: "../evil", body: "x"}}, `unsafe tarball entry "../evil": ".." component`},
+	{"symlink then write through it", []ent{
+		{name: "link", typ: tar.TypeSymlink, link: "../outside"},
+		{name: "link/evil", body: "x"},
+	}, `unsafe tarball entry "link/evil": path goes through a symlink`},
+	{"absolute symlink then write through it", []ent{
+		{name: "etc", typ: tar.TypeSymlink, link: "/etc-outside"},
+		{name: "etc/passwd", body: "x"},
+	}, `unsafe tarball entry "etc/passwd": path goes through a symlink`},
+	{"symlink inside then write through it", []ent{
+		{name: "real/", typ: tar.TypeDir},
+		{name: "link", typ: tar.TypeSymlink, link: "real"},
+		{name: "link/file", body: "x"},
+	}, `unsafe tarball entry "link/file": path goes through a symlink`},
+	{"hard link out", []ent{{name: "evil", typ: tar.TypeLink, link: "../outside/sentinel"}},
+		`unsafe tarball entry "evil": hard link to "../outside/sentinel": ".." component`},
+	{"hard link absolute", []ent{{name: "evil", typ: tar.TypeLink, link: "/etc/passwd"}},
+		`unsafe tarball entry "evil": hard link to "/etc/passwd": absolute path`},
+	{"hard link to a symlink leading out", []ent{
+		{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
+		{name: "evil", typ: tar.TypeLink, link: "sym"},
+	}, `unsafe tarball entry "evil": hard link to "sym": a symlink`},
+	{"hard link through a symlink", []ent{
+		{name: "sym", typ: tar.TypeSymlink, link: "../outside"},
+		{name: "evil", typ: tar.TypeLink, link: "sym/sentinel"},
+	}, `unsafe tarball entry "evil": hard link to "sym/sentinel": path goes through a symlink`},
+	{"symlink then overwrite it as a file", []ent{
+		// The file replaces the symlink; it must not write to the link's target.
+		{name: "sym", typ: tar.TypeSymlink, link: "../outside/sentinel"},
+		{name: "sym", body: "replaced"},
+	}, ""},
+	{"write beneath a file", []ent{
+		{name: "file", body: "x"},
+		{name: "file/evil", body: "x"},
+	}, `unsafe tarball entry "file/evil": a parent is not a directory`},
+	{"hard link to a missing entry", []ent{{name: "evil", typ: tar.TypeLink, link: "nothing"}},
+		`unsafe tarball entry "evil": hard link to "nothing": no such entry before it`},
+	{"hard link to a directory", []ent{
+		{name: "d/", typ: tar.TypeDir},
+		{name: "evil", typ: tar.TypeLink, link: "d"},
+	}, `unsafe tarball entry "evil": hard link to "d": a directory`},
+	{"symlink replaced by a directory, then written into", []ent{
+		{name: "sym", typ: tar.TypeSymlink, link: "../outside"},
+		{name: "sym/", typ: tar.TypeDir},
+		{name: "sym/file", body: "x"},
+	}, ""},
+	{"directory replaced by a symlink, then hard linked through", []ent{
+		{name: "d/", typ: tar.TypeDir},
+		{name: "d", typ: tar.TypeSymlink, link: "../outside"},
+		{name: "evil", typ: tar.TypeLink, link: "d/sentinel"},
+	}, `unsafe tarball entry "evil": hard link to "d/sentinel": path goes through a symlink`},
 }
 
 // assertNoEscape checks that no regular file under target has a name or
@@ -207,4 +232,66 @@ func TestExtractHardLinkOutsidePrefix(t *testing.T) {
 	_, err := ExtractTar(context.Background(), bytes.NewReader(mkTar(t, ents)), target, "rootfs", UnpackOptions{})
 	assert.EqualError(t, err, `unsafe tarball entry "rootfs/meta": hard link to "metadata.yaml": outside rootfs/`)
 	assert.Empty(t, listDir(t, target))
+}
+
+// Import refuses what extraction would, so a hostile image is never stored:
+// the same cases, as a split image's rootfs and inside a unified tarball.
+func TestImportHostile(t *testing.T) {
+	for _, tt := range hostileTars {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Run("split", func(t *testing.T) {
+				s := newStore(t)
+				dir := t.TempDir()
+				meta := writeFile(t, dir, "meta", mkTar(t, unifiedEnts(testMeta)[:4]))
+				rootfs := writeFile(t, dir, "rootfs", compress(t, "gzip", mkTar(t, tt.ents)))
+				_, err := s.Import(context.Background(), []string{meta, rootfs}, ImportOptions{})
+				assertImportRefused(t, s, err, tt.want)
+			})
+			t.Run("unified", func(t *testing.T) {
+				// Under rootfs/: entry names and hard link targets move
+				// there, absolute ones stay absolute.
+				in := func(name string) string {
+					if strings.HasPrefix(name, "/") {
+						return name
+					}
+					return "rootfs/" + name
+				}
+				ents := unifiedEnts(testMeta)[:5]
+				for _, e := range tt.ents {
+					e.name = in(e.name)
+					if e.typ == tar.TypeLink {
+						e.link = in(e.link)
+					}
+					ents = append(ents, e)
+				}
+				want := ""
+				if tt.want != "" {
+					entry := strings.SplitN(tt.want, `"`, 3)[1]
+					want = fmt.Sprintf("unsafe tarball entry %q: ", in(entry))
+				}
+				s := newStore(t)
+				_, err := s.Import(context.Background(), []string{writeFile(t, t.TempDir(), "i", compress(t, "xz", mkTar(t, ents)))}, ImportOptions{})
+				assertImportRefused(t, s, err, want)
+			})
+		})
+	}
+}
+
+// assertImportRefused checks that an import failed with want (contained in
+// the error) and stored nothing, or succeeded when want is "".
+func assertImportRefused(t *testing.T, s *Store, err error, want string) {
+	t.Helper()
+	if want == "" {
+		require.NoError(t, err)
+		return
+	}
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrUnsafeEntry)
+	var ue *UnsafeEntryError
+	assert.ErrorAs(t, err, &ue)
+	assert.Contains(t, err.Error(), want)
+	imgs, err := s.List()
+	require.NoError(t, err)
+	assert.Empty(t, imgs, "nothing stored")
+	assertNoTemp(t, s)
 }

@@ -88,6 +88,12 @@ type metaContents struct {
 // readMetaTar scans the (compressed) tarball at file for metadata.yaml, and
 // templates too when withTemplates.
 func readMetaTar(file string, withTemplates bool) (*metaContents, string, error) {
+	return scanMetaTar(file, withTemplates, nil)
+}
+
+// scanMetaTar is readMetaTar that also runs every entry through rules,
+// when not nil: import checks a unified tarball's rootfs in the same pass.
+func scanMetaTar(file string, withTemplates bool, rules *tarRules) (*metaContents, string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, "", err
@@ -114,6 +120,11 @@ func readMetaTar(file string, withTemplates bool) (*metaContents, string, error)
 		name, err := cleanName(hdr.Name)
 		if err != nil {
 			return nil, format, err
+		}
+		if rules != nil {
+			if _, _, _, err := rules.next(hdr); err != nil {
+				return nil, format, err
+			}
 		}
 		switch {
 		case name == "metadata.yaml":

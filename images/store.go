@@ -1,6 +1,7 @@
 package images
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -319,9 +320,15 @@ func (s *Store) copyIn(ctx context.Context, src string, h io.Writer, progress fu
 	return out.Name(), out.Close()
 }
 
-// inspect reads the metadata of the image in files and checks its shape.
+// inspect reads the metadata of the image in files and checks its shape,
+// and its rootfs's entries against the rules extraction applies: a hostile
+// image is refused here, not at its first use.
 func inspect(files []string, fp string) (*Image, error) {
-	mc, format, err := readMetaTar(files[0], false)
+	var rules *tarRules
+	if len(files) == 1 {
+		rules = newTarRules("rootfs")
+	}
+	mc, format, err := scanMetaTar(files[0], false, rules)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +362,40 @@ func inspect(files []string, fp string) (*Image, error) {
 	if img.RootfsFormat, err = sniff(head[:n]); err != nil {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
+	if img.RootfsFormat != "squashfs" { // unsquashfs does its own checks
+		if err := checkTar(files[1], newTarRules("")); err != nil {
+			return nil, fmt.Errorf("rootfs: %w", err)
+		}
+	}
 	return img, nil
+}
+
+// checkTar runs every entry of the (compressed) tarball at file through
+// rules, writing nothing.
+func checkTar(file string, rules *tarRules) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, _, err := decompress(f)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: tar: %v", ErrInvalidImage, err)
+		}
+		if _, _, _, err := rules.next(hdr); err != nil {
+			return err
+		}
+	}
 }
 
 // AddAlias points alias at the image ref names.
