@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/rootfs"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -283,41 +284,32 @@ func (b *recipeBuild) hooks(ctx context.Context) error {
 
 // put writes data at container path target in the clone, resolved inside
 // it (never through a symlink out of it), with missing parent directories
-// (0755); everything it makes is owned by the container's root.
+// (0755); everything it makes is owned by the container's root. The
+// container runs meanwhile: every step goes through descriptors confined to
+// the clone (internal/rootfs), so a process swapping a directory for a
+// symlink cannot make it write on the host.
 func (b *recipeBuild) put(target string, data []byte, mode fs.FileMode) error {
 	uid, gid := int(b.r.IDMap.HostUID), int(b.r.IDMap.HostGID)
-	var missing []string
-	for d := path.Dir(target); d != "/"; d = path.Dir(d) {
-		p, err := securejoin.SecureJoin(b.rootfs, d)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(p); err == nil {
-			break
-		}
-		missing = append(missing, d)
-	}
-	for i := len(missing) - 1; i >= 0; i-- {
-		p, err := securejoin.SecureJoin(b.rootfs, missing[i])
-		if err != nil {
-			return err
-		}
-		if err := os.Mkdir(p, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return err
-		}
-	}
-	p, err := securejoin.SecureJoin(b.rootfs, target)
+	root, err := rootfs.OpenRoot(b.rootfs)
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	defer unix.Close(root)
+	dir, err := rootfs.MkdirAllIn(root, path.Dir(target), 0o755, func(fd int) error { return unix.Fchown(fd, uid, gid) })
 	if err != nil {
 		return err
 	}
+	defer unix.Close(dir)
+	// O_NONBLOCK: a fifo planted at target fails (ENXIO) instead of hanging.
+	fd, err := unix.Openat(dir, path.Base(target), unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", target, err)
+	}
+	f := os.NewFile(uintptr(fd), target)
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file in the container", target)
+	}
 	if _, err := f.Write(data); err != nil {
 		return err
 	}
