@@ -5,11 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/internal/idmap"
 )
 
 // Security regressions found by review, driven through the stint binary.
@@ -85,4 +88,93 @@ run = ["echo sleep''ing; sleep 3"]
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), "log %s mode", l)
 	}
 	f.assertClean(t)
+}
+
+// TestCLIReadonlyMountsLocked: container root must not be able to remount a
+// readonly bind or cache mount read-write (the kernel refuses: the mount's
+// read-only flag is locked), nor write through it; and nothing stint
+// mounted for it stays mounted after teardown, or after kill -9 and gc.
+func TestCLIReadonlyMountsLocked(t *testing.T) {
+	f := newCLI(t)
+	m, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
+	require.NoError(t, err)
+	// Owned by the container's root, so only the mount's flag stops a write.
+	src := t.TempDir()
+	require.NoError(t, os.Chmod(src, 0o755))
+	require.NoError(t, os.Chown(src, int(m.HostUID), int(m.HostGID)))
+	cacheDir := filepath.Join(f.root, "cache", "c1")
+	require.NoError(t, os.MkdirAll(cacheDir, 0o755))
+	require.NoError(t, os.Chown(cacheDir, int(m.HostUID), int(m.HostGID)))
+	probe := func(dir string) string {
+		return "if /.stint/busybox mount -o remount,bind,rw " + dir + "; then echo REMOUNTED" + dir + "; fi; " +
+			"if echo poisoned > " + dir + "/x; then echo WROTE" + dir + "; fi; " +
+			"if /.stint/busybox mount -o remount,rw " + dir + "; then echo REMOUNTED2" + dir + "; fi"
+	}
+	p := f.spec(t, `
+[job.ro]
+image = "busybox"
+run = ["`+probe("/ro")+`", "`+probe("/cache")+`", "echo probe''s-done", "sleep ${wait}"]
+
+[job.ro.matrix]
+wait = ["0"]
+
+[[job.ro.mount]]
+source = "`+src+`"
+target = "/ro"
+readonly = true
+
+[[job.ro.mount]]
+type = "cache"
+name = "c1"
+target = "/cache"
+readonly = true
+`)
+	out, code := f.run(t, "run", p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "probes-done")
+	for _, bad := range []string{"REMOUNTED", "WROTE"} {
+		assert.NotContains(t, out, bad, "a readonly mount was made writable")
+	}
+	assert.NoFileExists(t, filepath.Join(src, "x"))
+	assert.NoFileExists(t, filepath.Join(cacheDir, "x"))
+	assert.Empty(t, mountsUnder(t, f.root), "mounts left after teardown")
+	f.assertClean(t)
+
+	// kill -9 while the job runs, then gc.
+	require.NoError(t, os.WriteFile(p, []byte(strings.Replace(mustRead(t, p), `wait = ["0"]`, `wait = ["600"]`, 1)), 0o644))
+	c := f.startUntil(t, "probes-done", "run", p)
+	assert.NotEmpty(t, mountsUnder(t, f.root), "the staged mounts should exist while the job runs")
+	require.NoError(t, c.Process.Signal(syscall.SIGKILL))
+	_ = c.Wait()
+	out, code = f.run(t, "gc")
+	require.Equal(t, 0, code, out)
+	assert.Empty(t, mountsUnder(t, f.root), "mounts left after kill -9 and gc")
+	f.assertClean(t)
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// mountsUnder lists the host's mount points below root, other than the
+// storage driver's (its golden and clone volumes).
+func mountsUnder(t *testing.T, root string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	require.NoError(t, err)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 5 || !strings.HasPrefix(fs[4], root+"/") {
+			continue
+		}
+		if strings.HasPrefix(fs[4], filepath.Join(root, "storage")+"/") {
+			continue
+		}
+		out = append(out, fs[4])
+	}
+	return out
 }

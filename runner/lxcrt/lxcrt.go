@@ -88,19 +88,31 @@ func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) erro
 	if cfg.LogFile == "" {
 		cfg.LogFile = r.LogFile(name)
 	}
-	lines, err := Render(name, cfg, r.host)
-	if err != nil {
-		return err
-	}
 	if err := os.Mkdir(r.dir(name), 0o750); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create container %s: %w", name, runner.ErrExists)
 		}
 		return fmt.Errorf("create container %s: %w", name, err)
 	}
+	// Readonly binds are mounted here, read-only, first (see staged.go).
+	var staged []stagedMount
+	cfg.Mounts, staged = r.planStaged(name, cfg.Mounts)
+	undo := func() {
+		_ = r.unstage(name)
+		_ = os.RemoveAll(r.dir(name))
+	}
+	if err := r.stage(name, staged); err != nil {
+		undo()
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	lines, err := Render(name, cfg, r.host)
+	if err != nil {
+		undo()
+		return err
+	}
 	data := "# written by stint; do not edit\n" + strings.Join(lines, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(r.dir(name), "config"), []byte(data), 0o640); err != nil {
-		_ = os.RemoveAll(r.dir(name))
+		undo()
 		return fmt.Errorf("create container %s: %w", name, err)
 	}
 	return nil
@@ -110,6 +122,10 @@ func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) erro
 func (r *Runtime) Start(ctx context.Context, name string) error {
 	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
 		return fmt.Errorf("start container %s: %w", name, runner.ErrNotFound)
+	}
+	// A reboot took the staged read-only mounts: remake them.
+	if err := r.restage(name); err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
 	}
 	// Output into a file, not a pipe: the monitor daemonizes and must not
 	// be able to keep us waiting on a pipe it inherited.
@@ -343,6 +359,9 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 	if err := r.Stop(ctx, name); err != nil {
 		return err
 	}
+	if err := r.unstage(name); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(r.dir(name)); err != nil {
 		return fmt.Errorf("destroy container %s: %w", name, err)
 	}
@@ -377,7 +396,8 @@ func (r *Runtime) List(_ context.Context) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() {
+		// Dot directories are not containers (validName): staged mounts.
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
 			names = append(names, e.Name())
 		}
 	}
