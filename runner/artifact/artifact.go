@@ -48,7 +48,7 @@ type Result struct {
 	Copied  []string // regular files and symlinks written under dest
 	Skipped []Skip   // patterns that matched nothing, and entries not copied
 	Links   []Link   // the symlinks among Copied, with their targets
-	Bytes   int64    // bytes of regular file content copied
+	Bytes   int64    // bytes of regular file data copied (holes not counted)
 }
 
 // Skip is something Collect did not copy, and why.
@@ -82,13 +82,32 @@ func Wanted(when string, jobFailed bool) bool {
 	}
 }
 
-// Collect copies the artifacts of arts whose `when` fits jobFailed from the
-// container root rootfs (any host directory: a clone's rootfs, or
+// DefaultMaxBytes is the cap on the file data one Collect copies when
+// Options.MaxBytes is 0: enough for any sane build output, and a bound on
+// what a job can make the host store (a sparse 100 TiB file's holes cost
+// nothing, its data would).
+const DefaultMaxBytes int64 = 10 << 30
+
+// Options tune Collect.
+type Options struct {
+	// MaxBytes caps the file data copied (Result.Bytes; holes are free):
+	// 0 means DefaultMaxBytes, a negative value no cap. The file that would
+	// cross it, and every file after it, is skipped with a reason saying so.
+	MaxBytes int64
+}
+
+// Collect is CollectWith with the default Options.
+func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) (Result, error) {
+	return CollectWith(ctx, rootfs, arts, dest, jobFailed, Options{})
+}
+
+// CollectWith copies the artifacts of arts whose `when` fits jobFailed from
+// the container root rootfs (any host directory: a clone's rootfs, or
 // /proc/<pid>/root to see the container's mounts) to dest. Problems with
 // single entries are reported in Result.Skipped; an error means the copy
 // could not go on (dest unwritable, rootfs unopenable, ctx done), and the
 // Result still says what was copied before it.
-func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) (Result, error) {
+func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool, opts Options) (Result, error) {
 	var res Result
 	var want []spec.Artifact
 	for _, a := range arts {
@@ -107,7 +126,10 @@ func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest stri
 		return res, fmt.Errorf("open container root %s: %w", rootfs, err)
 	}
 	defer unix.Close(rootFd)
-	c := &copier{ctx: ctx, root: rootFd, res: &res}
+	c := &copier{ctx: ctx, root: rootFd, res: &res, max: opts.MaxBytes}
+	if c.max == 0 {
+		c.max = DefaultMaxBytes
+	}
 	c.uid, c.gid, c.chown = invokingUser()
 	destFd, err := c.openDest(dest)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -368,4 +369,95 @@ func TestDestDirSymlinkRefused(t *testing.T) {
 		assert.Equal(t, []string{"/src/dist/a.tar.gz"}, res.Copied)
 		assert.Equal(t, map[string]string{"job": "d 0755", "job/a.tar.gz": "f 0644 A"}, tree(t, real))
 	})
+}
+
+// sparse makes a file of size bytes at p that is all hole but for data
+// (4 KiB blocks of 'x') at each offset.
+func sparse(t *testing.T, p string, size int64, offsets ...int64) {
+	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	f, err := os.Create(p)
+	require.NoError(t, err)
+	defer f.Close()
+	require.NoError(t, f.Truncate(size))
+	for _, off := range offsets {
+		_, err := f.WriteAt([]byte(strings.Repeat("x", 4096)), off)
+		require.NoError(t, err)
+	}
+	require.NoError(t, f.Close())
+}
+
+// allocated is the disk space a file really uses.
+func allocated(t *testing.T, p string) int64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	require.NoError(t, err)
+	return fi.Sys().(*syscall.Stat_t).Blocks * 512
+}
+
+// A sparse file keeps its holes on the host: a 1 GiB file with 8 KiB of
+// data costs about 8 KiB, and reads back the same.
+func TestSparseFilesStaySparse(t *testing.T) {
+	root, _ := fixture(t)
+	const size = 1 << 30
+	sparse(t, filepath.Join(root, "big/img"), size, 0, 512<<20)
+	sparse(t, filepath.Join(root, "big/tail"), size, size-4096)
+	sparse(t, filepath.Join(root, "big/hole"), size)
+	if allocated(t, filepath.Join(root, "big/img")) > 1<<20 {
+		t.Skip("the test's filesystem does not keep holes") // never on ext4, btrfs, tmpfs
+	}
+	dest := t.TempDir()
+	res, err := Collect(context.Background(), root, []spec.Artifact{{Path: "/big"}}, dest, false)
+	require.NoError(t, err)
+	assert.Empty(t, res.Skipped)
+	assert.Equal(t, int64(3*4096), res.Bytes, "only data is counted")
+	for name, data := range map[string][]int64{"img": {0, 512 << 20}, "tail": {size - 4096}, "hole": nil} {
+		p := filepath.Join(dest, "big", name)
+		fi, err := os.Stat(p)
+		require.NoError(t, err)
+		assert.Equal(t, int64(size), fi.Size(), name)
+		assert.Less(t, allocated(t, p), int64(1<<20), "%s: holes stay holes", name)
+		f, err := os.Open(p)
+		require.NoError(t, err)
+		buf := make([]byte, 4096)
+		for _, off := range append(data, 4096*3, size/2+4096) {
+			want := strings.Repeat("\x00", 4096)
+			if slices.Contains(data, off) {
+				want = strings.Repeat("x", 4096)
+			}
+			_, err := f.ReadAt(buf, off)
+			require.NoError(t, err)
+			assert.Equal(t, want, string(buf), "%s at %d", name, off)
+		}
+		f.Close()
+	}
+}
+
+// Beyond Options.MaxBytes of data, copying stops: the file that would cross
+// the cap and every later one are skipped with a reason, and no partial file
+// is left.
+func TestSizeCap(t *testing.T) {
+	root, _ := fixture(t)
+	mkfile(t, filepath.Join(root, "cap/1-small"), "12345", 0o644)
+	mkfile(t, filepath.Join(root, "cap/2-big"), strings.Repeat("b", 100), 0o644)
+	mkfile(t, filepath.Join(root, "cap/3-tiny"), "t", 0o644)
+	sparse(t, filepath.Join(root, "cap/0-sparse"), 1<<20, 0) // 4 KiB of data: holes are free
+	dest := t.TempDir()
+	res, err := CollectWith(context.Background(), root, []spec.Artifact{{Path: "/cap"}}, dest, false, Options{MaxBytes: 4096 + 50})
+	require.NoError(t, err)
+	assert.Equal(t, int64(4096+5), res.Bytes)
+	assert.Equal(t, []string{"/cap/0-sparse", "/cap/1-small"}, res.Copied)
+	skips := skipReasons(res)
+	assert.Len(t, skips, 2, "%v", res.Skipped)
+	for _, p := range []string{"/cap/2-big", "/cap/3-tiny"} {
+		assert.Contains(t, skips[p], "size cap", p)
+	}
+	assert.Equal(t, map[string]string{"cap": "d 0755", "cap/0-sparse": tree(t, dest)["cap/0-sparse"], "cap/1-small": "f 0644 12345"}, tree(t, dest))
+
+	// No cap at all, and the default.
+	res, err = CollectWith(context.Background(), root, []spec.Artifact{{Path: "/cap"}}, t.TempDir(), false, Options{MaxBytes: -1})
+	require.NoError(t, err)
+	assert.Equal(t, int64(4096+5+100+1), res.Bytes)
+	assert.Empty(t, res.Skipped)
+	assert.Greater(t, DefaultMaxBytes, int64(1<<30))
 }

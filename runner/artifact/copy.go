@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,6 +23,8 @@ type copier struct {
 	uid, gid   int
 	chown      bool
 	hostPrefix string // the host directory being written, for messages
+	max        int64  // cap on Result.Bytes; negative: none
+	capped     bool   // the cap was reached: no more file data
 }
 
 func (c *copier) skip(p, reason string) {
@@ -192,6 +195,10 @@ func readlinkat(dir int, name string) (string, error) {
 }
 
 func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string) error {
+	if c.capped {
+		c.skip(cpath, c.capReason())
+		return nil
+	}
 	// O_NOFOLLOW and O_NONBLOCK: if the entry was swapped for a link or a
 	// fifo since the fstatat, fail or don't hang; fstat below re-checks.
 	sfd, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
@@ -214,7 +221,7 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 		return c.hostErr(rel, err)
 	}
 	dst := os.NewFile(uintptr(dfd), rel)
-	n, err := io.Copy(dst, ctxReader{c.ctx, src})
+	n, err := c.copyData(sfd, src, dst, st.Size)
 	if err == nil {
 		err = c.finish(dfd, st.Mode)
 	}
@@ -223,6 +230,11 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 	}
 	if err != nil {
 		unix.Unlinkat(dstDir, name, 0) // no half file left behind
+		if errors.Is(err, errCap) {
+			c.capped = true
+			c.skip(cpath, c.capReason())
+			return nil
+		}
 		if errors.Is(err, c.ctx.Err()) {
 			return err
 		}
@@ -231,6 +243,49 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 	c.res.Copied = append(c.res.Copied, cpath)
 	c.res.Bytes += n
 	return nil
+}
+
+// errCap stops a copy that would cross the size cap.
+var errCap = errors.New("artifact size cap reached")
+
+func (c *copier) capReason() string {
+	return fmt.Sprintf("the artifacts' size cap (%s of file data) is reached: not copied", humanize.IBytes(uint64(c.max)))
+}
+
+// copyData copies the first size bytes of src to dst, data only: holes
+// (found with SEEK_DATA/SEEK_HOLE) stay holes, so a sparse file costs the
+// host what it costs the container. It returns the data bytes copied, or
+// errCap before copying data beyond the cap.
+func (c *copier) copyData(sfd int, src, dst *os.File, size int64) (int64, error) {
+	var n int64
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(sfd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return n, err
+		}
+		if data >= size {
+			break
+		}
+		hole, err := unix.Seek(sfd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return n, err
+		}
+		hole = min(hole, size) // the file may have grown meanwhile
+		if c.max >= 0 && c.res.Bytes+n+hole-data > c.max {
+			return n, errCap
+		}
+		w, err := io.Copy(io.NewOffsetWriter(dst, data), ctxReader{c.ctx, io.NewSectionReader(src, data, hole-data)})
+		n += w
+		if err != nil {
+			return n, err
+		}
+		off = hole
+	}
+	// The trailing hole, and the length.
+	return n, dst.Truncate(size)
 }
 
 func (c *copier) copyDir(srcDir int, name, cpath string, dstDir int, rel string, depth int) error {
