@@ -110,7 +110,12 @@ func TestStintImageInLXD(t *testing.T) {
 	ctx := context.Background()
 	s, err := images.Open(filepath.Join(t.TempDir(), "images"))
 	require.NoError(t, err)
-	img, err := images.BuildBusybox(ctx, s, images.BusyboxOptions{})
+	// A property of this run's own makes the fingerprint unique, so an
+	// identical busybox image already in LXD (make bench imports one) can't
+	// make the import fail, and the cleanup deletes only what the test made.
+	img, err := images.BuildBusybox(ctx, s, images.BusyboxOptions{
+		Properties: map[string]string{"stint.test": fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())},
+	})
 	require.NoError(t, err)
 	exp := t.TempDir()
 	files, err := s.Export(ctx, img, exp, nil)
