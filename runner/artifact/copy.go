@@ -13,6 +13,8 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/internal/rootfs"
 )
 
 // copier holds one Collect's open container root and its bookkeeping.
@@ -34,20 +36,7 @@ func (c *copier) skip(p, reason string) {
 // openInRoot opens a container path with every symlink resolved inside the
 // root, as under chroot.
 func (c *copier) openInRoot(p string, flags uint64) (int, error) {
-	for {
-		rel := strings.TrimPrefix(p, "/")
-		if rel == "" {
-			rel = "."
-		}
-		fd, err := unix.Openat2(c.root, rel, &unix.OpenHow{
-			Flags:   flags | unix.O_CLOEXEC,
-			Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-		})
-		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
-			continue // a concurrent rename inside the root: just retry
-		}
-		return fd, err
-	}
+	return rootfs.OpenIn(c.root, p, flags, 0)
 }
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
