@@ -80,7 +80,7 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 	}
 	img, err := s.Store.Resolve(ref)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", ref, err)
+		return nil, err // names the image already
 	}
 	return img, nil
 }

@@ -46,7 +46,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	if len(paths) == 0 {
 		return withCode(ExitUsage, fmt.Errorf("stint run: no spec file or directory among %s", strings.Join(c.Args, " ")))
 	}
-	set, err := spec.Load(paths, spec.Options{})
+	set, err := spec.Load(paths, spec.Options{ImageKnown: runImageKnown(g.Root)})
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -81,4 +85,18 @@ func hoistFlags(app *kong.Application, cmd string, args []string) []string {
 	out = append(out, flags...)
 	out = append(out, dashes...)
 	return append(out, positional...)
+}
+
+// runImageKnown is validate's image check for run: a root without an image
+// store yet knows no image (run would create the store, empty), so an
+// unknown reference is a usage error at its file:line:col, not a host
+// failure in the middle of the job.
+func runImageKnown(root string) func(string) bool {
+	if known := imageKnown(root); known != nil {
+		return known
+	}
+	if _, err := os.Stat(filepath.Join(root, "images")); errors.Is(err, fs.ErrNotExist) {
+		return func(string) bool { return false }
+	}
+	return nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/alecthomas/kong"
@@ -48,5 +50,25 @@ func TestHoistFlags(t *testing.T) {
 		assert.Equal(t, tc.want, cli.Run.Args, "%q", tc.args)
 		assert.Equal(t, tc.jobs, cli.Run.Parallel, "%q", tc.args)
 		assert.Equal(t, tc.artifacts, filepath.Base(cli.Run.Artifacts), "%q", tc.args)
+	}
+}
+
+// TestRunUnknownImage: run checks image references like validate does,
+// before touching the host: a usage error (2) at the reference's
+// file:line:col, with or without a local image store yet.
+func TestRunUnknownImage(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "td.toml")
+	require.NoError(t, os.WriteFile(file, []byte("[job.a]\nimage = \"nosuchimage\"\nrun = [\"true\"]\n"), 0o644))
+	for _, withStore := range []bool{false, true} {
+		root := t.TempDir()
+		if withStore {
+			require.NoError(t, os.MkdirAll(filepath.Join(root, "images"), 0o700))
+		}
+		var out, errb bytes.Buffer
+		code := run([]string{"--root", root, "run", file}, &out, &errb)
+		assert.Equal(t, ExitUsage, code, errb.String())
+		assert.Contains(t, errb.String(), file+":2:1: job.a.image: unknown image \"nosuchimage\"")
+		assert.Equal(t, 1, strings.Count(errb.String(), "nosuchimage"), "the message stutters:\n%s", errb.String())
 	}
 }

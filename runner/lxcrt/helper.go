@@ -75,11 +75,12 @@ func helperStartMain(lxcpath, name string) error {
 	if err := c.WantCloseAllFds(true); err != nil {
 		return fmt.Errorf("container %s: close fds: %w", name, err)
 	}
+	// Start's caller prints "start container <name>: " before this.
 	if err := c.Start(); err != nil {
-		return fmt.Errorf("start container %s: %w", name, err)
+		return err
 	}
 	if !c.Wait(lxc.RUNNING, 30*time.Second) {
-		return fmt.Errorf("start container %s: not running after 30s (state %s)", name, c.State())
+		return fmt.Errorf("not running after 30s (state %s)", c.State())
 	}
 	return nil
 }
