@@ -60,6 +60,10 @@ type Runner struct {
 	CacheDir string
 	// ArtifactsDir is where each job's artifacts go (<dir>/<job>/).
 	ArtifactsDir string
+	// ArtifactsBase, when set, is ArtifactsDir opened before any job ran:
+	// artifacts are written beneath this directory even if a job (through a
+	// writable bind mount) renames it or replaces its path with a symlink.
+	ArtifactsBase *os.File
 	// LogDir keeps each job's output (<dir>/<container>.log).
 	LogDir string
 	// Collect copies artifacts (runner/artifact); nil collects nothing.
@@ -291,7 +295,12 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 				}
 			}
 		}
-		files, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, res.Artifacts, failed)
+		dest := res.Artifacts
+		if r.ArtifactsBase != nil {
+			// The open directory, by its descriptor: not the path a job could swap.
+			dest = filepath.Join(fmt.Sprintf("/proc/self/fd/%d", r.ArtifactsBase.Fd()), unsafeDir(job.Name))
+		}
+		files, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed)
 		res.Files = files
 		for _, f := range files {
 			r.emit(output.Event{Type: output.EventArtifact, Job: job.Name, Artifact: f})
@@ -487,15 +496,11 @@ func (r *Runner) openLog(name string) (*os.File, string, error) {
 // ensureGolden makes the image's golden volume once: its id names the image
 // and the id map, so differently shifted goldens never share a name.
 func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (storage.Volume, error) {
-	fp := img.Fingerprint
-	if len(fp) > 32 {
-		fp = fp[:32]
-	}
-	id := "golden-" + fp + "-priv"
+	id := goldenID(img.Fingerprint, "priv")
 	var opts storage.GoldenOptions
 	if !privileged {
 		m := r.IDMap
-		id = "golden-" + fp + "-" + m.Key()
+		id = goldenID(img.Fingerprint, m.Key())
 		opts.Shift = &m
 	}
 	// One builder per golden in this process; across processes the driver

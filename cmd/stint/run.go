@@ -66,7 +66,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	}
 	defer env.Close()
 	r := env.runner
+	// Open the artifacts base before any job runs: a job with a writable
+	// bind mount over the working directory could otherwise replace it with
+	// a symlink, and Collect can't tell that from a link the user chose.
+	if err := os.MkdirAll(c.Artifacts, 0o755); err != nil {
+		return withCode(ExitHost, fmt.Errorf("artifacts directory: %w", err))
+	}
+	base, err := os.Open(c.Artifacts)
+	if err != nil {
+		return withCode(ExitHost, fmt.Errorf("artifacts directory: %w", err))
+	}
+	defer base.Close()
 	r.ArtifactsDir = c.Artifacts
+	r.ArtifactsBase = base
 	r.KeepOnFailure = c.KeepOnFailure
 	if g.JSON {
 		em := output.NewEmitter(g.Stdout)
