@@ -14,7 +14,9 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
 )
 
 // ImageCmd groups the image store commands.
@@ -259,15 +261,42 @@ type ImageDeleteCmd struct {
 	Images []string `arg:"" help:"Aliases, fingerprints or unique fingerprint prefixes."`
 }
 
-// Run deletes them.
+// Run deletes them, and their golden volumes first: an image with a
+// container cloned from it is refused.
 func (c *ImageDeleteCmd) Run(g *Globals) error {
 	s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	ctx := context.Background()
+	var e *env // storage, opened for the first image, if jobs ever ran here
+	defer func() {
+		if e != nil {
+			e.Close()
+		}
+	}()
 	deleted := []*images.Image{}
 	for _, ref := range c.Images {
-		img, err := s.Delete(ref)
+		img, err := s.Resolve(ref)
+		if err != nil {
+			return imageErr(err)
+		}
+		if e == nil {
+			if _, err := os.Stat(storage.PoolPath(storage.Config{Root: g.Root})); err == nil {
+				if e, err = openEnv(ctx, g, nil); err != nil {
+					return withCode(ExitHost, err)
+				}
+			}
+		}
+		if e != nil {
+			if _, err := runner.DestroyGoldens(ctx, e.storage, img.Fingerprint); err != nil {
+				if errors.Is(err, storage.ErrInUse) {
+					return withCode(ExitUsage, fmt.Errorf("delete image %s: %w", ref, err))
+				}
+				return withCode(ExitHost, fmt.Errorf("delete image %s: %w", ref, err))
+			}
+		}
+		img, err = s.Delete(img.Fingerprint)
 		if err != nil {
 			return imageErr(err)
 		}
