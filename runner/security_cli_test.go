@@ -2,7 +2,10 @@ package runner_test
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,7 +15,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stintdev/stint/internal/idmap"
+	"github.com/stintdev/stint/internal/testenv"
 )
 
 // Security regressions found by review, driven through the stint binary.
@@ -177,4 +183,115 @@ func mountsUnder(t *testing.T, root string) []string {
 		out = append(out, fs[4])
 	}
 	return out
+}
+
+// stiProgram injects "echo INJECTED" into its stdin's terminal with TIOCSTI:
+// what a container process would do to type into the host's shell.
+const stiProgram = `package main
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+func main() {
+	for _, c := range []byte("echo INJECTED\n") {
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSTI, uintptr(unsafe.Pointer(&c))); e != 0 {
+			fmt.Println("sti failed:", e)
+			os.Exit(1)
+		}
+	}
+	fmt.Println("sti ok")
+}
+`
+
+// openTestPty opens a pseudo-terminal pair: master and slave.
+func openTestPty(t *testing.T) (*os.File, *os.File) {
+	t.Helper()
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	require.NoError(t, unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0))
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		unix.Close(mfd)
+		t.Fatalf("TIOCGPTPEER: %v", errno)
+	}
+	m, s := os.NewFile(uintptr(mfd), "ptmx"), os.NewFile(sfd, "pts")
+	t.Cleanup(func() { m.Close(); s.Close() })
+	return m, s
+}
+
+// TestCLIExecTTYOwnPty: on a terminal, `stint exec` gives the command a
+// terminal of its own, not the caller's: TIOCSTI from inside types into
+// that one, never into the caller's (the host shell's) input.
+func TestCLIExecTTYOwnPty(t *testing.T) {
+	f := newCLI(t)
+	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		// The attack needs TIOCSTI, which this kernel allows only when asked.
+		if err := os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("1"), 0o644); err != nil {
+			testenv.Unavailable(t, "cannot allow TIOCSTI (dev.tty.legacy_tiocsti): "+err.Error())
+		}
+		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("0"), 0o644) })
+	}
+	tools := t.TempDir()
+	require.NoError(t, os.Chmod(tools, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "main.go"), []byte(stiProgram), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "go.mod"), []byte("module sti\n\ngo 1.22\n"), 0o644))
+	build := exec.Command(goTool(), "build", "-o", "sti", ".")
+	build.Dir, build.Env = tools, append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	master, slave := openTestPty(t)
+	require.NoError(t, unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}))
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	require.NoError(t, err)
+	var outer unix.Stat_t
+	require.NoError(t, unix.Fstat(int(slave.Fd()), &outer))
+	c := f.cmd("exec", "--mount", tools+":/tools:ro", "busybox", "--", "sh", "-c",
+		"stat -L -c dev=%t:%T /proc/self/fd/0; echo size $(stty size); /tools/sti; echo exec-done")
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	c.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	var shown syncBuffer
+	go func() { _, _ = io.Copy(&shown, master) }()
+	require.NoError(t, c.Start())
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, shown.String())
+	case <-time.After(90 * time.Second):
+		_ = c.Process.Kill()
+		t.Fatalf("stint exec hung:\n%s", shown.String())
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(shown.String(), "exec-done") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Contains(t, shown.String(), "sti ok", "the injection was not even tried")
+	outerDev := fmt.Sprintf("dev=%x:%x", unix.Major(outer.Rdev), unix.Minor(outer.Rdev))
+	assert.Contains(t, shown.String(), "dev=", shown.String())
+	assert.Contains(t, shown.String(), "size 33 101", "the window size was not passed on")
+	assert.NotContains(t, shown.String(), outerDev, "the command's stdin is the caller's terminal")
+
+	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	require.NoError(t, err)
+	assert.Equal(t, before, after, "the caller's terminal modes were not restored")
+
+	// Whatever was typed into the caller's terminal is still in its input
+	// queue: read it without blocking.
+	require.NoError(t, unix.SetNonblock(int(slave.Fd()), true))
+	buf := make([]byte, 256)
+	n, _ := unix.Read(int(slave.Fd()), buf)
+	assert.NotContains(t, string(buf[:max(n, 0)]), "INJECTED", "TIOCSTI typed into the caller's terminal")
+	f.assertClean(t)
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
 }

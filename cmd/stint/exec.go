@@ -85,9 +85,21 @@ func (c *ExecCmd) Run(g *Globals) error {
 			env.runner.Images = &runner.StoreImages{Store: env.images}
 		}
 	}
-	// The command gets our own descriptors: with a terminal, it talks to
-	// it directly.
-	st, err := env.runner.Exec(ctx, job, argv, runner.ExecOptions{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, TTY: tty})
+	// Without a terminal, the command gets our own descriptors; with one,
+	// a terminal of its own, never ours (see exec_pty.go).
+	opts := runner.ExecOptions{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	var pty *execPty
+	if tty {
+		if pty, err = openExecPty(os.Stdin, os.Stdout); err != nil {
+			return withCode(ExitHost, err)
+		}
+		defer pty.Close()
+		opts = runner.ExecOptions{Stdin: pty.slave, Stdout: pty.slave, Stderr: pty.slave, TTY: true}
+	}
+	st, err := env.runner.Exec(ctx, job, argv, opts)
+	if pty != nil {
+		pty.Close() // the terminal back to normal before any message
+	}
 	if err != nil {
 		if errors.Is(err, runner.ErrTimedOut) {
 			return withCode(ExitJobFail, err)

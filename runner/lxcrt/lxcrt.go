@@ -195,6 +195,11 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 			argv = append(argv, kv)
 		}
 	}
+	if opts.TTY {
+		// The terminal becomes the command's controlling terminal, in a
+		// session of its own: job control, and TIOCSTI only ever into it.
+		argv = append(argv, busyboxPath, "setsid", "-c")
+	}
 	argv = append(argv, opts.Argv...)
 	req, err := json.Marshal(attachRequest{Argv: argv, Env: opts.Env, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Cwd: cwd})
 	if err != nil {
