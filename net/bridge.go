@@ -92,6 +92,30 @@ func deleteBridge(name string) error {
 	return nil
 }
 
+// bridgePorts counts the links whose master is bridge name (0 when there
+// is no such bridge).
+func bridgePorts(name string) (int, error) {
+	br, err := netlink.LinkByName(name)
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bridge %s: %w", name, err)
+	}
+	links, err := netlink.LinkList()
+	if err != nil {
+		return 0, fmt.Errorf("bridge %s: list links: %w", name, err)
+	}
+	n := 0
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // deleteLink removes the link called name; a missing one is fine.
 func deleteLink(name string) error {
 	link, err := netlink.LinkByName(name)

@@ -23,7 +23,7 @@ import (
 
 func openManager(t *testing.T) *Manager {
 	t.Helper()
-	m, err := Open(t.TempDir())
+	m, err := OpenDir(t.TempDir())
 	require.NoError(t, err)
 	return m
 }
@@ -298,14 +298,14 @@ func linkNames(t *testing.T) []string {
 func TestReleaseAfterKill(t *testing.T) {
 	host := freshNetns(t)
 	root := t.TempDir()
-	m1, err := Open(root)
+	m1, err := OpenDir(root)
 	require.NoError(t, err)
 	ctx := t.Context()
 	l, err := m1.Attach(ctx, Request{Container: "victim", Mode: ModeBridge, Ports: []Port{{HostPort: 2222, ContainerPort: 22}}})
 	require.NoError(t, err)
 	plug(t, l, newPeerNetns(t, host))
 
-	m2, err := Open(root) // the next stint process
+	m2, err := OpenDir(root) // the next stint process
 	require.NoError(t, err)
 	require.NoError(t, m2.Release(ctx, "victim"))
 	_, err = netlink.LinkByName(l.HostVeth)
@@ -350,7 +350,7 @@ func TestParallelAttach(t *testing.T) {
 				errs <- err
 				return
 			}
-			m, err := Open(root)
+			m, err := OpenDir(root)
 			if err != nil {
 				errs <- err
 				return
@@ -385,9 +385,9 @@ func TestParallelAttach(t *testing.T) {
 	}
 }
 
-func openManagerAt(t *testing.T, root string) *Manager {
+func openManagerAt(t *testing.T, dir string) *Manager {
 	t.Helper()
-	m, err := Open(root)
+	m, err := OpenDir(dir)
 	require.NoError(t, err)
 	return m
 }

@@ -9,7 +9,7 @@
 //
 // The runner drives one Manager per stint root:
 //
-//	m, err := stintnet.Open(root)          // state under <root>/net
+//	m, err := stintnet.Open(root)          // host-wide state in StateDir()
 //	lease, err := m.Attach(ctx, req)       // before the container starts:
 //	                                       // bridge ensured, address allocated,
 //	                                       // hosts entry and port forwards added
@@ -24,7 +24,13 @@
 // (VethName) and the firewall rules carry it in their comment.
 //
 // Prune removes managed bridges (and, with the last one, stint's nftables
-// table) that no lease uses; it never removes a bridge a container uses.
+// table) that no lease uses; it never removes a bridge a container uses
+// (a lease of any root, or a port in the kernel).
+//
+// The state is host-wide, like the bridges and the table it describes:
+// every stint root on the host shares one allocator and one lock, in
+// /run/stint/net or $STINT_NET_STATE (OpenDir takes a directory). A lease
+// records its root, and a root's gc releases only its own (Manager.Owns).
 //
 // # What is on the host
 //
@@ -36,8 +42,8 @@
 //   - net.ipv4.ip_forward=1 (needed to route the containers' traffic), and
 //     route_localnet=1 on the bridge (so that a published port answers on
 //     127.0.0.1);
-//   - <root>/net/state.json (leases, bridges) guarded by <root>/net/lock, and
-//     per bridge <root>/net/<bridge>/hosts and resolv.conf, bind-mounted
+//   - <state>/state.json (leases, bridges) guarded by <state>/lock, and
+//     per bridge <state>/<bridge>/hosts and resolv.conf, bind-mounted
 //     read-only into each container at /etc/hosts and /etc/resolv.conf.
 //
 // Names resolve without a daemon: the hosts file lists every container on the

@@ -126,7 +126,7 @@ func TestLeaseJSONRoundTrip(t *testing.T) {
 }
 
 func TestModesNeedNoRoot(t *testing.T) {
-	m, err := Open(t.TempDir())
+	m, err := OpenDir(t.TempDir())
 	require.NoError(t, err)
 	l, err := m.Attach(t.Context(), Request{Container: "c"})
 	require.NoError(t, err)

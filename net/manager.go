@@ -58,6 +58,8 @@ type Request struct {
 // LXC config, and keeps in its crash journal. It is JSON-serialisable.
 type Lease struct {
 	Container string `json:"container"`
+	// Root is the stint root that attached it (see Manager.Owns).
+	Root      string `json:"root,omitempty"`
 	Hostname  string `json:"hostname,omitempty"`
 	Mode      string `json:"mode"`
 	Bridge    string `json:"bridge,omitempty"`
@@ -81,23 +83,10 @@ type Lease struct {
 // holds a file lock. Kernel objects are made in the network namespace of
 // the calling thread (the host's, outside tests).
 type Manager struct {
-	dir string
-	st  store
-	mu  sync.Mutex
-}
-
-// Open returns the Manager for stint root root; its state is under <root>/net.
-func Open(root string) (*Manager, error) {
-	if root == "" {
-		return nil, fmt.Errorf("open network state: empty root")
-	}
-	dir := filepath.Join(root, "net")
-	// 0755: the hosts and resolv.conf files are bind-mounted into
-	// unprivileged containers, whose root must be able to reach them.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("open network state %s: %w", dir, err)
-	}
-	return &Manager{dir: dir, st: store{dir: dir}}, nil
+	dir  string
+	root string // the stint root it works for; "" from OpenDir
+	st   store
+	mu   sync.Mutex
 }
 
 var bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
@@ -232,6 +221,7 @@ func (m *Manager) attachBridge(st *State, req Request) (*Lease, error) {
 	subnet, _ := netip.ParsePrefix(b.Subnet)
 	l := &Lease{
 		Container:  req.Container,
+		Root:       m.root,
 		Hostname:   req.Hostname,
 		Mode:       ModeBridge,
 		Bridge:     b.Name,
@@ -409,7 +399,7 @@ func (m *Manager) List(ctx context.Context) (*State, error) {
 }
 
 // Prune removes what no lease uses: managed bridges without containers
-// (their rules and files too), stint's nftables table once no bridge is
+// (no lease, and no port in the kernel; their rules and files too), stint's nftables table once no bridge is
 // left, port forwards and host veths of containers without a lease. It
 // never touches a bridge a lease uses; the runner's gc releases the leases
 // of dead containers first.
@@ -431,6 +421,15 @@ func (m *Manager) Prune(ctx context.Context) error {
 		}
 		for name := range st.Bridges {
 			if used[name] {
+				continue
+			}
+			// A port on it is a container the state does not know (a
+			// lease lost, an older stint): the kernel has the last word.
+			ports, err := bridgePorts(name)
+			if err != nil {
+				return err
+			}
+			if ports > 0 {
 				continue
 			}
 			if err := fw.deleteTagged(bridgeTag(name)); err != nil {

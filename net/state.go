@@ -12,7 +12,8 @@ import (
 	"github.com/google/renameio/v2"
 )
 
-// State is what stint remembers about its networks, in <root>/net/state.json.
+// State is what stint remembers about its networks, in <state>/state.json
+// (see StateDir).
 type State struct {
 	// Bridges are the managed bridges by name.
 	Bridges map[string]*Bridge `json:"bridges"`

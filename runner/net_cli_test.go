@@ -28,6 +28,9 @@ func netCLI(t *testing.T) (*cliFixture, string) {
 	f := newCLI(t)
 	testenv.RequiresTool(t, "nft", "lxc-attach", "lxc-stop")
 	guardRange(t)
+	// The network state is host-wide; this test's (and its stint
+	// processes') goes under its root, beside its own bridge.
+	t.Setenv(stintnet.StateDirEnv, filepath.Join(f.root, "net"))
 	t.Cleanup(func() {
 		// After down and gc (later cleanups run first): the bridge and
 		// its rules must go too.

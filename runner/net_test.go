@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -53,7 +52,7 @@ func assertReleased(t *testing.T, root, bridge string, containers ...string) {
 	require.NoError(t, err)
 	rules := nftRules(t)
 	// The bridge's hosts file, as the net package documents it.
-	hosts, _ := os.ReadFile(filepath.Join(root, "net", bridge, "hosts"))
+	hosts, _ := os.ReadFile(m.HostsFile(bridge))
 	for _, c := range containers {
 		_, err := netlink.LinkByName(stintnet.VethName(c))
 		assert.ErrorAs(t, err, &netlink.LinkNotFoundError{}, "veth %s of %s left", stintnet.VethName(c), c)

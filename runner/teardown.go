@@ -129,7 +129,10 @@ func (r *Runner) gcLeases(ctx context.Context, res *GCResult) {
 		res.Errors = append(res.Errors, err.Error())
 		return
 	}
-	for name := range st.Leases {
+	for name, l := range st.Leases {
+		if !r.Net.Owns(l) {
+			continue // another stint root's (the network state is host-wide)
+		}
 		if _, err := r.State.Get(name); !errors.Is(err, state.ErrNotFound) {
 			continue
 		}

@@ -21,6 +21,7 @@ func runNet(t *testing.T, args ...string) (string, int) {
 }
 
 func TestNetLsEmpty(t *testing.T) {
+	t.Setenv(stintnet.StateDirEnv, t.TempDir()) // not the host's
 	root := t.TempDir()
 	out, code := runNet(t, "--root", root, "--json", "net", "ls")
 	require.Equal(t, ExitOK, code, out)
@@ -34,6 +35,7 @@ func TestNetLsEmpty(t *testing.T) {
 // lists and prunes through the CLI.
 func TestNetLsPrune(t *testing.T) {
 	testenv.RequiresRoot(t)
+	t.Setenv(stintnet.StateDirEnv, t.TempDir()) // the test's, like its netns
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	require.NoError(t, err)
