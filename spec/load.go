@@ -177,6 +177,7 @@ func (l *loader) build(first string, files []*srcFile) *Set {
 				default:
 					nameAt = &s
 					set.Name = s.V
+					set.Named = true
 				}
 			case "storage":
 				a := d.at(p)

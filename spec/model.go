@@ -22,6 +22,9 @@ type Set struct {
 	Profiles   []Profile   `json:"profiles"`
 	Jobs       []Job       `json:"jobs"`
 	Containers []Container `json:"containers"`
+	// Named: a file gives the name (the `name` key); otherwise the
+	// directory's name stands in for it.
+	Named bool `json:"-"`
 }
 
 // Pos is where a definition starts in its file.

@@ -165,6 +165,14 @@ func (b *RuntimeBackend) Records() ([]state.Record, error) {
 
 // List implements Backend.
 func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, error) {
+	b.mu.Lock()
+	specSet := b.set
+	b.mu.Unlock()
+	// Before anything is planned: a set of this name from another
+	// directory is not this one's to change.
+	if err := b.checkOwner(set, specSet, false); err != nil {
+		return nil, err
+	}
 	recs, err := b.Records()
 	if err != nil {
 		return nil, err
@@ -202,6 +210,9 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
+	if err := b.checkOwner(set, specSet, true); err != nil {
+		return err
+	}
 	r := b.Runner
 	name := RuntimeName(set, c.Name)
 	h, err := r.State.Create(&state.Record{

@@ -1,0 +1,105 @@
+package reconcile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/google/renameio/v2"
+
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+)
+
+// SetOwnedError: a set of this name was applied from specs in another
+// directory, Dir. Without a `name` key a set is named after its directory,
+// so two unrelated projects in directories both called app would otherwise
+// delete each other's containers.
+type SetOwnedError struct {
+	Set, Dir string
+}
+
+func (e *SetOwnedError) Error() string {
+	return fmt.Sprintf("set %s is owned by specs in %s; give this set its own `name` or run down there first", e.Set, e.Dir)
+}
+
+// setOwner is who applied a set last: the directory of its first spec file,
+// and whether a `name` key named it. It lives in <SpecDir>/sets/<set>.json.
+type setOwner struct {
+	Dir   string `json:"dir"`
+	Named bool   `json:"named,omitempty"`
+}
+
+// ownerOf is the owner s would record.
+func ownerOf(s *spec.Set) (setOwner, bool) {
+	if s == nil || len(s.Files) == 0 {
+		return setOwner{}, false
+	}
+	return setOwner{Dir: filepath.Dir(s.Files[0]), Named: s.Named}, true
+}
+
+func (b *RuntimeBackend) ownerPath(set string) string {
+	return filepath.Join(b.SpecDir, "sets", set+".json")
+}
+
+// checkOwner refuses to work on set for specs s from another directory
+// than the one that made the set's containers, unless both name the set
+// explicitly (then the user asked for one set). A set without containers has
+// no owner to respect (a stale owner file after down is ignored). When it
+// may go on, the owner is recorded if the set has containers, or claim
+// says it is about to have one.
+func (b *RuntimeBackend) checkOwner(set string, s *spec.Set, claim bool) error {
+	want, ok := ownerOf(s)
+	if !ok || s.Name != set {
+		return nil // no spec set in use (down by name): nothing to compare
+	}
+	recs, err := b.Records()
+	if err != nil {
+		return err
+	}
+	owned := slices.ContainsFunc(recs, func(r state.Record) bool { return r.Set == set })
+	have, found, err := b.readOwner(set)
+	if err != nil {
+		return err
+	}
+	if owned && found && have.Dir != want.Dir && !(have.Named && want.Named) {
+		return &SetOwnedError{Set: set, Dir: have.Dir}
+	}
+	if !(owned || claim) || (found && have == want) {
+		return nil
+	}
+	return b.writeOwner(set, want)
+}
+
+func (b *RuntimeBackend) readOwner(set string) (setOwner, bool, error) {
+	var o setOwner
+	data, err := os.ReadFile(b.ownerPath(set))
+	if errors.Is(err, fs.ErrNotExist) {
+		return o, false, nil
+	}
+	if err != nil {
+		return o, false, fmt.Errorf("owner of set %s: %w", set, err)
+	}
+	if err := json.Unmarshal(data, &o); err != nil {
+		return o, false, fmt.Errorf("owner of set %s: %s: %w", set, b.ownerPath(set), err)
+	}
+	return o, true, nil
+}
+
+func (b *RuntimeBackend) writeOwner(set string, o setOwner) error {
+	data, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(b.ownerPath(set)), 0o700); err != nil {
+		return fmt.Errorf("owner of set %s: %w", set, err)
+	}
+	if err := renameio.WriteFile(b.ownerPath(set), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("owner of set %s: %w", set, err)
+	}
+	return nil
+}
