@@ -268,33 +268,16 @@ func (c *ImageDeleteCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
-	var e *env // storage, opened for the first image, if jobs ever ran here
-	defer func() {
-		if e != nil {
-			e.Close()
-		}
-	}()
+	gs := &goldens{g: g}
+	defer gs.Close()
 	deleted := []*images.Image{}
 	for _, ref := range c.Images {
 		img, err := s.Resolve(ref)
 		if err != nil {
 			return imageErr(err)
 		}
-		if e == nil {
-			if _, err := os.Stat(storage.PoolPath(storage.Config{Root: g.Root})); err == nil {
-				if e, err = openEnv(ctx, g, nil); err != nil {
-					return withCode(ExitHost, err)
-				}
-			}
-		}
-		if e != nil {
-			if _, err := runner.DestroyGoldens(ctx, e.storage, img.Fingerprint); err != nil {
-				if errors.Is(err, storage.ErrInUse) {
-					return withCode(ExitUsage, fmt.Errorf("delete image %s: %w", ref, err))
-				}
-				return withCode(ExitHost, fmt.Errorf("delete image %s: %w", ref, err))
-			}
+		if err := gs.destroy(img); err != nil {
+			return goldenErr(ref, err)
 		}
 		img, err = s.Delete(img.Fingerprint)
 		if err != nil {
@@ -306,6 +289,48 @@ func (c *ImageDeleteCmd) Run(g *Globals) error {
 		return writeJSON(g.Stdout, deleted)
 	}
 	return nil
+}
+
+// goldens destroys images' golden volumes in the root's default storage
+// pool, opened (as gc opens it) for the first image, if jobs ever ran here.
+type goldens struct {
+	g *Globals
+	e *env
+}
+
+// destroy destroys img's golden volumes; an error wrapping
+// storage.ErrInUse names the containers cloned from them.
+func (gs *goldens) destroy(img *images.Image) error {
+	ctx := context.Background()
+	if gs.e == nil {
+		if _, err := os.Stat(storage.PoolPath(storage.Config{Root: gs.g.Root})); err != nil {
+			return nil // no pool: no golden volume
+		}
+		e, err := openEnv(ctx, gs.g, nil)
+		if err != nil {
+			return err
+		}
+		gs.e = e
+	}
+	_, err := runner.DestroyGoldens(ctx, gs.e.storage, img.Fingerprint)
+	return err
+}
+
+// goldenErr is a failed destroy of image ref's golden volumes, with its
+// exit code: an image in use is the user's to free (2), the rest the host's.
+func goldenErr(ref string, err error) error {
+	err = fmt.Errorf("delete image %s: %w", ref, err)
+	if errors.Is(err, storage.ErrInUse) {
+		return withCode(ExitUsage, err)
+	}
+	return withCode(ExitHost, err)
+}
+
+// Close closes the storage, if opened.
+func (gs *goldens) Close() {
+	if gs.e != nil {
+		gs.e.Close()
+	}
 }
 
 // ImageExportCmd exports an image.
@@ -447,10 +472,30 @@ func (c *ImagePruneCmd) Run(g *Globals) error {
 	}
 	// TODO(runner): pass the fingerprints in use by stint's containers in
 	// InUse; until then, a container's image is protected by Touch (last
-	// use) when --unused-for is given, and expiry is the image's own choice.
-	pruned, err := s.Prune(images.PruneOptions{UnusedFor: c.UnusedFor, DryRun: c.DryRun})
+	// use) when --unused-for is given, and by its golden volume's clones.
+	candidates, err := s.Prune(images.PruneOptions{UnusedFor: c.UnusedFor, DryRun: true})
 	if err != nil {
 		return imageErr(err)
+	}
+	pruned := candidates
+	if !c.DryRun {
+		pruned = nil
+		gs := &goldens{g: g}
+		defer gs.Close()
+		for _, img := range candidates {
+			// Golden volumes first, as delete does; an image in use stays.
+			if err := gs.destroy(img); err != nil {
+				if !errors.Is(err, storage.ErrInUse) {
+					return goldenErr(img.Fingerprint[:12], err)
+				}
+				fmt.Fprintf(g.Stderr, "stint: kept %s: %v\n", img.Fingerprint[:12], err)
+				continue
+			}
+			if _, err := s.Delete(img.Fingerprint); err != nil {
+				return imageErr(err)
+			}
+			pruned = append(pruned, img)
+		}
 	}
 	if g.JSON {
 		if pruned == nil {

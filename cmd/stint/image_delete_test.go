@@ -18,8 +18,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Deleting an image destroys the golden volumes its jobs made (and their
-// read-only mounts), and refuses while a container is cloned from one.
+// Deleting (or pruning) an image destroys the golden volumes its jobs made
+// (and their read-only mounts), and refuses while a container is cloned
+// from one.
 func TestImageDeleteGoldens(t *testing.T) {
 	testenv.RequiresLXC(t)
 	testenv.RequiresTool(t, "go", "busybox")
@@ -107,8 +108,25 @@ func TestImageDeleteGoldens(t *testing.T) {
 	out, _, _ = stint("--json", "image", "list")
 	assert.Contains(t, out, fp, "the image stays")
 	assert.Len(t, volumes(drv), 2, "both volumes stay")
+	// Prune keeps it too (1ns: every image is long unused), and says why.
+	_, errs, code = stint("image", "prune", "--unused-for", "1ns")
+	assert.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, errs, "kept "+fp[:12])
+	assert.Contains(t, errs, "held-by-app")
+	assert.Len(t, volumes(drv), 2, "both volumes stay")
 	require.NoError(t, drv.Destroy(ctx, "held-by-app"))
 
+	// Unused, prune removes image and golden volume.
+	out, errs, code = stint("image", "prune", "--unused-for", "1ns")
+	require.Equal(t, ExitOK, code, errs)
+	assert.Contains(t, out, "deleted "+fp[:12])
+	assert.Empty(t, volumes(drv), "prune destroyed the golden volume")
+	assert.Empty(t, mountsUnder(t, root), "no mount left under the root")
+
+	// A job makes image and golden again; delete removes both.
+	_, errs, code = stint("run", spec)
+	require.Equal(t, ExitOK, code, errs)
+	require.Len(t, volumes(drv), 1)
 	_, errs, code = stint("image", "delete", fp[:12])
 	require.Equal(t, ExitOK, code, errs)
 	out, _, _ = stint("--json", "image", "list")
