@@ -210,9 +210,9 @@ func mountEntry(m runner.Mount) (string, error) {
 		return "", fmt.Errorf("mount target %q is not an absolute path below /", m.Target)
 	}
 	target := strings.TrimPrefix(filepath.Clean(m.Target), "/")
-	if strings.ContainsAny(target+m.Source, " \t\n") {
-		return "", fmt.Errorf("mount %s: paths with white space are not supported", m.Target)
-	}
+	// An entry is an fstab line: white space inside a path is written
+	// octal-escaped, and LXC (getmntent) reads it back.
+	target = fstabEscaper.Replace(target)
 	switch m.Type {
 	case "bind", "":
 		fi, err := os.Stat(m.Source)
@@ -227,7 +227,7 @@ func mountEntry(m runner.Mount) (string, error) {
 		if m.Readonly {
 			opts = "bind,ro," + create
 		}
-		return fmt.Sprintf("%s %s none %s 0 0", m.Source, target, opts), nil
+		return fmt.Sprintf("%s %s none %s 0 0", fstabEscaper.Replace(m.Source), target, opts), nil
 	case "tmpfs":
 		opts := "create=dir,mode=1777"
 		if m.Size > 0 {
@@ -241,6 +241,9 @@ func mountEntry(m runner.Mount) (string, error) {
 		return "", fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
 	}
 }
+
+// fstabEscaper escapes what ends or splits an fstab field.
+var fstabEscaper = strings.NewReplacer(`\`, `\134`, " ", `\040`, "\t", `\011`, "\n", `\012`)
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
