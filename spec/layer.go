@@ -2,6 +2,7 @@ package spec
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -124,9 +125,12 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			l.profiles, _ = d.strList(v, p, false)
 		case "env":
 			l.env = d.strMap(v, p)
-			for k := range l.env {
+			for k, val := range l.env {
 				if !envRE.MatchString(k) {
 					d.problem(join(p, k), "", "bad environment variable name")
+				}
+				if strings.ContainsRune(val.V, 0) {
+					d.problem(join(p, k), "", "env value contains a NUL byte (the environment holds C strings)")
 				}
 			}
 		case "workdir":
@@ -146,6 +150,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			if run, ok := d.strList(v, p, true); ok {
 				a := d.at(p)
 				l.run, l.runAt = run, &a
+				d.noNUL(run, p, "run line")
 			}
 		case "mount", "mounts":
 			l.mounts = d.mounts(v, p)
@@ -173,6 +178,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			l.commandAt = &a
 			var ok bool
 			l.command, ok = d.strList(v, p, false)
+			d.noNUL(l.command, p, "command")
 			if ok && len(l.command) == 0 {
 				d.problem(p, "omit command to boot the image's init", "command is empty")
 			}
@@ -417,4 +423,14 @@ func (d *decoder) ports(v any, path string) []val[Port] {
 		out = append(out, val[Port]{V: p, At: s.At})
 	}
 	return out
+}
+
+// noNUL refuses strings with a NUL byte: the kernel takes argv as C
+// strings, so the line would be cut short there without a word.
+func (d *decoder) noNUL(list []sv, path, what string) {
+	for i, s := range list {
+		if strings.ContainsRune(s.V, 0) {
+			d.problem(path+"["+strconv.Itoa(i)+"]", "", "%s contains a NUL byte (a command is a C string)", what)
+		}
+	}
 }

@@ -40,8 +40,10 @@ func Load(paths []string, opts Options) (*Set, error) {
 	files := l.read(paths)
 	if err := l.ps.err(); err != nil {
 		// A file that does not parse leaves references into it dangling:
-		// report what is known rather than a cascade of false problems.
-		return nil, err
+		// report every file's own problems beside it, but skip the checks
+		// across files rather than report a cascade of false problems.
+		l.decode(paths[0], files)
+		return nil, l.ps.err()
 	}
 	set := l.build(paths[0], files)
 	if err := l.ps.err(); err != nil {
@@ -148,8 +150,9 @@ func unwrapPathError(err error) error {
 	return err
 }
 
-// build decodes every file into one set.
-func (l *loader) build(first string, files []*srcFile) *Set {
+// decode decodes every file into one set, checking what each file says on
+// its own (and definitions named twice).
+func (l *loader) decode(first string, files []*srcFile) *Set {
 	set := &Set{Name: defaultName(first), Storage: Storage{Driver: "auto"}}
 	l.images = map[string]*imageDef{}
 	l.profiles = map[string]*layer{}
@@ -192,6 +195,13 @@ func (l *loader) build(first string, files []*srcFile) *Set {
 			}
 		})
 	}
+	return set
+}
+
+// build decodes the files into one set, then checks and resolves what
+// refers across them: image references, profiles, matrices.
+func (l *loader) build(first string, files []*srcFile) *Set {
+	set := l.decode(first, files)
 	l.checkImages()
 	set.Images = []Image{}
 	for _, def := range l.sortedImages() {
