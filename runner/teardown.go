@@ -19,6 +19,8 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 	var errs []error
 	if err := r.Runtime.Destroy(ctx, rec.Name); err != nil {
 		errs = append(errs, err)
+	} else if err := r.removeCgroups(rec.Name); err != nil {
+		errs = append(errs, err)
 	}
 	// The network after the container: its veth goes with it. Release
 	// needs only the name, so a lease lost in a crash is released too.
@@ -106,6 +108,7 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		res.Removed = append(res.Removed, rec.Name)
 	}
 	r.gcLeases(ctx, &res)
+	r.gcCgroups(ctx, &res)
 	if err := r.State.Sweep(); err != nil {
 		res.Errors = append(res.Errors, err.Error())
 	}

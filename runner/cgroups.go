@@ -1,0 +1,66 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/runner/state"
+)
+
+// CgroupCleaner is a Runtime that can remove the empty cgroups its
+// containers leave behind (LXC's after a failed start or a kill -9).
+// Teardown and GC use it when the Runtime has it.
+type CgroupCleaner interface {
+	// CgroupNames returns the container names that have cgroups left.
+	CgroupNames() ([]string, error)
+	// RemoveCgroups removes container name's empty cgroups; a cgroup with
+	// processes stays, and the error wraps unix.EBUSY.
+	RemoveCgroups(name string) error
+}
+
+// removeCgroups removes the empty cgroups of container name. A cgroup
+// still busy is left to the next gc's sweep, not an error of teardown.
+func (r *Runner) removeCgroups(name string) error {
+	cc, ok := r.Runtime.(CgroupCleaner)
+	if !ok {
+		return nil
+	}
+	if err := cc.RemoveCgroups(name); err != nil && !errors.Is(err, unix.EBUSY) {
+		return err
+	}
+	return nil
+}
+
+// gcCgroups removes the empty cgroups of stint's job containers ("stint-"
+// names) that have no record: what a teardown could not remove, or a run
+// killed before its record was made. Names with a record are their
+// teardown's; names of other programs are never touched.
+func (r *Runner) gcCgroups(_ context.Context, res *GCResult) {
+	cc, ok := r.Runtime.(CgroupCleaner)
+	if !ok {
+		return
+	}
+	names, err := cc.CgroupNames()
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		return
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, "stint-") {
+			continue
+		}
+		if _, err := r.State.Get(name); !errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		if err := cc.RemoveCgroups(name); err != nil {
+			if !errors.Is(err, unix.EBUSY) { // busy: something still runs there
+				res.Errors = append(res.Errors, err.Error())
+			}
+			continue
+		}
+		res.Removed = append(res.Removed, "cgroups of "+name)
+	}
+}
