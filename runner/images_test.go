@@ -20,3 +20,15 @@ func TestResolveUnknownImageOnce(t *testing.T) {
 	require.ErrorIs(t, err, images.ErrNotFound)
 	assert.Equal(t, 1, strings.Count(err.Error(), "nosuchimage"), err.Error())
 }
+
+// TestJobUnknownImageOnce: a job whose image the store does not have fails
+// as a host error naming the job once and the image once.
+func TestJobUnknownImageOnce(t *testing.T) {
+	f := newRunner(t)
+	j := job("noimg", "true")
+	j.Image = "nosuchimage"
+	res := f.r.RunJob(t.Context(), j)
+	assert.Equal(t, runner.OutcomeError, res.Outcome)
+	assert.Equal(t, 1, strings.Count(res.Error, "nosuchimage"), res.Error)
+	f.assertClean(t)
+}

@@ -337,7 +337,7 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 	inst := &instance{}
 	img, err := r.Images.ResolveImage(ctx, job.Image)
 	if err != nil {
-		return inst, fmt.Errorf("job %s: image %s: %w", job.Name, job.Image, err)
+		return inst, fmt.Errorf("job %s: %w", job.Name, err) // the resolver names the image
 	}
 	golden, err := r.ensureGolden(ctx, img, job.Privileged)
 	if err != nil {
