@@ -34,7 +34,7 @@ func (c *ApplyCmd) Run(g *Globals) error {
 	defer lr.Close()
 	actions, outcomes, err := reconcile.Once(ctx, lr.backend, set.Name, set.Containers, c.Parallel)
 	if outcomes == nil && err != nil {
-		return withCode(ExitHost, err)
+		return listErr(err) // Once names the set
 	}
 	return reportOutcomes(g, set.Name, actions, outcomes, err)
 }

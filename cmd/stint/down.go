@@ -23,7 +23,7 @@ func (c *DownCmd) Run(g *Globals) error {
 	defer lr.Close()
 	actual, err := lr.backend.List(ctx, set.Name)
 	if err != nil {
-		return withCode(ExitHost, fmt.Errorf("list containers of set %s: %w", set.Name, err))
+		return listErr(fmt.Errorf("list containers of set %s: %w", set.Name, err))
 	}
 	actions := reconcile.Down(set.Name, actual)
 	outcomes, err := reconcile.Apply(ctx, lr.backend, actions, c.Parallel)

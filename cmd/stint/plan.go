@@ -33,9 +33,10 @@ func (c *PlanCmd) Run(g *Globals) error {
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
+	b.UseSet(set) // so the plan, too, refuses a set applied from another directory
 	actual, err := b.List(context.Background(), set.Name)
 	if err != nil {
-		return withCode(ExitHost, fmt.Errorf("list containers of set %s: %w", set.Name, err))
+		return listErr(fmt.Errorf("list containers of set %s: %w", set.Name, err))
 	}
 	actions := reconcile.Plan(set.Containers, set.Name, actual)
 	if g.JSON {
@@ -50,6 +51,17 @@ func (c *PlanCmd) Run(g *Globals) error {
 		return withCode(ExitChanges, errors.New(""))
 	}
 	return nil
+}
+
+// listErr reports a failure to list a set's containers: a set owned by
+// specs in another directory is the user's to sort out (exit 2), anything
+// else is the host's (exit 3).
+func listErr(err error) error {
+	var owned *reconcile.SetOwnedError
+	if errors.As(err, &owned) {
+		return withCode(ExitUsage, err)
+	}
+	return withCode(ExitHost, err)
 }
 
 // reconcileEnv is what plan, apply, down and watch share.
