@@ -192,13 +192,18 @@ const stiProgram = `package main
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
 
 func main() {
+	fd := 0 // or the descriptor named by the first argument
+	if len(os.Args) > 1 {
+		fd, _ = strconv.Atoi(os.Args[1])
+	}
 	for _, c := range []byte("echo INJECTED\n") {
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, 0, syscall.TIOCSTI, uintptr(unsafe.Pointer(&c))); e != 0 {
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCSTI, uintptr(unsafe.Pointer(&c))); e != 0 {
 			fmt.Println("sti failed:", e)
 			os.Exit(1)
 		}
@@ -282,6 +287,49 @@ func TestCLIExecTTYOwnPty(t *testing.T) {
 
 	// Whatever was typed into the caller's terminal is still in its input
 	// queue: read it without blocking.
+	require.NoError(t, unix.SetNonblock(int(slave.Fd()), true))
+	buf := make([]byte, 256)
+	n, _ := unix.Read(int(slave.Fd()), buf)
+	assert.NotContains(t, string(buf[:max(n, 0)]), "INJECTED", "TIOCSTI typed into the caller's terminal")
+	f.assertClean(t)
+}
+
+// TestCLIExecNoTerminalLeaks: without a terminal on stdout (`stint exec
+// IMG -- cmd > log` typed at a shell), stdin and stderr are still the
+// caller's terminal. The command must get neither: TIOCSTI through fd 0 or
+// fd 2 would type into the caller's shell.
+func TestCLIExecNoTerminalLeaks(t *testing.T) {
+	f := newCLI(t)
+	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		if err := os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("1"), 0o644); err != nil {
+			testenv.Unavailable(t, "cannot allow TIOCSTI (dev.tty.legacy_tiocsti): "+err.Error())
+		}
+		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("0"), 0o644) })
+	}
+	tools := t.TempDir()
+	require.NoError(t, os.Chmod(tools, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "main.go"), []byte(stiProgram), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "go.mod"), []byte("module sti\n\ngo 1.22\n"), 0o644))
+	build := exec.Command(goTool(), "build", "-o", "sti", ".")
+	build.Dir, build.Env = tools, append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	master, slave := openTestPty(t)
+	go func() { _, _ = io.Copy(io.Discard, master) }()
+	log, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	require.NoError(t, err)
+	defer log.Close()
+	c := f.cmd("exec", "--mount", tools+":/tools:ro", "busybox", "--", "sh", "-c",
+		"/tools/sti 0; /tools/sti 2; echo exec-done")
+	c.Stdin, c.Stdout, c.Stderr = slave, log, slave
+	c.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	require.NoError(t, c.Run())
+	got, err := os.ReadFile(log.Name())
+	require.NoError(t, err)
+	assert.Contains(t, string(got), "exec-done")
+	assert.NotContains(t, string(got), "sti ok", "a terminal of the caller's reached the command")
+
 	require.NoError(t, unix.SetNonblock(int(slave.Fd()), true))
 	buf := make([]byte, 256)
 	n, _ := unix.Read(int(slave.Fd()), buf)

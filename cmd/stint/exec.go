@@ -85,9 +85,18 @@ func (c *ExecCmd) Run(g *Globals) error {
 			env.runner.Images = &runner.StoreImages{Store: env.images}
 		}
 	}
-	// Without a terminal, the command gets our own descriptors; with one,
-	// a terminal of its own, never ours (see exec_pty.go).
-	opts := runner.ExecOptions{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	// With a terminal, the command gets a terminal of its own (see
+	// exec_pty.go); without, our streams, but never a terminal of ours:
+	// `stint exec IMG -- cmd > log` from a shell still has one on stdin.
+	var opts runner.ExecOptions
+	if !tty {
+		stdin, stdout, stderr, unshield, err := shieldTerminals(os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			return withCode(ExitHost, err)
+		}
+		defer unshield()
+		opts = runner.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+	}
 	var pty *execPty
 	if tty {
 		if pty, err = openExecPty(os.Stdin, os.Stdout); err != nil {
