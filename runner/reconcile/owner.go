@@ -66,13 +66,35 @@ func (b *RuntimeBackend) checkOwner(set string, s *spec.Set, claim bool) error {
 	if err != nil {
 		return err
 	}
-	if owned && found && have.Dir != want.Dir && !(have.Named && want.Named) {
+	if owned && found && !sameDir(have.Dir, want.Dir) && !(have.Named && want.Named) {
 		return &SetOwnedError{Set: set, Dir: have.Dir}
 	}
-	if !(owned || claim) || (found && have == want) {
+	// The same directory by another path keeps the recorded one: a symlink
+	// used once and removed later must not lock the directory out.
+	if !(owned || claim) || (found && have.Named == want.Named && sameDir(have.Dir, want.Dir)) {
 		return nil
 	}
 	return b.writeOwner(set, want)
+}
+
+// sameDir: a and b are one directory, however reached (a symlink, a
+// trailing slash). When either cannot be stat'ed (the recorded directory
+// is gone), their resolved paths compare instead.
+func sameDir(a, b string) bool {
+	ai, aerr := os.Stat(a)
+	bi, berr := os.Stat(b)
+	if aerr == nil && berr == nil {
+		return os.SameFile(ai, bi)
+	}
+	return resolved(a) == resolved(b)
+}
+
+// resolved is p with its symlinks resolved, or just cleaned if it cannot be.
+func resolved(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return filepath.Clean(p)
 }
 
 func (b *RuntimeBackend) readOwner(set string) (setOwner, bool, error) {

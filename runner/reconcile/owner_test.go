@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -62,4 +63,57 @@ func TestSetOwnedByItsDirectory(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, runner.StateAbsent, h.state(t, "app", "idle"))
 	assert.Equal(t, runner.StateStopped, h.state(t, "app", "other"))
+}
+
+// TestSetOwnerThroughSymlink: the owner is a directory, not a path string.
+// The same directory reached through a symlink owns the set; another
+// directory is still refused. Pure: a state store with one record stands in
+// for the set's container.
+func TestSetOwnerThroughSymlink(t *testing.T) {
+	tmp := t.TempDir()
+	st, err := state.Open(filepath.Join(tmp, "state"))
+	require.NoError(t, err)
+	h, err := st.Create(&state.Record{Name: "app-web", Kind: state.KindContainer, Set: "app"})
+	require.NoError(t, err)
+	require.NoError(t, h.Release())
+	b := &RuntimeBackend{Runner: &runner.Runner{State: st}, SpecDir: filepath.Join(tmp, "reconcile")}
+	set := func(dir string) *spec.Set {
+		return &spec.Set{Name: "app", Files: []string{filepath.Join(dir, "stint.toml")}}
+	}
+	x1 := filepath.Join(tmp, "x1", "app")
+	other := filepath.Join(tmp, "x2", "app")
+	require.NoError(t, os.MkdirAll(x1, 0o755))
+	require.NoError(t, os.MkdirAll(other, 0o755))
+	require.NoError(t, os.Symlink(filepath.Join(tmp, "x1"), filepath.Join(tmp, "x1link")))
+
+	require.NoError(t, b.checkOwner("app", set(x1), true))
+	assert.NoError(t, b.checkOwner("app", set(filepath.Join(tmp, "x1link", "app")), false), "the same directory through a symlink")
+	have, found, err := b.readOwner("app")
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.Equal(t, x1, have.Dir, "the owner is still the directory as first recorded")
+	require.NoError(t, os.Remove(filepath.Join(tmp, "x1link")))
+	assert.NoError(t, b.checkOwner("app", set(x1), false), "the directory itself, the symlink gone")
+	var owned *SetOwnedError
+	err = b.checkOwner("app", set(other), false)
+	require.ErrorAs(t, err, &owned)
+	assert.Contains(t, err.Error(), "set app is owned by specs in ")
+}
+
+// TestSameDir: directories compare by identity; a recorded directory that
+// is gone compares by its cleaned, resolved path.
+func TestSameDir(t *testing.T) {
+	tmp := t.TempDir()
+	a, b := filepath.Join(tmp, "a"), filepath.Join(tmp, "b")
+	require.NoError(t, os.Mkdir(a, 0o755))
+	require.NoError(t, os.Mkdir(b, 0o755))
+	require.NoError(t, os.Symlink(a, filepath.Join(tmp, "alink")))
+	assert.True(t, sameDir(a, a))
+	assert.True(t, sameDir(a, filepath.Join(tmp, "alink")))
+	assert.True(t, sameDir(filepath.Join(tmp, "alink"), a+"/"))
+	assert.False(t, sameDir(a, b))
+	gone := filepath.Join(tmp, "gone")
+	assert.True(t, sameDir(gone, gone))
+	assert.False(t, sameDir(gone, a))
+	assert.False(t, sameDir(a, gone))
 }
