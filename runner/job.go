@@ -20,6 +20,7 @@ import (
 
 	"github.com/stintdev/stint/internal/idmap"
 	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/output"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -300,7 +301,15 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 			// The open directory, by its descriptor: not the path a job could swap.
 			dest = filepath.Join(fmt.Sprintf("/proc/self/fd/%d", r.ArtifactsBase.Fd()), unsafeDir(job.Name))
 		}
-		files, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed)
+		// An unprivileged job's root reads only what its user namespace
+		// allows: the copier must not read more for it (host files shown by
+		// a bind, sysfs or proc mount). A privileged job's root is the host's.
+		actx := context.WithoutCancel(ctx)
+		if !job.Privileged {
+			m := r.IDMap
+			actx = artifact.WithIDMap(actx, &m)
+		}
+		files, err := r.Collect(actx, root, job.Artifacts, dest, failed)
 		res.Files = files
 		for _, f := range files {
 			r.emit(output.Event{Type: output.EventArtifact, Job: job.Name, Artifact: f})

@@ -13,6 +13,13 @@
 // verbatim and listed in Result.Links, wherever it points, so nothing from the
 // host is ever read. Devices, fifos and sockets are skipped with a reason.
 //
+// Permissions: for an unprivileged job (Options.IDMap, or WithIDMap), only
+// what the container's root could read in its user namespace is copied: a
+// file or directory whose owner or group is outside the id map (a host file
+// shown by a bind, sysfs or proc mount) only through its "other" bits, and
+// every directory on the way must be searchable the same way. The rest is
+// skipped with a reason. Without a map (a privileged job) nothing is checked.
+//
 // Writing: dest is the job's artifact directory (created if missing), the
 // last component of which must not be a symlink: it is made with mkdirat and
 // opened with O_NOFOLLOW, as a job writing into a workspace that holds the
@@ -39,6 +46,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/spec"
 	"golang.org/x/sys/unix"
 )
@@ -94,6 +102,25 @@ type Options struct {
 	// 0 means DefaultMaxBytes, a negative value no cap. The file that would
 	// cross it, and every file after it, is skipped with a reason saying so.
 	MaxBytes int64
+	// IDMap is the user namespace of an unprivileged job's container: only
+	// what its root could read there is copied (see readable). nil means a
+	// privileged job, whose root is the host's: no check. When nil, the map
+	// WithIDMap put in the context, if any, is used.
+	IDMap *idmap.Map
+}
+
+type idmapKey struct{}
+
+// WithIDMap returns ctx carrying m (nil: none) for Collect and CollectWith,
+// for callers that reach them through a function with no Options (the
+// Runner's CollectFunc).
+func WithIDMap(ctx context.Context, m *idmap.Map) context.Context {
+	return context.WithValue(ctx, idmapKey{}, m)
+}
+
+func idmapFrom(ctx context.Context) *idmap.Map {
+	m, _ := ctx.Value(idmapKey{}).(*idmap.Map)
+	return m
 }
 
 // Collect is CollectWith with the default Options.
@@ -126,7 +153,10 @@ func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest 
 		return res, fmt.Errorf("open container root %s: %w", rootfs, err)
 	}
 	defer unix.Close(rootFd)
-	c := &copier{ctx: ctx, root: rootFd, res: &res, max: opts.MaxBytes}
+	c := &copier{ctx: ctx, root: rootFd, res: &res, max: opts.MaxBytes, idmap: opts.IDMap}
+	if c.idmap == nil {
+		c.idmap = idmapFrom(ctx)
+	}
 	if c.max == 0 {
 		c.max = DefaultMaxBytes
 	}

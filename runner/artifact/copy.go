@@ -14,6 +14,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
 
+	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/internal/rootfs"
 )
 
@@ -24,9 +25,10 @@ type copier struct {
 	res        *Result
 	uid, gid   int
 	chown      bool
-	hostPrefix string // the host directory being written, for messages
-	max        int64  // cap on Result.Bytes; negative: none
-	capped     bool   // the cap was reached: no more file data
+	hostPrefix string     // the host directory being written, for messages
+	max        int64      // cap on Result.Bytes; negative: none
+	capped     bool       // the cap was reached: no more file data
+	idmap      *idmap.Map // an unprivileged container's map; nil: privileged
 }
 
 func (c *copier) skip(p, reason string) {
@@ -62,8 +64,12 @@ func (c *copier) glob(pattern string) ([]string, error) {
 				continue
 			}
 			names, err := c.readDirIn(p)
+			var d deniedError
+			if errors.As(err, &d) {
+				c.skip(p, string(d))
+			}
 			if err != nil {
-				continue // not a directory, or gone: no matches under it
+				continue // not a directory, gone or unreadable: no matches under it
 			}
 			for _, n := range names {
 				if ok, _ := path.Match(comp, n); ok {
@@ -80,14 +86,29 @@ func (c *copier) glob(pattern string) ([]string, error) {
 	return slices.Compact(paths), nil
 }
 
-// readDirIn lists the container directory p.
+// deniedError is a directory the container could not list; it says why.
+type deniedError string
+
+func (e deniedError) Error() string { return string(e) }
+
+// readDirIn lists the container directory p, if the container could.
 func (c *copier) readDirIn(p string) ([]string, error) {
+	if r := c.unsearchable(path.Dir(p)); r != "" {
+		return nil, deniedError(r)
+	}
 	fd, err := c.openInRoot(p, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if r := c.denied(&st, 0o5); r != "" {
+		return nil, deniedError("not readable by the container (" + r + ")")
+	}
 	names, err := f.Readdirnames(-1)
 	slices.Sort(names)
 	return names, err
@@ -96,6 +117,10 @@ func (c *copier) readDirIn(p string) ([]string, error) {
 // copyMatch copies the container entry m into the host directory dstFd.
 func (c *copier) copyMatch(m string, dstFd int, hostDir string) error {
 	parent, base := path.Split(m)
+	if r := c.unsearchable(parent); r != "" {
+		c.skip(m, r)
+		return nil
+	}
 	pfd, err := c.openInRoot(parent, unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		c.skip(m, "resolve "+parent+" inside the container: "+errText(err))
@@ -104,6 +129,58 @@ func (c *copier) copyMatch(m string, dstFd int, hostDir string) error {
 	defer unix.Close(pfd)
 	c.hostPrefix = hostDir
 	return c.copyEntry(pfd, base, m, dstFd, base, 0)
+}
+
+// denied says why an unprivileged container's root could not access an
+// inode with st the way that needs the "other" permission bits in other
+// (0o4: read a file, 0o5: list a directory, 0o1: search one), or "" if it
+// could. In its user namespace root has CAP_DAC_OVERRIDE (and
+// CAP_DAC_READ_SEARCH) only over inodes whose owner and group are both
+// mapped; on any other inode (the host's files, through a bind mount or a
+// sysfs or proc mount) only the "other" bits apply to it. With no map (a
+// privileged job: its root is the host's) everything is allowed.
+func (c *copier) denied(st *unix.Stat_t, other uint32) string {
+	m := c.idmap
+	if m == nil {
+		return ""
+	}
+	uidOK := st.Uid >= m.HostUID && st.Uid-m.HostUID < m.Size
+	gidOK := st.Gid >= m.HostGID && st.Gid-m.HostGID < m.Size
+	if uidOK && gidOK || st.Mode&other == other {
+		return ""
+	}
+	if !uidOK {
+		return fmt.Sprintf("owner uid %d outside its id map", st.Uid)
+	}
+	return fmt.Sprintf("group gid %d outside its id map", st.Gid)
+}
+
+// unsearchable says which directory on the way to the container directory
+// dir (dir included) the container could not search, and why; "" if none
+// (or if one is missing or no directory: whoever opens it says so). Each
+// prefix is resolved inside the root as the full path would be.
+func (c *copier) unsearchable(dir string) string {
+	if c.idmap == nil {
+		return ""
+	}
+	p := "/"
+	for _, comp := range append([]string{""}, strings.Split(strings.Trim(path.Clean("/"+dir), "/"), "/")...) {
+		p = path.Join(p, comp)
+		fd, err := c.openInRoot(p, unix.O_PATH)
+		if err != nil {
+			return ""
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return ""
+		}
+		if r := c.denied(&st, 0o1); r != "" {
+			return fmt.Sprintf("%s is not searchable by the container (%s)", p, r)
+		}
+	}
+	return ""
 }
 
 // errText is an errno's message without Go's wrapping.
@@ -202,6 +279,10 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 		c.skip(cpath, "changed while being copied: not copied")
 		return nil
 	}
+	if r := c.denied(&st, 0o4); r != "" {
+		c.skip(cpath, "not readable by the container ("+r+")")
+		return nil
+	}
 	if ok, err := c.clear(dstDir, name, cpath, rel); !ok || err != nil {
 		return err
 	}
@@ -292,6 +373,10 @@ func (c *copier) copyDir(srcDir int, name, cpath string, dstDir int, rel string,
 	var st unix.Stat_t
 	if err := unix.Fstat(sfd, &st); err != nil {
 		c.skip(cpath, "stat directory: "+errText(err))
+		return nil
+	}
+	if r := c.denied(&st, 0o5); r != "" {
+		c.skip(cpath, "not readable by the container ("+r+")")
 		return nil
 	}
 	names, err := src.Readdirnames(-1)
