@@ -39,6 +39,11 @@ func (c *ExecCmd) Run(g *Globals) error {
 	if len(argv) == 0 {
 		return withCode(ExitUsage, errors.New("stint exec: no command (stint exec IMAGE -- CMD...)"))
 	}
+	// An unknown image is a usage error, checked like run's before touching
+	// the host; busybox is built on first use.
+	if known := runImageKnown(g.Root); c.Image != "busybox" && known != nil && !known(c.Image) {
+		return withCode(ExitUsage, fmt.Errorf("stint exec: image %q not found (stint image list shows the local images)", c.Image))
+	}
 	job := spec.Job{
 		Name: "exec", Image: c.Image, Env: c.Env, Workdir: c.Workdir, User: c.User,
 		Timeout: spec.Duration(c.Timeout), Privileged: c.Privileged, Network: spec.Network{Mode: c.Network},
