@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/stintdev/stint/images"
-	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/storage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -22,18 +21,7 @@ import (
 // (and their read-only mounts), and refuses while a container is cloned
 // from one.
 func TestImageDeleteGoldens(t *testing.T) {
-	testenv.RequiresLXC(t)
-	testenv.RequiresTool(t, "go", "busybox")
-	dir := t.TempDir()
-	for d := dir; d != "/"; d = filepath.Dir(d) { // the mapped root must reach --root
-		require.NoError(t, os.Chmod(d, 0o755))
-		if d == os.TempDir() {
-			break
-		}
-	}
-	bin := filepath.Join(dir, "stint")
-	built, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", built)
+	bin, dir := builtStint(t)
 	root := filepath.Join(dir, "root")
 	stint := func(args ...string) (string, string, int) {
 		t.Helper()
@@ -99,7 +87,7 @@ func TestImageDeleteGoldens(t *testing.T) {
 
 	// A container cloned from the golden (as a long-lived one is) keeps the
 	// image: delete refuses, naming it, and deletes nothing.
-	_, err = drv.Clone(ctx, golden.ID, "held-by-app")
+	_, err := drv.Clone(ctx, golden.ID, "held-by-app")
 	require.NoError(t, err)
 	_, errs, code = stint("image", "delete", fp[:12])
 	assert.Equal(t, ExitUsage, code, errs)

@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -20,29 +17,9 @@ import (
 // plan, apply and down are refused with exit 2 and the owner's directory;
 // the first one's container is untouched.
 func TestSetOwnershipCLI(t *testing.T) {
-	testenv.RequiresLXC(t)
-	testenv.RequiresTool(t, "go", "busybox")
-	dir := t.TempDir()
-	for d := dir; d != "/"; d = filepath.Dir(d) { // the mapped root must reach --root
-		require.NoError(t, os.Chmod(d, 0o755))
-		if d == os.TempDir() {
-			break
-		}
-	}
-	bin := filepath.Join(dir, "stint")
-	built, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", built)
+	bin, dir := builtStint(t)
 	root := filepath.Join(dir, "root")
-	stint := func(args ...string) (string, int) {
-		t.Helper()
-		out, err := exec.Command(bin, append([]string{"--root", root}, args...)...).CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
-		require.NoError(t, err, "%s", out)
-		return string(out), 0
-	}
+	stint := stintCLI(t, bin, root)
 	project := func(parent string) string {
 		p := filepath.Join(dir, parent, "app")
 		require.NoError(t, os.MkdirAll(p, 0o755))

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -25,18 +23,7 @@ import (
 // binary on a throwaway root: exit codes, output and what is left behind.
 // (A built binary, because the LXC runtime re-execs its own executable.)
 func TestReconcileCLI(t *testing.T) {
-	testenv.RequiresLXC(t)
-	testenv.RequiresTool(t, "go", "busybox")
-	dir := t.TempDir()
-	for d := dir; d != "/"; d = filepath.Dir(d) { // the mapped root must reach --root
-		require.NoError(t, os.Chmod(d, 0o755))
-		if d == os.TempDir() {
-			break
-		}
-	}
-	bin := filepath.Join(dir, "stint")
-	built, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", built)
+	bin, dir := builtStint(t)
 	root := filepath.Join(dir, "root")
 	specs := filepath.Join(dir, "specs")
 	require.NoError(t, os.Mkdir(specs, 0o755))
@@ -52,17 +39,7 @@ image = "bb"
 command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 `), 0o644))
 	}
-	stint := func(args ...string) (string, int) {
-		t.Helper()
-		cmd := exec.Command(bin, append([]string{"--root", root}, args...)...)
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return string(out), ee.ExitCode()
-		}
-		require.NoError(t, err, "%s", out)
-		return string(out), 0
-	}
+	stint := stintCLI(t, bin, root)
 	t.Cleanup(func() {
 		writeSpec("true") // down needs a valid spec naming the set
 		if out, code := stint("down", specs); code != 0 {
