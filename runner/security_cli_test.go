@@ -233,21 +233,7 @@ func openTestPty(t *testing.T) (*os.File, *os.File) {
 // that one, never into the caller's (the host shell's) input.
 func TestCLIExecTTYOwnPty(t *testing.T) {
 	f := newCLI(t)
-	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		// The attack needs TIOCSTI, which this kernel allows only when asked.
-		if err := os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("1"), 0o644); err != nil {
-			testenv.Unavailable(t, "cannot allow TIOCSTI (dev.tty.legacy_tiocsti): "+err.Error())
-		}
-		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("0"), 0o644) })
-	}
-	tools := t.TempDir()
-	require.NoError(t, os.Chmod(tools, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(tools, "main.go"), []byte(stiProgram), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(tools, "go.mod"), []byte("module sti\n\ngo 1.22\n"), 0o644))
-	build := exec.Command(goTool(), "build", "-o", "sti", ".")
-	build.Dir, build.Env = tools, append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	tools := stiTools(t)
 
 	master, slave := openTestPty(t)
 	require.NoError(t, unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101}))
@@ -300,20 +286,7 @@ func TestCLIExecTTYOwnPty(t *testing.T) {
 // fd 2 would type into the caller's shell.
 func TestCLIExecNoTerminalLeaks(t *testing.T) {
 	f := newCLI(t)
-	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
-		if err := os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("1"), 0o644); err != nil {
-			testenv.Unavailable(t, "cannot allow TIOCSTI (dev.tty.legacy_tiocsti): "+err.Error())
-		}
-		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("0"), 0o644) })
-	}
-	tools := t.TempDir()
-	require.NoError(t, os.Chmod(tools, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(tools, "main.go"), []byte(stiProgram), 0o644))
-	require.NoError(t, os.WriteFile(filepath.Join(tools, "go.mod"), []byte("module sti\n\ngo 1.22\n"), 0o644))
-	build := exec.Command(goTool(), "build", "-o", "sti", ".")
-	build.Dir, build.Env = tools, append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	tools := stiTools(t)
 
 	master, slave := openTestPty(t)
 	go func() { _, _ = io.Copy(io.Discard, master) }()
@@ -335,6 +308,28 @@ func TestCLIExecNoTerminalLeaks(t *testing.T) {
 	n, _ := unix.Read(int(slave.Fd()), buf)
 	assert.NotContains(t, string(buf[:max(n, 0)]), "INJECTED", "TIOCSTI typed into the caller's terminal")
 	f.assertClean(t)
+}
+
+// stiTools allows TIOCSTI on this kernel when it must be asked for, and
+// builds stiProgram into a directory to bind-mount into a container.
+func stiTools(t *testing.T) string {
+	t.Helper()
+	if b, err := os.ReadFile("/proc/sys/dev/tty/legacy_tiocsti"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		// The attack needs TIOCSTI, which this kernel allows only when asked.
+		if err := os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("1"), 0o644); err != nil {
+			testenv.Unavailable(t, "cannot allow TIOCSTI (dev.tty.legacy_tiocsti): "+err.Error())
+		}
+		t.Cleanup(func() { _ = os.WriteFile("/proc/sys/dev/tty/legacy_tiocsti", []byte("0"), 0o644) })
+	}
+	tools := t.TempDir()
+	require.NoError(t, os.Chmod(tools, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "main.go"), []byte(stiProgram), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(tools, "go.mod"), []byte("module sti\n\ngo 1.22\n"), 0o644))
+	build := exec.Command(goTool(), "build", "-o", "sti", ".")
+	build.Dir, build.Env = tools, append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return tools
 }
 
 func goTool() string {
