@@ -528,7 +528,7 @@ func TestCLIExecTTYCtrlC(t *testing.T) {
 	c := exec.Command("script", "-qec", inner, "/dev/null")
 	stdin, err := c.StdinPipe()
 	require.NoError(t, err)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	c.Stdout, c.Stderr = &out, &out
 	require.NoError(t, c.Start())
 	t.Cleanup(func() { _ = c.Process.Kill() })

@@ -2,13 +2,11 @@ package runner_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,28 +36,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuffer is an io.Writer safe for the runner's concurrent jobs.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	root string
 	r    *runner.Runner
-	out  *syncBuffer
+	out  *testenv.SyncBuffer
 }
 
 // newRunner builds a real runner over a fresh --root: overlay storage, the
@@ -83,7 +63,7 @@ func newRunner(t *testing.T) *fixture {
 	require.NoError(t, err)
 	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	require.NoError(t, err)
-	f := &fixture{root: root, out: &syncBuffer{}}
+	f := &fixture{root: root, out: &testenv.SyncBuffer{}}
 	f.r = &runner.Runner{
 		Runtime: rt, Storage: drv, State: st, IDMap: idm,
 		Images:       &runner.StoreImages{Store: imgs, Set: &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}},

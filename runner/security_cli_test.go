@@ -245,7 +245,7 @@ func TestCLIExecTTYOwnPty(t *testing.T) {
 		"stat -L -c dev=%t:%T /proc/self/fd/0; echo size $(stty size); /tools/sti; echo exec-done")
 	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
 	c.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	var shown syncBuffer
+	var shown testenv.SyncBuffer
 	go func() { _, _ = io.Copy(&shown, master) }()
 	require.NoError(t, c.Start())
 	done := make(chan error, 1)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -125,7 +124,7 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 		return "absent"
 	}
 	watch := exec.Command(bin, "--root", root, "watch", "--resync", "1s", specs)
-	watchOut := &syncBuffer{}
+	watchOut := &testenv.SyncBuffer{}
 	watch.Stdout, watch.Stderr = watchOut, watchOut
 	require.NoError(t, watch.Start())
 	t.Cleanup(func() { _ = watch.Process.Kill() }) // only if the test failed before SIGTERM
@@ -162,22 +161,4 @@ command = ["/bin/sh", "-c", "`+command+`; exec sleep 100000"]
 	out, code = stint("apply", specs)
 	assert.Equal(t, ExitUsage, code, out)
 	assert.Contains(t, out, "app.toml:4")
-}
-
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
