@@ -64,11 +64,8 @@ func newCLI(t *testing.T) *cliFixture {
 	testenv.RequiresLXC(t)
 	testenv.RequiresTool(t, "busybox")
 	f := &cliFixture{bin: stintBinary(t), root: t.TempDir(), dir: t.TempDir()}
-	for _, top := range []string{f.root, f.dir} {
-		for d := top; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-			require.NoError(t, os.Chmod(d, 0o755))
-		}
-	}
+	testenv.Reachable(t, f.root)
+	testenv.Reachable(t, f.dir)
 	t.Cleanup(func() {
 		// Leave nothing even when the test failed: gc everything, then
 		// the golden volumes.

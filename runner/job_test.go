@@ -49,9 +49,7 @@ func newRunner(t *testing.T) *fixture {
 	testenv.RequiresLXC(t)
 	testenv.RequiresTool(t, "busybox")
 	root := t.TempDir()
-	for d := root; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-	}
+	testenv.Reachable(t, root)
 	ctx := context.Background()
 	drv, err := storage.Open(ctx, storage.Config{Driver: "overlay", Root: root})
 	require.NoError(t, err)

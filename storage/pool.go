@@ -18,6 +18,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
+	"github.com/stintdev/stint/internal/hostdir"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,14 +85,11 @@ type pool struct {
 }
 
 func newPool(be backend, dir string) (*pool, error) {
-	if err := os.MkdirAll(filepath.Join(dir, volumesDir), 0o711); err != nil {
+	// Unprivileged containers must traverse to their rootfs: what stint makes
+	// is 0711; a pool directory the user made keeps its mode (the CLI names an
+	// ancestor that blocks the way: hostdir.CheckReachable).
+	if err := hostdir.MkdirAll(filepath.Join(dir, volumesDir), 0o711); err != nil {
 		return nil, fmt.Errorf("create storage pool %s: %w", dir, err)
-	}
-	// Unprivileged containers must traverse to their rootfs.
-	for _, d := range []string{dir, filepath.Join(dir, volumesDir)} {
-		if err := os.Chmod(d, 0o711); err != nil {
-			return nil, fmt.Errorf("create storage pool %s: %w", dir, err)
-		}
 	}
 	return &pool{be: be, dir: dir}, nil
 }

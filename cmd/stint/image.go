@@ -32,7 +32,11 @@ type ImageCmd struct {
 }
 
 func openImageStore(g *Globals) (*images.Store, error) {
-	s, err := images.Open(filepath.Join(g.Root, "images"))
+	root, err := g.openRoot()
+	if err != nil {
+		return nil, withCode(ExitHost, err)
+	}
+	s, err := images.Open(filepath.Join(root, "images"))
 	if err != nil {
 		return nil, withCode(ExitHost, err)
 	}

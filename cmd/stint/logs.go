@@ -24,7 +24,11 @@ type LogsCmd struct {
 
 // Run prints the log.
 func (c *LogsCmd) Run(g *Globals) error {
-	st, err := state.Open(filepath.Join(g.Root, "state"))
+	root, err := g.openRoot()
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	st, err := state.Open(filepath.Join(root, "state"))
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

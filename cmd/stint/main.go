@@ -10,6 +10,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/stintdev/stint/internal/hostdir"
 	"github.com/stintdev/stint/runner/lxcrt"
 )
 
@@ -24,6 +25,21 @@ type Globals struct {
 
 	Stdout io.Writer `kong:"-"`
 	Stderr io.Writer `kong:"-"`
+}
+
+// openRoot makes --root if it is missing, before anything opens a store
+// under it (a store would make it 0700), and returns it. Unprivileged
+// containers' root must reach their rootfs under --root: a root stint makes
+// is searchable; one the user made is never chmodded, a blocking ancestor is
+// named instead.
+func (g *Globals) openRoot() (string, error) {
+	if err := hostdir.CheckReachable(g.Root); err != nil {
+		return "", fmt.Errorf("--root %w", err)
+	}
+	if err := hostdir.MkdirAll(g.Root, 0o755); err != nil {
+		return "", fmt.Errorf("root %s: %w", g.Root, err)
+	}
+	return g.Root, nil
 }
 
 // CLI is stint's command line. Each command is a struct with a Run method;

@@ -99,7 +99,11 @@ func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, 
 // openObserver opens only what listing needs (state records, the
 // runtime, stored specs): a plan builds no image and opens no storage pool.
 func openObserver(g *Globals) (*reconcile.RuntimeBackend, error) {
-	st, err := state.Open(filepath.Join(g.Root, "state"))
+	root, err := g.openRoot()
+	if err != nil {
+		return nil, err
+	}
+	st, err := state.Open(filepath.Join(root, "state"))
 	if err != nil {
 		return nil, err
 	}

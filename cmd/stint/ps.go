@@ -29,7 +29,11 @@ type psRow struct {
 
 // Run prints the state records with their containers' states.
 func (PsCmd) Run(g *Globals) error {
-	st, err := state.Open(filepath.Join(g.Root, "state"))
+	root, err := g.openRoot()
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	st, err := state.Open(filepath.Join(root, "state"))
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

@@ -183,13 +183,9 @@ func (e *env) Close() { _ = e.storage.Close() }
 
 // openEnv opens everything under --root: state, storage, images, runtime.
 func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
-	root := g.Root
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("root %s: %w", root, err)
-	}
-	// Unprivileged containers' root must reach their rootfs under --root.
-	if err := os.Chmod(root, 0o755); err != nil {
-		return nil, fmt.Errorf("root %s: %w", root, err)
+	root, err := g.openRoot()
+	if err != nil {
+		return nil, err
 	}
 	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	if err != nil {
@@ -205,6 +201,11 @@ func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
 		cfg = storage.Config{Driver: s.Driver, Root: root, Path: s.Path, Size: s.Size, Dataset: s.Dataset, VG: s.VG, Thinpool: s.Thinpool}
 		if cfg.Driver == "" {
 			cfg.Driver = "auto"
+		}
+	}
+	if cfg.Path != "" { // a pool outside --root: the same rule as for --root
+		if err := hostdir.CheckReachable(cfg.Path); err != nil {
+			return nil, fmt.Errorf("storage path %w", err)
 		}
 	}
 	drv, err := storage.Open(ctx, cfg)

@@ -42,9 +42,7 @@ func newFixture(t *testing.T, privileged bool) *fixture {
 	testenv.RequiresTool(t, "busybox")
 	dir := t.TempDir()
 	// The container's root (an unprivileged host uid) must reach the rootfs.
-	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-	}
+	testenv.Reachable(t, dir)
 	rt, err := lxcrt.New(filepath.Join(dir, "containers"))
 	require.NoError(t, err)
 	f := &fixture{rt: rt, rootfs: filepath.Join(dir, "rootfs")}

@@ -47,12 +47,7 @@ func newHost(t *testing.T) *host {
 	root := t.TempDir()
 	// Unprivileged containers (mapped root) must reach their rootfs and
 	// start script: every parent directory searchable.
-	for d := root; d != "/"; d = filepath.Dir(d) {
-		require.NoError(t, os.Chmod(d, 0o755))
-		if d == os.TempDir() {
-			break
-		}
-	}
+	testenv.Reachable(t, root)
 	rt, err := lxcrt.New(filepath.Join(root, "containers"))
 	require.NoError(t, err)
 	drv, err := storage.Open(ctx, storage.Config{Driver: "overlay", Root: root})
