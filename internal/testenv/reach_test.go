@@ -34,7 +34,7 @@ func perm(t *testing.T, p string) fs.FileMode {
 // itself and what is above it are never touched.
 func TestReachableOnlyAddsSearch(t *testing.T) {
 	tmp := t.TempDir()
-	Reachable(t, tmp) // under the real temporary directory, before TMPDIR moves
+	Reachable(t, tmp)                                      // under the real temporary directory, before TMPDIR moves
 	require.NoError(t, os.Chmod(tmp, fs.ModeSticky|0o771)) // a /tmp-like sticky directory
 	t.Setenv("TMPDIR", tmp)
 	deep := filepath.Join(tmp, "a", "b")
