@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/hostdir"
 	"github.com/stintdev/stint/internal/idmap"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
