@@ -32,7 +32,7 @@ type ImageCmd struct {
 }
 
 func openImageStore(g *Globals) (*images.Store, error) {
-	root, err := g.openRoot()
+	root, err := g.openRoot(false)
 	if err != nil {
 		return nil, withCode(ExitHost, err)
 	}

@@ -24,7 +24,7 @@ type LogsCmd struct {
 
 // Run prints the log.
 func (c *LogsCmd) Run(g *Globals) error {
-	root, err := g.openRoot()
+	root, err := g.openRoot(false)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

@@ -28,13 +28,15 @@ type Globals struct {
 }
 
 // openRoot makes --root if it is missing, before anything opens a store
-// under it (a store would make it 0700), and returns it. Unprivileged
-// containers' root must reach their rootfs under --root: a root stint makes
-// is searchable; one the user made is never chmodded, a blocking ancestor is
-// named instead.
-func (g *Globals) openRoot() (string, error) {
-	if err := hostdir.CheckReachable(g.Root); err != nil {
-		return "", fmt.Errorf("--root %w", err)
+// under it (a store would make it 0700), and returns it. A root stint makes
+// is searchable by containers' mapped root; one the user made is never
+// chmodded. With containers set, a blocking ancestor is an error that names
+// it (checked before anything is made).
+func (g *Globals) openRoot(containers bool) (string, error) {
+	if containers {
+		if err := hostdir.CheckReachable(g.Root); err != nil {
+			return "", fmt.Errorf("--root %w", err)
+		}
 	}
 	if err := hostdir.MkdirAll(g.Root, 0o755); err != nil {
 		return "", fmt.Errorf("root %s: %w", g.Root, err)

@@ -99,7 +99,7 @@ func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, 
 // openObserver opens only what listing needs (state records, the
 // runtime, stored specs): a plan builds no image and opens no storage pool.
 func openObserver(g *Globals) (*reconcile.RuntimeBackend, error) {
-	root, err := g.openRoot()
+	root, err := g.openRoot(false)
 	if err != nil {
 		return nil, err
 	}

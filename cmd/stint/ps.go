@@ -29,7 +29,7 @@ type psRow struct {
 
 // Run prints the state records with their containers' states.
 func (PsCmd) Run(g *Globals) error {
-	root, err := g.openRoot()
+	root, err := g.openRoot(false)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

@@ -184,7 +184,7 @@ func (e *env) Close() { _ = e.storage.Close() }
 
 // openEnv opens everything under --root: state, storage, images, runtime.
 func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
-	root, err := g.openRoot()
+	root, err := g.openRoot(true)
 	if err != nil {
 		return nil, err
 	}
