@@ -17,6 +17,7 @@ type srcFile struct {
 	abs   string
 	dir   string // absolute directory: relative host paths start here
 	index int    // load order
+	src   string // the text, for quoting what was written in hints
 	pos   map[string]lineCol
 	data  map[string]any
 }

@@ -21,6 +21,9 @@ type Problem struct {
 	Path string `json:"path,omitempty"` // the key path, e.g. job.test.mount[1].target; "" for a syntax error
 	Msg  string `json:"msg"`            // what is wrong
 	Hint string `json:"hint,omitempty"` // optional
+	// Limit names the input limit the spec is over (LimitDepth, ...); ""
+	// for every other problem.
+	Limit Limit `json:"limit,omitempty"`
 }
 
 // String renders "file:line:col: key.path: what is wrong; hint".
@@ -47,6 +50,14 @@ func (p Problem) String() string {
 // Error makes a Problem usable on its own as an error.
 func (p Problem) Error() string { return p.String() }
 
+// Unwrap is ErrLimit for a problem with a Limit, nil otherwise.
+func (p Problem) Unwrap() error {
+	if p.Limit != "" {
+		return ErrLimit
+	}
+	return nil
+}
+
 // Errors is every problem of a spec set, sorted by file, line and column.
 // Load returns it (as *Errors) for any invalid input; detect it with errors.As.
 type Errors struct {
@@ -60,6 +71,16 @@ func (e *Errors) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems, so that errors.Is(err, ErrLimit) finds
+// one that is over a limit.
+func (e *Errors) Unwrap() []error {
+	out := make([]error, len(e.Problems))
+	for i, p := range e.Problems {
+		out[i] = p
+	}
+	return out
 }
 
 // Multi returns the problems as a go-multierror, for callers that combine

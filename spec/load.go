@@ -21,6 +21,10 @@ type Options struct {
 	// an alias ("debian/12", "ci") or a fingerprint prefix (12 to 64 hex
 	// digits); whether it exists is then the runner's problem.
 	ImageKnown func(ref string) bool
+	// MaxFileSize caps each spec file, in bytes; 0 means
+	// DefaultMaxFileSize (1 MiB). A larger file is a problem, and is
+	// not read past the limit.
+	MaxFileSize int64
 }
 
 // Version is the spec language version this package reads.
@@ -111,25 +115,41 @@ func (l *loader) read(paths []string) []*srcFile {
 			continue
 		}
 		seen[abs] = true
-		src, err := os.ReadFile(name)
-		if err != nil {
-			l.ps.add(Problem{File: name, Msg: fmt.Sprintf("cannot read spec: %v", unwrapPathError(err))})
-			continue
+		if f := l.parse(name, abs, len(files)); f != nil {
+			files = append(files, f)
 		}
-		f := &srcFile{name: name, abs: abs, dir: filepath.Dir(abs), index: len(files)}
-		if _, err := toml.Decode(string(src), &f.data); err != nil {
-			var pe toml.ParseError
-			if errors.As(err, &pe) {
-				l.ps.add(Problem{File: name, Line: pe.Position.Line, Col: errorCol(string(src), pe.Position), Msg: "syntax error: " + pe.Message})
-			} else {
-				l.ps.add(Problem{File: name, Msg: fmt.Sprintf("syntax error: %v", err)})
-			}
-			continue
-		}
-		f.pos = scanPositions(string(src))
-		files = append(files, f)
 	}
 	return files
+}
+
+// parse reads and parses one file, within the limits: the decoder sees no
+// more than MaxFileSize bytes, and nothing nested deeper than MaxDepth.
+func (l *loader) parse(name, abs string, index int) *srcFile {
+	src, p := readCapped(name, l.opts.maxFileSize())
+	if p != nil {
+		l.ps.add(*p)
+		return nil
+	}
+	if where, ok := scanDepth(src, MaxDepth); !ok {
+		l.ps.add(Problem{
+			File: name, Line: where.line, Col: where.col, Limit: LimitDepth,
+			Msg:  fmt.Sprintf("nested deeper than the limit of %d levels (tables, inline tables, arrays and dotted keys)", MaxDepth),
+			Hint: "write [table] headers instead of nesting inline tables",
+		})
+		return nil
+	}
+	f := &srcFile{name: name, abs: abs, dir: filepath.Dir(abs), index: index, src: src}
+	if err := tomlDecode(src, &f.data); err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			l.ps.add(Problem{File: name, Line: pe.Position.Line, Col: errorCol(src, pe.Position), Msg: "syntax error: " + pe.Message})
+		} else {
+			l.ps.add(Problem{File: name, Msg: fmt.Sprintf("syntax error: %v", err)})
+		}
+		return nil
+	}
+	f.pos = scanPositions(src)
+	return f
 }
 
 // errorCol recomputes a parse error's column from its byte offset

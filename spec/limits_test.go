@@ -1,0 +1,191 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// countDecodes counts what reaches the TOML decoder while a test runs.
+func countDecodes(t *testing.T) *int {
+	t.Helper()
+	n := new(int)
+	orig := tomlDecode
+	tomlDecode = func(src string, v any) error {
+		*n++
+		return orig(src, v)
+	}
+	t.Cleanup(func() { tomlDecode = orig })
+	return n
+}
+
+// loadBomb loads src and returns its one problem, checking that the decoder
+// never saw it and that refusing it took well under a second and little memory.
+func loadBomb(t *testing.T, src string, opts Options) Problem {
+	t.Helper()
+	decodes := countDecodes(t)
+	p := filepath.Join(t.TempDir(), "bomb.toml")
+	require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err := Load([]string{p}, opts)
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	assert.Less(t, elapsed, 500*time.Millisecond, "refused at once")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "allocated little")
+	assert.Zero(t, *decodes, "the TOML decoder never saw the bomb")
+	require.ErrorIs(t, err, ErrLimit)
+	var perr *Errors
+	require.ErrorAs(t, err, &perr)
+	require.Len(t, perr.Problems, 1, "%v", err)
+	return perr.Problems[0]
+}
+
+// The issue's reproducer, and ten times deeper (which took a host down).
+func TestDepthBombRefusedBeforeDecoding(t *testing.T) {
+	for _, n := range []int{10_000, 100_000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			src := "version = 1\nx = " + strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n) + "\n"
+			p := loadBomb(t, src, Options{})
+			assert.Equal(t, LimitDepth, p.Limit)
+			assert.Equal(t, 2, p.Line)
+			assert.Equal(t, 5+3*(MaxDepth-1), p.Col, "at the { that is one too deep")
+			assert.Contains(t, p.String(), "nested deeper than the limit of 32 levels")
+		})
+	}
+}
+
+func TestDepthBombShapes(t *testing.T) {
+	deep := 100_000
+	for name, src := range map[string]string{
+		"arrays":       "x = " + strings.Repeat("[", deep) + strings.Repeat("]", deep),
+		"mixed":        "x = " + strings.Repeat("[{a=", deep/2) + "1" + strings.Repeat("}]", deep/2),
+		"dotted key":   strings.Repeat("a.", deep) + "a = 1",
+		"header":       "[" + strings.Repeat("a.", deep) + "a]",
+		"array header": "[[" + strings.Repeat("a.", deep) + "a]]",
+		"inline dots":  "x = {" + strings.Repeat("a.", deep) + "a = 1}",
+		"quoted keys":  strings.Repeat(`"a".'b'.`, deep) + "c = 1",
+		"arrays of tables": func() string {
+			var b strings.Builder
+			for i := 1; i < 40; i++ {
+				b.WriteString("[[" + strings.Repeat("a.", i) + "a]]\n")
+			}
+			return b.String()
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := loadBomb(t, src, Options{})
+			assert.Equal(t, LimitDepth, p.Limit)
+		})
+	}
+}
+
+// Braces in strings and comments are text; no nesting, no refusal.
+func TestDepthIgnoresStringsAndComments(t *testing.T) {
+	deep := strings.Repeat("{[", 1000)
+	src := "version = 1 # " + deep + "\n" +
+		"[job.t]\nimage = \"busybox\"\n" +
+		"run = [\"echo '" + deep + "'\", '" + deep + "', \"\"\"\n" + deep + "\\\"\"\"\n\"\"\"\", '''\n" + deep + "\n''']\n" +
+		"raw = { \"lxc" + strings.Repeat(".a", 100) + "\" = \"" + deep + "\" }\n"
+	_, err := loadText(t, src, Options{})
+	require.NoError(t, err)
+}
+
+// treeDepth is the depth of what the decoder built: 1 for a table of
+// scalars.
+func treeDepth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			d = max(d, treeDepth(e))
+		}
+	case []map[string]any:
+		for _, e := range x {
+			d = max(d, treeDepth(e))
+		}
+	case []any:
+		for _, e := range x {
+			d = max(d, treeDepth(e))
+		}
+	default:
+		return 0
+	}
+	return d + 1
+}
+
+// scannedDepth is the depth scanDepth finds: the least limit it accepts.
+func scannedDepth(src string) int {
+	for n := 1; ; n++ {
+		if _, ok := scanDepth(src, n); ok {
+			return n
+		}
+	}
+}
+
+// The scan counts as the decoder nests, for every way TOML nests.
+func TestScanDepthMatchesDecoder(t *testing.T) {
+	for _, src := range []string{
+		"",
+		"x = 1",
+		"x = 1.5\ny = 1979-05-27T07:32:00.5Z",
+		"a.b.c = 1",
+		"a . b . 'c.d' = 1",
+		`"a.b".c = 1`,
+		"x = {}",
+		"x = []",
+		"x = [[], [[1]]]",
+		"x = {a = {b = [1, {c = 2}]}, d.e.f = 3}",
+		"x = [{a.b = 1}, {c = 1}]",
+		"[a]\nx = 1",
+		"[a.b]\nc.d = [{}]",
+		"[[a]]\n[[a]]\nx = 1",
+		"[[a]]\n[[a.b]]\n[[a.b.c]]\nx = {y = 1}",
+		"[a]\n[[a.b]]\n[a.b.c]\nd = 1",
+		"x = [\n  1, # ]]]\n  [2],\n]\ny = 2",
+		"x = \"\"\"\n{[\"\"\"\ny = '''\n[[{'''\nz = 1",
+		"x = { a = 1, b.c = 2 }\n[t]\ny = 1",
+		"[ a . b ]\n[[ c ]]\n",
+	} {
+		var m map[string]any
+		_, err := toml.Decode(src, &m)
+		require.NoError(t, err, src)
+		assert.Equal(t, treeDepth(m), max(1, scannedDepth(src)), "%q", src)
+	}
+}
+
+func TestFileSizeLimit(t *testing.T) {
+	body := "version = 1\n# " + strings.Repeat("x", DefaultMaxFileSize) + "\n"
+	p := loadBomb(t, body, Options{})
+	assert.Equal(t, LimitFileSize, p.Limit)
+	assert.Equal(t, 2, p.Line)
+	assert.Equal(t, DefaultMaxFileSize-len("version = 1\n")+1, p.Col, "where the limit is crossed")
+	assert.Contains(t, p.String(), "spec file is larger than the limit of 1 MiB")
+
+	// Configurable, and exactly the limit is fine.
+	src := "version = 1\n"
+	_, err := loadText(t, src, Options{MaxFileSize: int64(len(src))})
+	require.NoError(t, err)
+	p = loadBomb(t, src+"\n", Options{MaxFileSize: int64(len(src))})
+	assert.Equal(t, "spec file is larger than the limit of 12 bytes", p.Msg)
+	assert.Equal(t, 2, p.Line)
+	assert.Equal(t, 1, p.Col)
+}
+
+func TestLimitIsTyped(t *testing.T) {
+	inTestdata(t)
+	_, err := Load([]string{"specs/bad/five.toml"}, testOptions())
+	require.Error(t, err)
+	assert.False(t, errors.Is(err, ErrLimit), "an ordinary mistake is not a limit")
+}
