@@ -189,3 +189,16 @@ func TestLimitIsTyped(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, errors.Is(err, ErrLimit), "an ordinary mistake is not a limit")
 }
+
+// Positions on a long line cost linear time: a 256 KiB array on one line
+// took 5 s (quadratic column counting), 1 MiB would take over a minute.
+func TestLongLineIsLinear(t *testing.T) {
+	src := "version = 1\n[job.t]\nimage = \"busybox\"\nrun = [" + strings.Repeat(`"a",`, 1<<16) + "]\n"
+	start := time.Now()
+	set, err := loadText(t, src, Options{})
+	require.NoError(t, err)
+	assert.Len(t, set.Jobs[0].Run, 1<<16)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	pos := scanPositions(src)
+	assert.Equal(t, lineCol{4, 8 + 4*(1<<16-1)}, pos[fmt.Sprintf("job.t.run[%d]", 1<<16-1)])
+}

@@ -24,6 +24,10 @@ type posScanner struct {
 	aot  map[string]int // array-of-tables path -> index of its last element
 	line int
 	bol  int // byte offset where the current line begins
+	// colAt and col cache the last column computed on this line, so that
+	// here() counts runes from there: a long line costs linear time, not
+	// quadratic (a 1 MiB array on one line).
+	colAt, col int
 }
 
 // scanPositions maps every key path of a valid TOML document to where it starts.
@@ -83,7 +87,12 @@ func (s *posScanner) resolve(keys []string, here lineCol) string {
 }
 
 func (s *posScanner) here() lineCol {
-	return lineCol{s.line, utf8.RuneCountInString(s.src[s.bol:s.i]) + 1}
+	if s.colAt < s.bol || s.colAt > s.i {
+		s.colAt, s.col = s.bol, 0
+	}
+	s.col += utf8.RuneCountInString(s.src[s.colAt:s.i])
+	s.colAt = s.i
+	return lineCol{s.line, s.col + 1}
 }
 
 // mark records the first position of a path (an implicit parent keeps the
