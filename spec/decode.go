@@ -19,7 +19,11 @@ type srcFile struct {
 	index int    // load order
 	src   string // the text, for quoting what was written in hints
 	pos   map[string]lineCol
-	data  map[string]any
+	// lines and cursor serve token: where each line starts, and where
+	// the last token was found.
+	lines  []int
+	cursor tokenCursor
+	data   map[string]any
 }
 
 // at returns the place of path, falling back to its nearest parent with a

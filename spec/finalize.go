@@ -225,6 +225,9 @@ func (lo *loader) profile(l *layer) Profile {
 
 // expandJob merges a job with its profiles and expands its matrix.
 func (lo *loader) expandJob(l *layer) []Job {
+	if n, _ := variantCount(l.matrix); n > MaxVariants || longestVariantName(l.name, l.matrix) > MaxVariantName {
+		return nil // reported when decoded; never expanded
+	}
 	m := merge(lo.layers(l))
 	var keys, profiles []string
 	for _, k := range l.matrix {

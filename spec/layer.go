@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -157,7 +158,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 		case "artifact", "artifacts":
 			l.artifacts = d.artifacts(v, p)
 		case "matrix":
-			l.matrix = d.matrix(v, p)
+			l.matrix = d.matrix(name, v, p)
 		case "network":
 			l.network = d.network(v, p)
 		case "limits":
@@ -355,7 +356,7 @@ func (d *decoder) limits(v any, path string) limitsv {
 	return l
 }
 
-func (d *decoder) matrix(v any, path string) []matrixKey {
+func (d *decoder) matrix(job string, v any, path string) []matrixKey {
 	m, ok := d.table(v, path)
 	if !ok {
 		return nil
@@ -378,6 +379,10 @@ func (d *decoder) matrix(v any, path string) []matrixKey {
 		seen := map[string]bool{}
 		for i, e := range arr {
 			ep := kp + "[" + strconv.Itoa(i) + "]"
+			if f, isFloat := e.(float64); isFloat {
+				d.floatMatrixValue(f, ep)
+				continue
+			}
 			s, ok := d.scalar(e, ep)
 			if !ok {
 				continue
@@ -397,7 +402,48 @@ func (d *decoder) matrix(v any, path string) []matrixKey {
 	if len(out) == 0 && len(m) == 0 {
 		d.problem(path, "", "matrix has no keys")
 	}
+	d.matrixSize(job, out, path)
 	return out
+}
+
+// floatMatrixValue refuses a float: TOML reads 1.20 as 1.2, so the
+// variant would be go=1.2, silently.
+func (d *decoder) floatMatrixValue(f float64, path string) {
+	a := d.at(path)
+	written := d.f.token(a)
+	read := strconv.FormatFloat(f, 'f', -1, 64)
+	if written == "" {
+		written = read
+	}
+	msg := fmt.Sprintf("matrix value %s is a float", written)
+	if written != read {
+		msg += fmt.Sprintf(" (TOML reads it as %s)", read)
+	}
+	d.ps.add(Problem{File: a.File, Line: a.Line, Col: a.Col, Path: path, Msg: msg, Hint: fmt.Sprintf("quote it: %q", written)})
+}
+
+// matrixSize checks, before anything is expanded, that a matrix makes at
+// most MaxVariants jobs with names of at most MaxVariantName bytes.
+func (d *decoder) matrixSize(job string, keys []matrixKey, path string) {
+	a := d.at(path)
+	if n, saturated := variantCount(keys); n > MaxVariants {
+		count := strconv.FormatUint(n, 10)
+		if saturated {
+			count = "more than " + count
+		}
+		d.ps.add(Problem{
+			File: a.File, Line: a.Line, Col: a.Col, Path: path, Limit: LimitVariants,
+			Msg:  fmt.Sprintf("matrix expands to %s variants, over the limit of %d per job", count, MaxVariants),
+			Hint: "use fewer values, or split the job",
+		})
+	}
+	if n := longestVariantName(job, keys); n > MaxVariantName {
+		d.ps.add(Problem{
+			File: a.File, Line: a.Line, Col: a.Col, Path: path, Limit: LimitVariantName,
+			Msg:  fmt.Sprintf("matrix variant names are up to %d bytes long, over the limit of %d (they name directories)", n, MaxVariantName),
+			Hint: "use shorter keys or values",
+		})
+	}
 }
 
 func (d *decoder) ports(v any, path string) []val[Port] {

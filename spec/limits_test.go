@@ -202,3 +202,95 @@ func TestLongLineIsLinear(t *testing.T) {
 	pos := scanPositions(src)
 	assert.Equal(t, lineCol{4, 8 + 4*(1<<16-1)}, pos[fmt.Sprintf("job.t.run[%d]", 1<<16-1)])
 }
+
+// loadTimed loads src and returns its problems, checking that it took
+// well under a second and little memory.
+func loadTimed(t *testing.T, src string) []Problem {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	_, err := loadText(t, src, Options{})
+	assert.Less(t, time.Since(start), 500*time.Millisecond, "refused at once")
+	runtime.ReadMemStats(&after)
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "allocated little")
+	require.ErrorIs(t, err, ErrLimit)
+	var perr *Errors
+	require.ErrorAs(t, err, &perr)
+	return perr.Problems
+}
+
+// The 10^9-variant matrix is refused before it is expanded.
+func TestMatrixBomb(t *testing.T) {
+	src := "version = 1\n[job.x]\nimage = \"busybox\"\nrun = \"true\"\n[job.x.matrix]\n"
+	for _, k := range "abcdefghi" {
+		src += string(k) + " = [0,1,2,3,4,5,6,7,8,9]\n"
+	}
+	ps := loadTimed(t, src)
+	require.Len(t, ps, 1)
+	assert.Equal(t, LimitVariants, ps[0].Limit)
+	assert.Equal(t, 5, ps[0].Line)
+	assert.Equal(t, "job.x.matrix: matrix expands to 1000000000 variants, over the limit of 1000 per job; use fewer values, or split the job",
+		strings.SplitN(ps[0].String(), ": ", 2)[1])
+
+	// More variants than a uint64 holds: no overflow to a small number.
+	src = "version = 1\n[job.x]\nimage = \"busybox\"\nrun = \"true\"\n[job.x.matrix]\n"
+	for i := range 64 {
+		src += fmt.Sprintf("k%d = [0, 1]\n", i)
+	}
+	ps = loadTimed(t, src)
+	assert.Equal(t, LimitVariants, ps[0].Limit)
+	assert.Contains(t, ps[0].Msg, "matrix expands to more than 18446744073709551615 variants")
+}
+
+func TestVariantCount(t *testing.T) {
+	keys := func(counts ...int) []matrixKey {
+		var out []matrixKey
+		for _, c := range counts {
+			out = append(out, matrixKey{values: make([]sv, c)})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		counts    []int
+		n         uint64
+		saturated bool
+	}{
+		{nil, 1, false},
+		{[]int{3, 0, 4}, 12, false}, // a key without values is reported, not a factor of 0
+		{[]int{1000}, 1000, false},
+		{[]int{1 << 13, 1 << 13, 1 << 13, 1 << 13, 1 << 11}, 1 << 63, false},
+		{[]int{1 << 13, 1 << 13, 1 << 13, 1 << 13, 1 << 12}, ^uint64(0), true},
+	} {
+		n, saturated := variantCount(keys(c.counts...))
+		assert.Equal(t, c.n, n, "%v", c.counts)
+		assert.Equal(t, c.saturated, saturated, "%v", c.counts)
+	}
+}
+
+// 1,000 variants is fine; eleven such jobs are more than a set may hold.
+func TestJobsPerSet(t *testing.T) {
+	job := func(name string) string {
+		return "[job." + name + "]\nimage = \"busybox\"\nrun = \"true\"\n" +
+			"matrix = { a = [0,1,2,3,4,5,6,7,8,9], b = [0,1,2,3,4,5,6,7,8,9], c = [0,1,2,3,4,5,6,7,8,9] }\n"
+	}
+	src := "version = 1\n"
+	for i := range 10 {
+		src += job(fmt.Sprintf("j%d", i))
+	}
+	set, err := loadText(t, src, Options{})
+	require.NoError(t, err)
+	assert.Len(t, set.Jobs, MaxJobs)
+
+	src += job("j10")
+	_, err = loadText(t, src, Options{})
+	var perr *Errors
+	require.ErrorAs(t, err, &perr)
+	require.Len(t, perr.Problems, 1)
+	p := perr.Problems[0]
+	assert.Equal(t, LimitJobs, p.Limit)
+	assert.Equal(t, "job.j10", p.Path)
+	assert.Equal(t, 42, p.Line)
+	assert.Equal(t, "the set expands to more than 10000 jobs here (matrix variants included), the limit per set", p.Msg)
+}

@@ -232,7 +232,19 @@ func (l *loader) build(first string, files []*srcFile) *Set {
 		set.Profiles = append(set.Profiles, l.profile(p))
 	}
 	set.Jobs = []Job{}
+	total := uint64(0)
 	for _, j := range sortLayers(l.jobs) {
+		if n, _ := variantCount(j.matrix); n <= MaxVariants {
+			total += n
+		}
+		if total > MaxJobs {
+			l.ps.add(Problem{
+				File: j.At.File, Line: j.At.Line, Col: j.At.Col, Path: "job." + j.name, Limit: LimitJobs,
+				Msg:  fmt.Sprintf("the set expands to more than %d jobs here (matrix variants included), the limit per set", MaxJobs),
+				Hint: "split the set",
+			})
+			break
+		}
 		set.Jobs = append(set.Jobs, l.expandJob(j)...)
 	}
 	set.Containers = []Container{}

@@ -314,3 +314,38 @@ func join(path, key string) string {
 	}
 	return path + "." + key
 }
+
+// token returns the bare value (a number, boolean or date) written at a
+// place, as written: 1.20, not the 1.2 it decodes to. Successive calls
+// along one line resume where the last one stopped, so quoting every
+// value of a long line costs linear time.
+func (f *srcFile) token(a at) string {
+	if f.lines == nil {
+		f.lines = []int{0}
+		for i := 0; i < len(f.src); i++ {
+			if f.src[i] == '\n' {
+				f.lines = append(f.lines, i+1)
+			}
+		}
+	}
+	if a.Line < 1 || a.Line > len(f.lines) || a.Col < 1 {
+		return ""
+	}
+	c := &f.cursor
+	if c.line != a.Line || c.col > a.Col {
+		*c = tokenCursor{line: a.Line, col: 1, off: f.lines[a.Line-1]}
+	}
+	for c.col < a.Col && c.off < len(f.src) && f.src[c.off] != '\n' {
+		_, n := utf8.DecodeRuneInString(f.src[c.off:])
+		c.off += n
+		c.col++
+	}
+	end := c.off
+	for end < len(f.src) && !strings.ContainsRune(",]}#\n \t\r", rune(f.src[end])) {
+		end++
+	}
+	return f.src[c.off:end]
+}
+
+// tokenCursor is where srcFile.token last stopped.
+type tokenCursor struct{ line, col, off int }
