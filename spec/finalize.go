@@ -289,7 +289,11 @@ func (lo *loader) expandJob(l *layer) []Job {
 			if strings.TrimSpace(s) == "" {
 				lo.ps.addf(line.At, "", "empty command")
 			}
+			lo.ps.tooLongSubstituted(line, s, "run line", MaxRunLine, LimitRunLine, runLineHint)
 			j.Run = append(j.Run, s)
+		}
+		for k, v := range j.Env {
+			lo.ps.tooLongSubstituted(m.env[k], v, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
 		}
 		out = append(out, j)
 	}

@@ -133,6 +133,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 				if strings.ContainsRune(val.V, 0) {
 					d.problem(join(p, k), "", "env value contains a NUL byte (the environment holds C strings)")
 				}
+				d.ps.tooLong(val, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
 			}
 		case "workdir":
 			if s, ok := d.str(v, p); ok {
@@ -152,6 +153,9 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 				a := d.at(p)
 				l.run, l.runAt = run, &a
 				d.noNUL(run, p, "run line")
+				for _, line := range run {
+					d.ps.tooLong(line, "run line", MaxRunLine, LimitRunLine, runLineHint)
+				}
 			}
 		case "mount", "mounts":
 			l.mounts = d.mounts(v, p)

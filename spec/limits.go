@@ -120,12 +120,30 @@ func plural(n int, noun string) string {
 	return strconv.Itoa(n) + " " + noun + "s"
 }
 
-// tooLong reports a string over a byte limit.
-func (d *decoder) tooLong(s sv, path, what string, limit int, lim Limit, hint string) {
+// Hints for strings over a limit.
+const (
+	runLineHint  = "put a long script in a file, mount it and run that"
+	envValueHint = "pass large data in a mounted file"
+)
+
+// tooLong reports a string over a byte limit, as written.
+func (ps *problems) tooLong(s sv, what string, limit int, lim Limit, hint string) {
 	if len(s.V) > limit {
-		d.ps.add(Problem{
-			File: s.At.File, Line: s.At.Line, Col: s.At.Col, Path: path, Limit: lim, Hint: hint,
+		ps.add(Problem{
+			File: s.At.File, Line: s.At.Line, Col: s.At.Col, Path: s.At.Path, Limit: lim, Hint: hint,
 			Msg: fmt.Sprintf("%s is %s, over the limit of %s", what, plural(len(s.V), "byte"), humanBytes(int64(limit))),
+		})
+	}
+}
+
+// tooLongSubstituted reports a string that is over a byte limit once
+// ${...} is substituted, but was not as written. The message says no
+// length: it is the same for every variant, and reported once.
+func (ps *problems) tooLongSubstituted(s sv, got, what string, limit int, lim Limit, hint string) {
+	if len(got) > limit && len(s.V) <= limit {
+		ps.add(Problem{
+			File: s.At.File, Line: s.At.Line, Col: s.At.Col, Path: s.At.Path, Limit: lim, Hint: hint,
+			Msg: fmt.Sprintf("%s is over the limit of %s once ${...} is substituted", what, humanBytes(int64(limit))),
 		})
 	}
 }

@@ -294,3 +294,34 @@ func TestJobsPerSet(t *testing.T) {
 	assert.Equal(t, 42, p.Line)
 	assert.Equal(t, "the set expands to more than 10000 jobs here (matrix variants included), the limit per set", p.Msg)
 }
+
+// A run line over 64 KiB or an env value over 128 KiB passed validate, then
+// failed the job with a bare exit 255 (the kernel refuses the argument).
+func TestStringLimits(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("x", n) }
+	src := "version = 1\n[job.t]\nimage = \"busybox\"\n" +
+		"run = [\"echo " + long(MaxRunLine-5) + "\", \"echo " + long(MaxRunLine) + "\"]\n" +
+		"env = { OK = \"" + long(MaxEnvValue) + "\", BIG = \"" + long(MaxEnvValue+1) + "\" }\n" +
+		"[container.c]\nimage = \"busybox\"\nenv = { BIG = \"" + long(300<<10) + "\" }\n"
+	ps := loadTimed(t, src)
+	var got []string
+	for _, p := range ps {
+		assert.NotZero(t, p.Limit, "%s", p)
+		got = append(got, strings.SplitN(p.String(), ": ", 2)[1])
+	}
+	assert.Equal(t, []string{
+		"job.t.run[1]: run line is 65541 bytes, over the limit of 64 KiB; put a long script in a file, mount it and run that",
+		"job.t.env.BIG: env value is 131073 bytes, over the limit of 128 KiB; pass large data in a mounted file",
+		"container.c.env.BIG: env value is 307200 bytes, over the limit of 128 KiB; pass large data in a mounted file",
+	}, got)
+	assert.Equal(t, Problem{File: ps[0].File, Line: 4, Col: 65548, Path: "job.t.run[1]", Limit: LimitRunLine,
+		Msg: "run line is 65541 bytes, over the limit of 64 KiB", Hint: runLineHint}, ps[0])
+}
+
+func TestHumanBytes(t *testing.T) {
+	assert.Equal(t, "1 MiB", humanBytes(1<<20))
+	assert.Equal(t, "64 KiB", humanBytes(64<<10))
+	assert.Equal(t, "1536 KiB", humanBytes(1536<<10))
+	assert.Equal(t, "1000 bytes", humanBytes(1000))
+	assert.Equal(t, "1 byte", humanBytes(1))
+}
