@@ -100,11 +100,12 @@ func (d *decoder) wrongType(path, want string, v any) {
 	d.problem(path, "", "expected %s, got %s", want, typeName(v))
 }
 
-// table checks that v is a table.
+// table checks that v is a table; for an array, the hint shows the table
+// form of what was written (env = ["A=1"]: write env = { A = "1" }).
 func (d *decoder) table(v any, path string) (map[string]any, bool) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		d.wrongType(path, "a table", v)
+		d.problem(path, tableHint(path, v), "expected a table, got %s", typeName(v))
 	}
 	return m, ok
 }
