@@ -210,6 +210,9 @@ func (lo *loader) profile(l *layer) Profile {
 	if l.timeout != nil {
 		p.Timeout = Duration(l.timeout.V)
 	}
+	if l.shell != nil {
+		p.Shell, _ = r.sub(*l.shell)
+	}
 	if l.network != nil {
 		n := r.network(l.network)
 		p.Network = &n
@@ -276,6 +279,9 @@ func (lo *loader) expandJob(l *layer) []Job {
 		}
 		if m.timeout != nil {
 			j.Timeout = Duration(m.timeout.V)
+		}
+		if m.shell != nil {
+			j.Shell, _ = r.sub(*m.shell)
 		}
 		switch {
 		case m.runAt == nil && !m.written["run"]:

@@ -14,8 +14,8 @@ import (
 // Keys valid in each kind of table. "mounts" and "artifacts" are accepted as
 // spellings of "mount" and "artifact" (the JSON form uses the plural).
 var (
-	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure"}
-	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure"}
+	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell"}
+	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell"}
 	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged"}
 	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size"}
 	artifactKeys  = []string{"path", "dest", "when"}
@@ -44,6 +44,7 @@ type layer struct {
 	timeout       *val[time.Duration]
 	run           []sv
 	runAt         *at // set when run was written (even empty)
+	shell         *sv
 	mounts        []mountv
 	artifacts     []artv
 	matrix        []matrixKey
@@ -148,6 +149,8 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			}
 		case "timeout":
 			l.timeout = d.duration(v, p)
+		case "shell":
+			l.shell = d.shell(v, p)
 		case "run":
 			if run, ok := d.strList(v, p, true); ok {
 				a := d.at(p)
@@ -483,4 +486,30 @@ func (d *decoder) noNUL(list []sv, path, what string) {
 			d.problem(path+"["+strconv.Itoa(i)+"]", "", "%s contains a NUL byte (a command is a C string)", what)
 		}
 	}
+}
+
+// shell decodes the command line each run line is appended to.
+func (d *decoder) shell(v any, path string) *sv {
+	if arr, isArr := v.([]any); isArr {
+		words := make([]string, 0, len(arr))
+		for _, e := range arr {
+			if w, ok := e.(string); ok {
+				words = append(words, w)
+			}
+		}
+		d.problem(path, fmt.Sprintf("write shell = %s (the run line is appended as one more argument)", tomlQuote(strings.Join(words, " "))), "expected a string, got an array")
+		return nil
+	}
+	s, ok := d.str(v, path)
+	switch {
+	case !ok:
+		return nil
+	case strings.TrimSpace(s.V) == "":
+		d.problem(path, "omit shell for the default, /bin/sh -c", "shell is empty")
+		return nil
+	case strings.ContainsRune(s.V, 0):
+		d.problem(path, "", "shell contains a NUL byte (a command is a C string)")
+		return nil
+	}
+	return &s
 }

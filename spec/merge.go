@@ -31,6 +31,7 @@ func merge(ls []*layer) *layer {
 		setIf(&out.workdir, l.workdir)
 		setIf(&out.user, l.user)
 		setIf(&out.timeout, l.timeout)
+		setIf(&out.shell, l.shell)
 		setIf(&out.network, l.network)
 		setIf(&out.privileged, l.privileged)
 		setIf(&out.keepOnFailure, l.keepOnFailure)

@@ -119,16 +119,20 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 
 // Job is one ephemeral job after profile merging and matrix expansion.
 type Job struct {
-	Name          string            `json:"name"`             // test, or test[go=1.22] for a matrix variant
-	Base          string            `json:"base"`             // the [job.X] key the variant came from
-	Matrix        map[string]string `json:"matrix,omitempty"` // this variant's values
-	Image         string            `json:"image"`            // an [image.*] name of the set, an alias or a fingerprint prefix
-	Profiles      []string          `json:"profiles,omitempty"`
-	Env           map[string]string `json:"env,omitempty"`
-	Workdir       string            `json:"workdir,omitempty"`
-	User          string            `json:"user,omitempty"`
-	Timeout       Duration          `json:"timeout"`
-	Run           []string          `json:"run"`
+	Name     string            `json:"name"`             // test, or test[go=1.22] for a matrix variant
+	Base     string            `json:"base"`             // the [job.X] key the variant came from
+	Matrix   map[string]string `json:"matrix,omitempty"` // this variant's values
+	Image    string            `json:"image"`            // an [image.*] name of the set, an alias or a fingerprint prefix
+	Profiles []string          `json:"profiles,omitempty"`
+	Env      map[string]string `json:"env,omitempty"`
+	Workdir  string            `json:"workdir,omitempty"`
+	User     string            `json:"user,omitempty"`
+	Timeout  Duration          `json:"timeout"`
+	Run      []string          `json:"run"`
+	// Shell is the command line each run line is appended to, as one more
+	// argument ("bash -eo pipefail -c"); "" means the runner's default,
+	// /bin/sh -c with pipefail where the image's sh supports it.
+	Shell         string            `json:"shell,omitempty"`
 	Mounts        []Mount           `json:"mounts,omitempty"`
 	Artifacts     []Artifact        `json:"artifacts,omitempty"`
 	Network       Network           `json:"network"` // default mode none
@@ -178,6 +182,7 @@ type Profile struct {
 	Workdir       string            `json:"workdir,omitempty"`
 	User          string            `json:"user,omitempty"`
 	Timeout       Duration          `json:"timeout,omitempty"`
+	Shell         string            `json:"shell,omitempty"`
 	Mounts        []Mount           `json:"mounts,omitempty"`
 	Artifacts     []Artifact        `json:"artifacts,omitempty"`
 	Network       *Network          `json:"network,omitempty"`
