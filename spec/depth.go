@@ -242,9 +242,32 @@ func (s *depthScanner) str() string {
 		s.i++
 	}
 	if q == '"' {
-		if u, err := strconv.Unquote(`"` + out + `"`); err == nil {
+		// TOML 1.1 has \e, Go does not; a key read differently here than by
+		// the decoder could only hide an array of tables on the way.
+		if u, err := strconv.Unquote(`"` + escapeE(out) + `"`); err == nil {
 			return u
 		}
 	}
 	return out
+}
+
+// escapeE rewrites TOML's \e escapes as \x1b, leaving \\e (a backslash, then e) alone.
+func escapeE(s string) string {
+	if !strings.Contains(s, `\e`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s) && s[i+1] == 'e':
+			b.WriteString(`\x1b`)
+			i++
+		case s[i] == '\\' && i+1 < len(s):
+			b.WriteString(s[i : i+2])
+			i++
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }

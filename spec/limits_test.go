@@ -325,3 +325,48 @@ func TestHumanBytes(t *testing.T) {
 	assert.Equal(t, "1000 bytes", humanBytes(1000))
 	assert.Equal(t, "1 byte", humanBytes(1))
 }
+
+// FuzzLimits: the depth scan never passes a document the decoder would
+// nest deeper than MaxDepth (go test -fuzz FuzzLimits ./spec to search
+// further). The seed corpus in testdata/fuzz/FuzzLimits holds the hostile
+// shapes of issue 18, small; here are the issue's bombs, full size.
+func FuzzLimits(f *testing.F) {
+	for _, n := range []int{10_000, 100_000} {
+		f.Add("version = 1\nx = " + strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n) + "\n")
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		if where, ok := scanDepth(src, MaxDepth); !ok {
+			if lines := strings.Count(src, "\n") + 1; where.line < 1 || where.line > lines || where.col < 1 {
+				t.Errorf("refused at %d:%d, outside the file", where.line, where.col)
+			}
+			return
+		}
+		var m map[string]any
+		if _, err := toml.Decode(src, &m); err == nil {
+			if d := treeDepth(m); d > MaxDepth {
+				t.Errorf("the scan passed a document %d deep", d)
+			}
+		}
+	})
+}
+
+// FuzzLoad: Load refuses or accepts anything, within its limits, without a
+// panic. Its seed corpus (testdata/fuzz/FuzzLoad) holds the same shapes.
+func FuzzLoad(f *testing.F) {
+	f.Add("version = 1\nx = " + strings.Repeat("{a=", 100_000) + "1" + strings.Repeat("}", 100_000) + "\n")
+	f.Fuzz(func(t *testing.T, src string) {
+		p := filepath.Join(t.TempDir(), "f.toml")
+		require.NoError(t, os.WriteFile(p, []byte(src), 0o644))
+		set, err := Load([]string{p}, Options{})
+		if err == nil && len(set.Jobs) > MaxJobs {
+			t.Errorf("%d jobs, over the limit", len(set.Jobs))
+		}
+	})
+}
+
+func TestEscapeE(t *testing.T) {
+	assert.Equal(t, `a\x1bb`, escapeE(`a\eb`))
+	assert.Equal(t, `a\\eb`, escapeE(`a\\eb`))
+	assert.Equal(t, `\\\x1b`, escapeE(`\\\e`))
+	assert.Equal(t, `plain`, escapeE(`plain`))
+}
