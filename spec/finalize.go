@@ -19,6 +19,8 @@ type resolver struct {
 	profile bool
 	// container: there is no matrix to define a key in.
 	container bool
+	// x accounts for the text substitution makes (nil: no limit).
+	x *expansion
 }
 
 // sub substitutes s; ok is false when s cannot be checked further.
@@ -26,6 +28,9 @@ func (r *resolver) sub(s sv) (string, bool) {
 	if r.profile {
 		out, _ := substitute(s.V, nil)
 		return out, !strings.Contains(s.V, "${")
+	}
+	if r.x != nil && !r.x.substitute(s.V, r.vars) {
+		return s.V, false // over the limit: reported once, by expandJob
 	}
 	out, undefined := substitute(s.V, r.vars)
 	for _, u := range undefined {
@@ -231,7 +236,15 @@ func (lo *loader) expandJob(l *layer) []Job {
 	if n, _ := variantCount(l.matrix); n > MaxVariants || longestVariantName(l.name, l.matrix) > MaxVariantName {
 		return nil // reported when decoded; never expanded
 	}
-	m := merge(lo.layers(l))
+	if lo.expansion.over {
+		return nil // reported once, where it went over
+	}
+	ls := lo.layers(l)
+	if !lo.expansion.reserve(ls, l.matrix) {
+		lo.ps.add(lo.expansion.problem(l))
+		return nil
+	}
+	m := merge(ls)
 	var keys, profiles []string
 	for _, k := range l.matrix {
 		keys = append(keys, k.name)
@@ -242,7 +255,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 	base := "job." + l.name
 	var out []Job
 	for _, v := range variants(l.name, l.matrix) {
-		r := &resolver{ps: lo.ps, vars: v.vars, keys: keys}
+		r := &resolver{ps: lo.ps, vars: v.vars, keys: keys, x: &lo.expansion}
 		j := Job{
 			Name:          v.name,
 			Base:          l.name,
@@ -301,6 +314,10 @@ func (lo *loader) expandJob(l *layer) []Job {
 		for k, v := range j.Env {
 			lo.ps.tooLongSubstituted(m.env[k], v, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
 		}
+		if lo.expansion.over {
+			lo.ps.add(lo.expansion.problem(l))
+			return nil
+		}
 		out = append(out, j)
 	}
 	return out
@@ -309,7 +326,15 @@ func (lo *loader) expandJob(l *layer) []Job {
 // container merges a container with its profiles. Job-only keys of a
 // profile (workdir, user, timeout, artifacts, keep_on_failure) do not apply.
 func (lo *loader) container(l *layer) Container {
-	m := merge(lo.layers(l))
+	if lo.expansion.over {
+		return Container{Name: l.name} // reported once, where it went over
+	}
+	ls := lo.layers(l)
+	if !lo.expansion.reserve(ls, nil) {
+		lo.ps.add(lo.expansion.problem(l))
+		return Container{Name: l.name}
+	}
+	m := merge(ls)
 	r := &resolver{ps: lo.ps, container: true}
 	c := Container{
 		Name:       l.name,

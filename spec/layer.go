@@ -35,6 +35,8 @@ type layer struct {
 	// written holds the keys present, valid or not: a key with a bad value
 	// is reported once, not again as missing.
 	written map[string]bool
+	// counted: expansion.reserve has had this layer's first copy.
+	counted bool
 
 	image         *sv
 	profiles      []sv

@@ -38,6 +38,16 @@ const (
 	// MaxEnvValue caps one env value in bytes (MAX_ARG_STRLEN also applies
 	// to each NAME=VALUE string of the environment).
 	MaxEnvValue = 128 << 10
+	// MaxExpanded caps what resolving a set's jobs and containers may
+	// cost, in bytes: each job, matrix variant and container is its own
+	// copy of the env, raw, mounts, artifacts and run lines of its layers
+	// (a profile used 1,000 times is copied 1,000 times), counted at
+	// expansionEntry bytes each but for the first copy of each table,
+	// and of every string ${...} changes, counted at its longest. All
+	// counted before anything is merged, expanded or substituted. Three
+	// jobs of 1,000 variants with 30 entries each fit (resolving them
+	// allocates under 20 MB; see TestBigSetFits).
+	MaxExpanded = 16 << 20
 	// MaxVariantName caps a matrix variant's name (test[go=1.22]) in
 	// bytes: it names directories (artifacts, logs), and a file name is at
 	// most 255 bytes.
@@ -56,6 +66,7 @@ const (
 	LimitRunLine     Limit = "run line"
 	LimitEnvValue    Limit = "env value"
 	LimitVariantName Limit = "variant name"
+	LimitExpanded    Limit = "expanded jobs"
 )
 
 // ErrLimit is what a Problem with a Limit unwraps to, so that
@@ -184,4 +195,73 @@ func longestVariantName(base string, keys []matrixKey) int {
 		return len(base)
 	}
 	return n + used - 1 // commas
+}
+
+// expansionEntry is what one entry of a job (an env or raw key, a mount,
+// an artifact, a run line) counts for, and expansionJob a job itself.
+const (
+	expansionEntry = 128
+	expansionJob   = 512
+)
+
+// expansion is what expanding a set's jobs has cost so far, against
+// MaxExpanded.
+type expansion struct {
+	used   int64
+	maxVal int  // the longest matrix value of the job being expanded
+	over   bool // a substitution would have gone over: stop
+}
+
+// reserve counts a job's variants, or a container, before any is made or
+// merged: each is at most every entry of its layers (profiles and its own
+// table). The first copy of a layer is free (the file size bounds it);
+// every further one counts. False when that would go over the limit.
+func (x *expansion) reserve(ls []*layer, matrix []matrixKey) bool {
+	n, _ := variantCount(matrix) // at most MaxVariants: checked before
+	entries, free := int64(0), int64(0)
+	for _, l := range ls {
+		e := int64(len(l.env) + len(l.raw) + len(l.mounts) + len(l.artifacts) + len(l.run))
+		entries += e
+		if !l.counted {
+			l.counted = true
+			free += e
+		}
+	}
+	cost := int64(n)*(expansionJob+entries*expansionEntry) - free*expansionEntry
+	x.maxVal = 0
+	for _, k := range matrix {
+		for _, v := range k.values {
+			x.maxVal = max(x.maxVal, len(v.V))
+		}
+	}
+	if x.over || cost > MaxExpanded || x.used+cost > MaxExpanded {
+		x.over = true
+		return false
+	}
+	x.used += cost
+	return true
+}
+
+// substitute counts the text substituting s may make, at most, before it
+// is made: false when that would go over the limit.
+func (x *expansion) substitute(s string, vars map[string]string) bool {
+	if len(vars) == 0 || !strings.Contains(s, "${") {
+		return !x.over
+	}
+	most := int64(len(s)) + int64(strings.Count(s, "${"))*int64(x.maxVal)
+	if x.over || x.used+most > MaxExpanded {
+		x.over = true
+		return false
+	}
+	x.used += most
+	return true
+}
+
+func (x *expansion) problem(l *layer) Problem {
+	return Problem{
+		File: l.At.File, Line: l.At.Line, Col: l.At.Col, Path: l.kind + "." + l.name, Limit: LimitExpanded,
+		Msg: fmt.Sprintf("the set expands to more than %s here (each job, matrix variant and container copies its env, raw, mounts, artifacts, run lines and ${...} text, profiles' included), the limit per set",
+			humanBytes(MaxExpanded)),
+		Hint: "use fewer variants, or put what they share in a mounted file",
+	}
 }

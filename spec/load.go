@@ -65,6 +65,8 @@ type loader struct {
 	profiles   map[string]*layer
 	jobs       []*layer
 	containers []*layer
+
+	expansion expansion // what expanding the jobs has cost so far
 }
 
 type imageDef struct {

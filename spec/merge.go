@@ -10,7 +10,11 @@ import (
 // artifacts append (a later mount with the same target replaces the earlier
 // one when the job is resolved, see resolver.mounts).
 func merge(ls []*layer) *layer {
-	out := &layer{env: map[string]sv{}, raw: map[string]sv{}, written: map[string]bool{}}
+	nEnv, nRaw := 0, 0
+	for _, l := range ls {
+		nEnv, nRaw = max(nEnv, len(l.env)), max(nRaw, len(l.raw))
+	}
+	out := &layer{env: make(map[string]sv, nEnv), raw: make(map[string]sv, nRaw), written: map[string]bool{}}
 	for _, l := range ls {
 		for k := range l.written {
 			out.written[k] = true
