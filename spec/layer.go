@@ -128,16 +128,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 		case "profiles":
 			l.profiles, _ = d.strList(v, p, false)
 		case "env":
-			l.env = d.strMap(v, p)
-			for k, val := range l.env {
-				if !envRE.MatchString(k) {
-					d.problem(join(p, k), "", "bad environment variable name")
-				}
-				if strings.ContainsRune(val.V, 0) {
-					d.problem(join(p, k), "", "env value contains a NUL byte (the environment holds C strings)")
-				}
-				d.ps.tooLong(val, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
-			}
+			l.env = d.env(v, p)
 		case "workdir":
 			if s, ok := d.str(v, p); ok {
 				l.workdir = &s
@@ -158,9 +149,7 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 				a := d.at(p)
 				l.run, l.runAt = run, &a
 				d.noNUL(run, p, "run line")
-				for _, line := range run {
-					d.ps.tooLong(line, "run line", MaxRunLine, LimitRunLine, runLineHint)
-				}
+				d.ps.tooLong(run, "run line", MaxRunLine, LimitRunLine, runLineHint)
 			}
 		case "mount", "mounts":
 			l.mounts = d.mounts(v, p)
@@ -201,6 +190,21 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 		}
 	})
 	return l
+}
+
+// env decodes an env table: names, values without NUL, within MaxEnvValue.
+func (d *decoder) env(v any, path string) map[string]sv {
+	env := d.strMap(v, path)
+	for k, val := range env {
+		if !envRE.MatchString(k) {
+			d.problem(join(path, k), "", "bad environment variable name")
+		}
+		if strings.ContainsRune(val.V, 0) {
+			d.problem(join(path, k), "", "env value contains a NUL byte (the environment holds C strings)")
+		}
+		d.ps.tooLong([]sv{val}, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
+	}
+	return env
 }
 
 func (d *decoder) mounts(v any, path string) []mountv {

@@ -137,13 +137,15 @@ const (
 	envValueHint = "pass large data in a mounted file"
 )
 
-// tooLong reports a string over a byte limit, as written.
-func (ps *problems) tooLong(s sv, what string, limit int, lim Limit, hint string) {
-	if len(s.V) > limit {
-		ps.add(Problem{
-			File: s.At.File, Line: s.At.Line, Col: s.At.Col, Path: s.At.Path, Limit: lim, Hint: hint,
-			Msg: fmt.Sprintf("%s is %s, over the limit of %s", what, plural(len(s.V), "byte"), humanBytes(int64(limit))),
-		})
+// tooLong reports strings over a byte limit, as written.
+func (ps *problems) tooLong(list []sv, what string, limit int, lim Limit, hint string) {
+	for _, s := range list {
+		if len(s.V) > limit {
+			ps.add(Problem{
+				File: s.At.File, Line: s.At.Line, Col: s.At.Col, Path: s.At.Path, Limit: lim, Hint: hint,
+				Msg: fmt.Sprintf("%s is %s, over the limit of %s", what, plural(len(s.V), "byte"), humanBytes(int64(limit))),
+			})
+		}
 	}
 }
 
