@@ -204,15 +204,15 @@ func TestLongLineIsLinear(t *testing.T) {
 }
 
 // loadTimed loads src and returns its problems, checking that it took
-// under a second and under 100 MB (issue 18's figures).
-func loadTimed(t *testing.T, src string) []Problem {
+// less than took and allocated under 100 MB (issue 18's figure).
+func loadTimed(t *testing.T, src string, took time.Duration) []Problem {
 	t.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	_, err := loadText(t, src, Options{})
-	assert.Less(t, time.Since(start), time.Second, "refused at once")
+	assert.Less(t, time.Since(start), took, "refused at once")
 	runtime.ReadMemStats(&after)
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(100<<20), "allocated little")
 	require.ErrorIs(t, err, ErrLimit)
@@ -227,7 +227,7 @@ func TestMatrixBomb(t *testing.T) {
 	for _, k := range "abcdefghi" {
 		src += string(k) + " = [0,1,2,3,4,5,6,7,8,9]\n"
 	}
-	ps := loadTimed(t, src)
+	ps := loadTimed(t, src, 500*time.Millisecond)
 	require.Len(t, ps, 1)
 	assert.Equal(t, LimitVariants, ps[0].Limit)
 	assert.Equal(t, 5, ps[0].Line)
@@ -239,7 +239,7 @@ func TestMatrixBomb(t *testing.T) {
 	for i := range 64 {
 		src += fmt.Sprintf("k%d = [0, 1]\n", i)
 	}
-	ps = loadTimed(t, src)
+	ps = loadTimed(t, src, 500*time.Millisecond)
 	assert.Equal(t, LimitVariants, ps[0].Limit)
 	assert.Contains(t, ps[0].Msg, "matrix expands to more than 18446744073709551615 variants")
 }
@@ -303,7 +303,7 @@ func TestStringLimits(t *testing.T) {
 		"run = [\"echo " + long(MaxRunLine-5) + "\", \"echo " + long(MaxRunLine) + "\"]\n" +
 		"env = { OK = \"" + long(MaxEnvValue) + "\", BIG = \"" + long(MaxEnvValue+1) + "\" }\n" +
 		"[container.c]\nimage = \"busybox\"\nenv = { BIG = \"" + long(300<<10) + "\" }\n"
-	ps := loadTimed(t, src)
+	ps := loadTimed(t, src, 5*time.Second)
 	var got []string
 	for _, p := range ps {
 		assert.NotZero(t, p.Limit, "%s", p)
@@ -381,7 +381,7 @@ func TestExpansionBomb(t *testing.T) {
 	for i := range 20_000 {
 		fmt.Fprintf(&b, "A%d = 1\n", i)
 	}
-	ps := loadTimed(t, b.String())
+	ps := loadTimed(t, b.String(), 5*time.Second)
 	require.Len(t, ps, 1)
 	assert.Equal(t, LimitExpanded, ps[0].Limit)
 	assert.Equal(t, "job.t", ps[0].Path)
@@ -393,7 +393,7 @@ func TestExpansionBomb(t *testing.T) {
 	src := "[job.t]\nimage = \"busybox\"\nrun = \"true\"\n" +
 		"raw = { \"lxc.x\" = \"" + strings.Repeat("${a}", 200_000) + "\" }\n" +
 		"matrix = { a = [\"" + strings.Repeat("v", 240) + "\", \"b\"] }\n"
-	ps = loadTimed(t, src)
+	ps = loadTimed(t, src, 5*time.Second)
 	require.Len(t, ps, 1)
 	assert.Equal(t, LimitExpanded, ps[0].Limit)
 }
@@ -424,7 +424,7 @@ func TestProfileAmplification(t *testing.T) {
 		"one job":    prof.String() + "[job.t]\nimage=\"busybox\"\nrun=\"true\"\nprofiles=[" + strings.Repeat(`"p",`, 50_000) + "]\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			ps := loadTimed(t, src)
+			ps := loadTimed(t, src, 5*time.Second)
 			require.Len(t, ps, 1, "reported once")
 			assert.Equal(t, LimitExpanded, ps[0].Limit)
 		})
