@@ -169,8 +169,15 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 			}
 		}
 	})
+	d.imageKind(img, from != nil, m, p)
+	return img, from
+}
+
+// imageKind checks that an image is built, derived or imported, and has
+// only the keys of its kind.
+func (d *decoder) imageKind(img Image, from bool, m map[string]any, p string) {
 	kinds := 0
-	for _, set := range []bool{img.Builder != "", from != nil, m["source"] != nil} {
+	for _, set := range []bool{img.Builder != "", from, m["source"] != nil} {
 		if set {
 			kinds++
 		}
@@ -191,9 +198,8 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 	onlyFor("variant", img.Variant != "", debootstrap, "builder debootstrap")
 	onlyFor("components", len(img.Components) > 0, debootstrap, "builder debootstrap")
 	onlyFor("mirror", img.Mirror != "", debootstrap, "builder debootstrap")
-	onlyFor("packages", len(img.Packages) > 0, debootstrap || from != nil, "builder debootstrap or from")
+	onlyFor("packages", len(img.Packages) > 0, debootstrap || from, "builder debootstrap or from")
 	imported := m["source"] != nil
 	onlyFor("hooks", len(img.Hooks) > 0, !imported, "built or derived images, not imported ones")
 	onlyFor("files", len(img.Files) > 0, !imported, "built or derived images, not imported ones")
-	return img, from
 }
