@@ -32,6 +32,20 @@
 // /run/stint/net or $STINT_NET_STATE (OpenDir takes a directory). A lease
 // records its root, and a root's gc releases only its own (Manager.Owns).
 //
+// # A corrupt state
+//
+// One garbled state.json must not fail every job on the host. The store
+// meets a state it cannot trust (torn, garbled, or of the wrong shape) as a
+// *CorruptStateError in one place, under its exclusive lock: it rebuilds
+// the state from the kernel and the files beside it (the bridges marked as
+// stint's whose hosts file is in the state directory, the nftables rules'
+// comments and forwards, the veths on those bridges and, through each
+// veth's peer, the address and the LXC monitor of the container behind
+// it), keeps the bad file as state.json.corrupt-<UTC time>, saves the
+// rebuilt state and writes a warning (SetWarnings; os.Stderr by default).
+// An address whose container cannot be named for sure is reserved (see
+// Reservation) rather than handed out twice.
+//
 // # What is on the host
 //
 //   - a bridge per network (default stint0, 10.88.0.0/24; the next free /24 of

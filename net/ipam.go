@@ -76,7 +76,15 @@ func allocate(st *State, b *Bridge, container, fixed string) (netip.Addr, error)
 			continue
 		}
 		if a, err := netip.ParseAddr(l.IPv4); err == nil {
-			taken[a] = l.Container
+			taken[a] = "container " + l.Container
+		}
+	}
+	for _, r := range st.Reserved {
+		if r.Bridge != b.Name || r.IPv4 == "" || r.of(container) {
+			continue
+		}
+		if a, err := netip.ParseAddr(r.IPv4); err == nil {
+			taken[a] = r.String()
 		}
 	}
 	size := uint32(1) << (32 - subnet.Bits())
@@ -98,7 +106,7 @@ func allocate(st *State, b *Bridge, container, fixed string) (netip.Addr, error)
 			return netip.Addr{}, fmt.Errorf("ipv4 %s is reserved on bridge %s (network, gateway or broadcast address): %w", a, b.Name, ErrBadRequest)
 		}
 		if owner, ok := taken[a]; ok {
-			return netip.Addr{}, fmt.Errorf("%s is taken by container %s: %w", a, owner, ErrAddressInUse)
+			return netip.Addr{}, fmt.Errorf("%s is taken by %s: %w", a, owner, ErrAddressInUse)
 		}
 		return a, nil
 	}

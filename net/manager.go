@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 
@@ -214,6 +215,11 @@ func (m *Manager) attachBridge(st *State, req Request) (*Lease, error) {
 		}
 		delete(st.Leases, req.Container)
 	}
+	if fixed == "" {
+		// A container whose lease was lost with a corrupt state gets
+		// the address it was seen with.
+		fixed = reservedAddress(st, req.Container, b.Name)
+	}
 	addr, err := allocate(st, b, req.Container, fixed)
 	if err != nil {
 		return nil, fmt.Errorf("container %s on bridge %s: %w", req.Container, b.Name, err)
@@ -253,6 +259,7 @@ func (m *Manager) attachBridge(st *State, req Request) (*Lease, error) {
 		}
 	}
 	st.Leases[l.Container] = l
+	dropReservations(st, l.Container)
 	if err := m.writeFiles(st, b); err != nil {
 		delete(st.Leases, l.Container)
 		return nil, errors.Join(err, fw.deleteTagged(portTag(l.Container)))
@@ -368,10 +375,11 @@ func (m *Manager) Release(ctx context.Context, container string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := st.Leases[container]; !ok {
+	if _, ok := st.Leases[container]; !ok && !slices.ContainsFunc(st.Reserved, func(r *Reservation) bool { return r.of(container) }) {
 		return nil
 	}
 	return m.st.update(func(st *State) error {
+		dropReservations(st, container)
 		l, ok := st.Leases[container]
 		if !ok {
 			return nil
@@ -411,6 +419,9 @@ func (m *Manager) Prune(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := dropGoneReservations(st); err != nil {
+			return err
+		}
 		// Orphans of a crash between kernel changes and the state save.
 		if err := m.pruneOrphans(st, fw); err != nil {
 			return err
@@ -418,6 +429,9 @@ func (m *Manager) Prune(ctx context.Context) error {
 		used := map[string]bool{}
 		for _, l := range st.Leases {
 			used[l.Bridge] = true
+		}
+		for _, r := range st.Reserved {
+			used[r.Bridge] = true
 		}
 		for name := range st.Bridges {
 			if used[name] {
@@ -463,6 +477,9 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 	veths := map[string]bool{}
 	for c := range st.Leases {
 		veths[VethName(c)] = true
+	}
+	for _, r := range st.Reserved {
+		veths[r.HostVeth] = true
 	}
 	links, err := netlink.LinkList()
 	if err != nil {
