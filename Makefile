@@ -43,6 +43,13 @@ lint:
 bench: deps build
 	./bench/run.sh
 
+# N jobs hit by kill -9/SIGINT/SIGHUP/SIGTERM at random moments, then gc and a
+# leftover count (scripts/soak.sh; docs/running.md has the figure). Root; not
+# in CI. SOAK_JOBS=200 by default.
+.PHONY: soak
+soak: build
+	./scripts/soak.sh $(SOAK_JOBS)
+
 # Build stint and the busybox image, run testdata/demo's job, show its artifacts.
 DEMO_ROOT ?= /var/lib/stint
 demo: deps build
