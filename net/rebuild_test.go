@@ -243,3 +243,42 @@ func leaseFacts(l *Lease) Lease {
 		IPv4: l.IPv4, Gateway: l.Gateway, PrefixLen: l.PrefixLen, HostVeth: l.HostVeth, Ports: l.Ports,
 		Hosts: l.Hosts, ResolvConf: l.ResolvConf}
 }
+
+// TestCorruptStateLeavesOtherStates: two state directories share the
+// kernel (tests, a second STINT_NET_STATE). Rebuilding one's corrupt state
+// adopts only its own bridges (those with its hosts file) and their
+// containers, never the other's.
+func TestCorruptStateLeavesOtherStates(t *testing.T) {
+	host := freshNetns(t)
+	guardRange(t)
+	ctx := t.Context()
+	mine, other := t.TempDir(), t.TempDir()
+	a, b := openManagerAt(t, mine), openManagerAt(t, other)
+	la, err := a.Attach(ctx, Request{Container: "ca", Mode: ModeBridge, Bridge: "stmine"})
+	require.NoError(t, err)
+	lb, err := b.Attach(ctx, Request{Container: "cb", Mode: ModeBridge, Bridge: "stother", Ports: []Port{{HostPort: 7070, ContainerPort: 70}}})
+	require.NoError(t, err)
+	plug(t, la, newPeerNetns(t, host))
+	plug(t, lb, newPeerNetns(t, host))
+
+	garble(t, mine)
+	a2 := openManagerAt(t, mine)
+	var warn bytes.Buffer
+	a2.SetWarnings(&warn)
+	st, err := a2.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"stmine"}, sortedKeys(st.Bridges))
+	assertLeases(t, st, la)
+	assert.Empty(t, st.Reserved)
+	assert.Contains(t, warn.String(), "bridge stother is stint's but has no hosts file in "+mine)
+
+	// The other state is untouched, and so is its container.
+	stb, err := b.List(ctx)
+	require.NoError(t, err)
+	assertLeases(t, stb, lb)
+	require.NoError(t, a2.Release(ctx, "ca"))
+	require.NoError(t, a2.Prune(ctx))
+	assert.Contains(t, nftList(t), "dnat to "+lb.IPv4+":70", "the other state's forward went with the rebuilt one's prune")
+	_, err = netlink.LinkByName(lb.HostVeth)
+	assert.NoError(t, err, "the other state's veth went with the rebuilt one's prune")
+}

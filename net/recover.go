@@ -79,7 +79,7 @@ func reservedAddress(st *State, container, bridge string) string {
 }
 
 // SetWarnings sends the Manager's warnings (a corrupt state moved aside and
-// rebuilt) to w instead of os.Stderr.
+// rebuilt) to w instead of os.Stderr. Call it before the Manager is used.
 func (m *Manager) SetWarnings(w io.Writer) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
