@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 
@@ -375,7 +374,7 @@ func (m *Manager) Release(ctx context.Context, container string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := st.Leases[container]; !ok && !slices.ContainsFunc(st.Reserved, func(r *Reservation) bool { return r.of(container) }) {
+	if _, ok := st.Leases[container]; !ok && !hasReservation(st, container) {
 		return nil
 	}
 	return m.st.update(func(st *State) error {

@@ -67,6 +67,11 @@ func dropReservations(st *State, container string) []*Reservation {
 	return gone
 }
 
+// hasReservation reports whether an address may be reserved for container.
+func hasReservation(st *State, container string) bool {
+	return slices.ContainsFunc(st.Reserved, func(r *Reservation) bool { return r.of(container) })
+}
+
 // reservedAddress is the address reserved for container on bridge, if any:
 // a stopped container attached again gets the address it had.
 func reservedAddress(st *State, container, bridge string) string {
