@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make soak`: N stint jobs, bridged and not, each hit at a random moment by
 # kill -9, SIGINT, SIGHUP, SIGTERM or nothing; then `stint gc` and a count of
-# what is left: containers, state records, mounts, loop devices, veths, nft
-# rules, network leases, LXC cgroups, processes. Exits 1 and lists each
-# leftover when anything is left. Not in CI: root, real LXC, minutes.
+# what is left: containers, state records, clone volumes, mounts, loop
+# devices, veths, nft rules, network leases, LXC cgroups, processes. Exits 1
+# and lists each leftover when anything is left. Not in CI: root, real LXC.
 #
 # It touches only what it makes: a throwaway --root under /tmp, its own
 # network state ($STINT_NET_STATE), its own bridge, and containers whose
@@ -212,6 +212,8 @@ mapfile -t a < <(lxc-ls -P "$ROOT/containers" -1 2>/dev/null | lines)
 report "containers (lxc-ls -P $ROOT/containers)" "${a[@]}"
 mapfile -t a < <(ls "$ROOT/state" 2>/dev/null | grep '\.json$' | lines)
 report "state records ($ROOT/state)" "${a[@]}"
+mapfile -t a < <(find "$ROOT/storage" -maxdepth 3 -path "*/volumes/*" -name "stint-sk$ID-*" 2>/dev/null | lines)
+report "clone volumes under $ROOT/storage" "${a[@]}"
 # Golden volumes and the btrfs pool stay mounted on purpose (reused).
 mapfile -t a < <(awk -v r="$ROOT/" 'index($5, r) == 1 {print $5}' /proc/self/mountinfo |
   grep -v -e '/storage/volumes/golden-' -e "^$ROOT/storage/btrfs\$" | lines)
