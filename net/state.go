@@ -153,8 +153,11 @@ func (st *State) check() error {
 		if b == nil {
 			return fmt.Errorf("bridge %q: empty entry", name)
 		}
-		if b.Name != name || !bridgeNameRE.MatchString(name) {
+		if b.Name != name {
 			return fmt.Errorf("bridge %q: entry names bridge %q", name, b.Name)
+		}
+		if !bridgeNameRE.MatchString(name) {
+			return fmt.Errorf("bridge %q: not a bridge name", name)
 		}
 		p, err := netip.ParsePrefix(b.Subnet)
 		if err != nil || !p.Addr().Is4() {
