@@ -159,18 +159,27 @@ func containerOf(pid int) (procName, bool) {
 	if err != nil {
 		return procName{}, false
 	}
-	for _, line := range strings.Split(string(cg), "\n") {
+	if name := payloadName(cg); name != "" {
+		return procName{name: name}, true
+	}
+	return procName{}, false
+}
+
+// payloadName is the container named by an lxc.payload.<name> cgroup in a
+// /proc/<pid>/cgroup file ("" when there is none).
+func payloadName(cgroupFile []byte) string {
+	for _, line := range strings.Split(string(cgroupFile), "\n") {
 		_, path, ok := strings.Cut(line, ":/") // id:controllers:/path
 		if !ok {
 			continue
 		}
 		for _, part := range strings.Split(path, "/") {
 			if name, ok := strings.CutPrefix(part, "lxc.payload."); ok && name != "" {
-				return procName{name: name}, true
+				return name
 			}
 		}
 	}
-	return procName{}, false
+	return ""
 }
 
 // parentOf reads pid's parent from /proc/<pid>/stat (after the command's
