@@ -13,7 +13,7 @@
 //	lease, err := m.Attach(ctx, req)       // before the container starts:
 //	                                       // bridge ensured, address allocated,
 //	                                       // hosts entry and port forwards added
-//	// apply lease.LXC (lxc.net.0.* and lxc.mount.entry keys), start the container
+//	// hand the lease to the runtime (a bridge attachment), start the container
 //	err = m.Started(ctx, lease, initPID)   // after start: checks the veth is on the bridge
 //	...
 //	err = m.Release(ctx, lease.Container)  // on every teardown path; idempotent

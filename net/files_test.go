@@ -117,7 +117,7 @@ func TestNormalize(t *testing.T) {
 func TestLeaseJSONRoundTrip(t *testing.T) {
 	l := &Lease{Container: "c", Mode: ModeBridge, Bridge: "stint0", IPv4: "10.88.0.130", Gateway: "10.88.0.1", PrefixLen: 24,
 		HostVeth: VethName("c"), Ports: []Port{{HostPort: 8080, ContainerPort: 80, Proto: "tcp"}},
-		LXC: [][2]string{{"lxc.net.0.type", "veth"}}}
+	}
 	b, err := json.Marshal(l)
 	require.NoError(t, err)
 	var back Lease
@@ -130,20 +130,10 @@ func TestModesNeedNoRoot(t *testing.T) {
 	require.NoError(t, err)
 	l, err := m.Attach(t.Context(), Request{Container: "c"})
 	require.NoError(t, err)
-	assert.Equal(t, [][2]string{{"lxc.net.0.type", "empty"}}, l.LXC)
+	assert.Equal(t, &Lease{Container: "c", Mode: ModeNone}, l)
 	l, err = m.Attach(t.Context(), Request{Container: "c", Mode: ModeHost})
 	require.NoError(t, err)
-	assert.Equal(t, "none", l.LXC[0][1])
-	assert.Equal(t, "/etc/resolv.conf etc/resolv.conf none bind,ro,create=file 0 0", l.LXC[1][1])
+	assert.Equal(t, ModeHost, l.Mode)
+	assert.Equal(t, "/etc/resolv.conf", l.ResolvConf)
 	require.NoError(t, m.Release(t.Context(), "c"), "release of a container without a lease")
-}
-
-func TestNetKeys(t *testing.T) {
-	l := &Lease{LXC: [][2]string{
-		{"lxc.net.0.type", "veth"},
-		{"lxc.net.0.link", "stint0"},
-		{"lxc.mount.entry", "/a etc/hosts none bind,ro,create=file 0 0"},
-		{"lxc.mount.entry", "/b etc/resolv.conf none bind,ro,create=file 0 0"},
-	}}
-	assert.Equal(t, map[string]string{"lxc.net.0.type": "veth", "lxc.net.0.link": "stint0"}, l.NetKeys())
 }

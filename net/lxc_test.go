@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,7 +52,7 @@ func startContainer(t *testing.T, lxcpath, name string, l *Lease, init string) {
 		"lxc.autodev = 1",
 		"lxc.init.cmd = " + init,
 	}
-	for _, kv := range l.LXC {
+	for _, kv := range lxcKeys(l) {
 		cfg = append(cfg, kv[0]+" = "+kv[1])
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config"), []byte(strings.Join(cfg, "\n")+"\n"), 0o644))
@@ -67,6 +68,30 @@ func startContainer(t *testing.T, lxcpath, name string, l *Lease, init string) {
 	}
 	out, err := lxc(t, "lxc-wait", "-P", lxcpath, "-n", name, "-s", "RUNNING", "-t", "10")
 	require.NoError(t, err, out)
+}
+
+// lxcKeys renders a lease as LXC config keys, as runner/lxcrt does from
+// the runner's typed bridge attachment (the net package itself knows no
+// runtime's keys).
+func lxcKeys(l *Lease) [][2]string {
+	switch l.Mode {
+	case ModeNone:
+		return [][2]string{{"lxc.net.0.type", "empty"}}
+	case ModeHost:
+		return [][2]string{{"lxc.net.0.type", "none"}}
+	}
+	p := netip.PrefixFrom(netip.MustParseAddr(l.IPv4), l.PrefixLen)
+	return [][2]string{
+		{"lxc.net.0.type", "veth"},
+		{"lxc.net.0.link", l.Bridge},
+		{"lxc.net.0.flags", "up"},
+		{"lxc.net.0.name", "eth0"},
+		{"lxc.net.0.veth.pair", l.HostVeth},
+		{"lxc.net.0.ipv4.address", fmt.Sprintf("%s %s", p, broadcast(p))},
+		{"lxc.net.0.ipv4.gateway", l.Gateway},
+		{"lxc.mount.entry", l.Hosts + " etc/hosts none bind,ro,create=file 0 0"},
+		{"lxc.mount.entry", l.ResolvConf + " etc/resolv.conf none bind,ro,create=file 0 0"},
+	}
 }
 
 // TestLXCContainersByName: two real LXC containers on a stint bridge ping

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -54,8 +53,9 @@ type Request struct {
 	Ports []Port
 }
 
-// Lease is a container's network as attached: what the runner applies to the
-// LXC config, and keeps in its crash journal. It is JSON-serialisable.
+// Lease is a container's network as attached: what the runner hands the
+// container runtime (as a typed attachment each runtime renders its own
+// way), and keeps in its crash journal. It is JSON-serialisable.
 type Lease struct {
 	Container string `json:"container"`
 	// Root is the stint root that attached it (see Manager.Owns).
@@ -69,13 +69,10 @@ type Lease struct {
 	// HostVeth is the host side of the container's veth (VethName).
 	HostVeth string `json:"host_veth,omitempty"`
 	Ports    []Port `json:"ports,omitempty"`
-	// Hosts and ResolvConf are host files that LXC binds read-only at
-	// /etc/hosts and /etc/resolv.conf (already in LXC as mount entries).
+	// Hosts and ResolvConf are host files the runtime binds read-only at
+	// /etc/hosts and /etc/resolv.conf.
 	Hosts      string `json:"hosts,omitempty"`
 	ResolvConf string `json:"resolv_conf,omitempty"`
-	// LXC are the config keys to set, in order, before the container
-	// starts: lxc.net.0.* and lxc.mount.entry (a key may repeat).
-	LXC [][2]string `json:"lxc"`
 }
 
 // Manager attaches containers to networks and releases them. It is safe for
@@ -163,14 +160,11 @@ func (m *Manager) Attach(ctx context.Context, req Request) (*Lease, error) {
 	switch req.Mode {
 	case ModeNone:
 		// An empty network: the container has only its loopback.
-		return &Lease{Container: req.Container, Mode: ModeNone, LXC: [][2]string{{"lxc.net.0.type", "empty"}}}, nil
+		return &Lease{Container: req.Container, Mode: ModeNone}, nil
 	case ModeHost:
 		// No network of its own: the container shares the host's namespace
 		// (and the host's resolver configuration).
-		return &Lease{Container: req.Container, Mode: ModeHost, ResolvConf: "/etc/resolv.conf", LXC: [][2]string{
-			{"lxc.net.0.type", "none"},
-			{"lxc.mount.entry", mountEntry("/etc/resolv.conf", "etc/resolv.conf")},
-		}}, nil
+		return &Lease{Container: req.Container, Mode: ModeHost, ResolvConf: "/etc/resolv.conf"}, nil
 	}
 
 	m.mu.Lock()
@@ -238,19 +232,6 @@ func (m *Manager) attachBridge(st *State, req Request) (*Lease, error) {
 		Hosts:      m.hostsPath(b.Name),
 		ResolvConf: m.resolvPath(b.Name),
 	}
-	l.LXC = [][2]string{
-		{"lxc.net.0.type", "veth"},
-		{"lxc.net.0.link", b.Name},
-		{"lxc.net.0.flags", "up"},
-		{"lxc.net.0.name", "eth0"},
-		{"lxc.net.0.veth.pair", l.HostVeth},
-		// "addr/prefix broadcast": given only addr/prefix, LXC sets
-		// the broadcast address to 0.0.0.255.
-		{"lxc.net.0.ipv4.address", fmt.Sprintf("%s/%d %s", l.IPv4, l.PrefixLen, broadcast(subnet))},
-		{"lxc.net.0.ipv4.gateway", l.Gateway},
-		{"lxc.mount.entry", mountEntry(l.Hosts, "etc/hosts")},
-		{"lxc.mount.entry", mountEntry(l.ResolvConf, "etc/resolv.conf")},
-	}
 	if len(l.Ports) > 0 {
 		if err := fw.addPortRules(l.Container, addr, l.Ports); err != nil {
 			// Roll back what part of the batch made it.
@@ -310,12 +291,6 @@ func portConflicts(st *State, req Request) error {
 		}
 	}
 	return nil
-}
-
-// mountEntry is an lxc.mount.entry binding host file src read-only at dst
-// (relative to the container's root); spaces are escaped as fstab wants.
-func mountEntry(src, dst string) string {
-	return strings.ReplaceAll(src, " ", `\040`) + " " + dst + " none bind,ro,create=file 0 0"
 }
 
 func (m *Manager) hostsPath(bridge string) string { return filepath.Join(m.dir, bridge, "hosts") }
@@ -527,17 +502,3 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 }
 
 var vethRE = regexp.MustCompile(`^vst[0-9a-f]{12}$`)
-
-// NetKeys returns the lease's lxc.net.* keys as a map, for callers that take
-// the network's keys as a map and bind Hosts and ResolvConf themselves (at
-// /etc/hosts and /etc/resolv.conf, read-only): the lxc.mount.entry pairs of
-// LXC repeat a key and do not fit a map.
-func (l *Lease) NetKeys() map[string]string {
-	out := map[string]string{}
-	for _, kv := range l.LXC {
-		if strings.HasPrefix(kv[0], "lxc.net.") {
-			out[kv[0]] = kv[1]
-		}
-	}
-	return out
-}

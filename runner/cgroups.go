@@ -7,24 +7,14 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 )
-
-// CgroupCleaner is a Runtime that can remove the empty cgroups its
-// containers leave behind (LXC's after a failed start or a kill -9).
-// Teardown and GC use it when the Runtime has it.
-type CgroupCleaner interface {
-	// CgroupNames returns the container names that have cgroups left.
-	CgroupNames() ([]string, error)
-	// RemoveCgroups removes container name's empty cgroups; a cgroup with
-	// processes stays, and the error wraps unix.EBUSY.
-	RemoveCgroups(name string) error
-}
 
 // removeCgroups removes the empty cgroups of container name. A cgroup
 // still busy is left to the next gc's sweep, not an error of teardown.
 func (r *Runner) removeCgroups(name string) error {
-	cc, ok := r.Runtime.(CgroupCleaner)
+	cc, ok := r.Runtime.(container.CgroupCleaner)
 	if !ok {
 		return nil
 	}
@@ -39,7 +29,7 @@ func (r *Runner) removeCgroups(name string) error {
 // killed before its record was made. Names with a record are their
 // teardown's; names of other programs are never touched.
 func (r *Runner) gcCgroups(_ context.Context, res *GCResult) {
-	cc, ok := r.Runtime.(CgroupCleaner)
+	cc, ok := r.Runtime.(container.CgroupCleaner)
 	if !ok {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
 )
 
@@ -33,7 +34,7 @@ func (r *Runner) phase(job, phase string, start time.Time) time.Time {
 }
 
 // withStatus fills ev's exit fields (status, signal, oom) from st.
-func withStatus(ev output.Event, st *ExitStatus) output.Event {
+func withStatus(ev output.Event, st *container.ExitStatus) output.Event {
 	if st == nil {
 		return ev
 	}

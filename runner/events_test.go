@@ -7,20 +7,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
 )
 
 func TestWithStatus(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		st   *ExitStatus
+		st   *container.ExitStatus
 		want output.Event
 	}{
 		{"no status", nil, output.Event{Type: output.EventStepFinished}},
-		{"exit 0", &ExitStatus{}, output.Event{Type: output.EventStepFinished, Status: output.Status(0)}},
-		{"exit 2", &ExitStatus{Code: 2}, output.Event{Type: output.EventStepFinished, Status: output.Status(2)}},
-		{"signal", &ExitStatus{Code: 143, Signal: syscall.SIGTERM}, output.Event{Type: output.EventStepFinished, Signal: "SIGTERM"}},
-		{"oom", &ExitStatus{Code: 137, Signal: syscall.SIGKILL, OOM: true}, output.Event{Type: output.EventStepFinished, Signal: "SIGKILL", OOM: true}},
+		{"exit 0", &container.ExitStatus{}, output.Event{Type: output.EventStepFinished, Status: output.Status(0)}},
+		{"exit 2", &container.ExitStatus{Code: 2}, output.Event{Type: output.EventStepFinished, Status: output.Status(2)}},
+		{"signal", &container.ExitStatus{Code: 143, Signal: syscall.SIGTERM}, output.Event{Type: output.EventStepFinished, Signal: "SIGTERM"}},
+		{"oom", &container.ExitStatus{Code: 137, Signal: syscall.SIGKILL, OOM: true}, output.Event{Type: output.EventStepFinished, Signal: "SIGKILL", OOM: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assert.Equal(t, tc.want, withStatus(output.Event{Type: output.EventStepFinished}, tc.st))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -18,7 +19,7 @@ var ErrTimedOut = errors.New("timed out")
 // with the caller's streams, and tears the container down afterwards, as
 // lxc-start-ephemeral did. It returns how the command ended; a timeout or a
 // cancelled ctx kills the whole container and returns an error.
-func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio ExecOptions) (st ExitStatus, err error) {
+func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions) (st container.ExitStatus, err error) {
 	if job.Name == "" {
 		job.Name = "exec"
 	}
@@ -34,7 +35,7 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio Ex
 		}()
 	}
 	if err != nil {
-		return ExitStatus{}, err
+		return container.ExitStatus{}, err
 	}
 	runCtx := ctx
 	if job.Timeout > 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/stintdev/stint/internal/idmap"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/artifact"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -51,7 +52,7 @@ type CollectFunc func(ctx context.Context, rootfs string, arts []spec.Artifact, 
 // Runner runs ephemeral jobs. Its fields are set once; RunJob and RunJobs
 // are safe for concurrent use.
 type Runner struct {
-	Runtime Runtime
+	Runtime container.Runtime
 	Storage storage.Driver
 	State   *state.Store
 	Images  ImageResolver
@@ -98,18 +99,18 @@ const (
 
 // Result is one job's summary.
 type Result struct {
-	Job       string        `json:"job"`
-	Container string        `json:"container"`
-	Outcome   string        `json:"outcome"`
-	Line      int           `json:"line,omitempty"` // 1-based index of the failing line
-	Command   string        `json:"command,omitempty"`
-	Status    *ExitStatus   `json:"status,omitempty"`
-	Error     string        `json:"error,omitempty"`
-	Duration  time.Duration `json:"duration"`            // nanoseconds in JSON
-	Artifacts string        `json:"artifacts,omitempty"` // the job's artifact directory
-	Files     []string      `json:"files,omitempty"`
-	Log       string        `json:"log,omitempty"`
-	Kept      bool          `json:"kept,omitempty"`
+	Job       string                `json:"job"`
+	Container string                `json:"container"`
+	Outcome   string                `json:"outcome"`
+	Line      int                   `json:"line,omitempty"` // 1-based index of the failing line
+	Command   string                `json:"command,omitempty"`
+	Status    *container.ExitStatus `json:"status,omitempty"`
+	Error     string                `json:"error,omitempty"`
+	Duration  time.Duration         `json:"duration"`            // nanoseconds in JSON
+	Artifacts string                `json:"artifacts,omitempty"` // the job's artifact directory
+	Files     []string              `json:"files,omitempty"`
+	Log       string                `json:"log,omitempty"`
+	Kept      bool                  `json:"kept,omitempty"`
 }
 
 // Passed reports whether the job passed.
@@ -250,7 +251,7 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		r.emit(output.Event{Type: output.EventStepStarted, Job: job.Name, Step: i + 1, Command: line})
 		stepStart := time.Now()
 		fmt.Fprintf(logw, "+ %s\n", line)
-		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, ExecOptions{
+		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, container.ExecOptions{
 			Argv: []string{"/bin/sh", "-c", line}, Env: env,
 			UID: user.UID, GID: user.GID, Groups: user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
@@ -286,11 +287,11 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	// or an abort, from the clone's rootfs.
 	if r.Collect != nil && len(job.Artifacts) > 0 {
 		root := vol.Rootfs
-		if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == StateRunning && runCtx.Err() == nil {
-			if fz, ok := r.Runtime.(Freezer); ok {
+		if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == container.StateRunning && runCtx.Err() == nil {
+			if fz, ok := r.Runtime.(container.Freezer); ok {
 				_ = fz.Freeze(ctx, res.Container)
 			}
-			if rd, ok := r.Runtime.(RootDirer); ok {
+			if rd, ok := r.Runtime.(container.RootDirer); ok {
 				if p, err := rd.RootDir(ctx, res.Container); err == nil {
 					root = p
 				}
@@ -382,12 +383,9 @@ func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*
 			return inst, fmt.Errorf("job %s: %w", job.Name, err)
 		}
 	}
-	cfg, err := r.containerConfig(job, inst.vol.Rootfs)
+	cfg, err := r.containerConfig(job, inst.vol.Rootfs, inst.lease)
 	if err != nil {
 		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	if l := inst.lease; l != nil {
-		cfg.Network.Attach = func(string) ([][2]string, error) { return l.LXC, nil }
 	}
 	inst.user, err = LookupUser(inst.vol.Rootfs, job.User)
 	if err != nil {
@@ -545,16 +543,20 @@ func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (
 }
 
 // containerConfig turns a job into a runtime Config.
-func (r *Runner) containerConfig(job spec.Job, rootfs string) (Config, error) {
-	cfg := Config{
-		Rootfs:     rootfs,
+func (r *Runner) containerConfig(job spec.Job, rootfs string, lease *stintnet.Lease) (container.Config, error) {
+	network, err := networkConfig(job.Network.Mode, lease)
+	if err != nil {
+		return container.Config{}, err
+	}
+	cfg := container.Config{
+		Root:       container.Root{Dir: rootfs},
 		Privileged: job.Privileged,
-		Limits:     Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
-		Network:    NetConfig{Mode: job.Network.Mode},
+		Limits:     container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
+		Network:    network,
 		Raw:        job.Raw,
 	}
 	if !job.Privileged {
-		cfg.IDMap = &IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
+		cfg.IDMap = &container.IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
 	}
 	mounts := append([]spec.Mount(nil), job.Mounts...)
 	// Parents before children, so /a is mounted before /a/b.
@@ -564,17 +566,17 @@ func (r *Runner) containerConfig(job spec.Job, rootfs string) (Config, error) {
 	for _, m := range mounts {
 		switch m.Type {
 		case spec.MountBind, "":
-			cfg.Mounts = append(cfg.Mounts, Mount{Type: "bind", Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: m.Source, Target: m.Target, Readonly: m.Readonly})
 		case spec.MountTmpfs:
-			cfg.Mounts = append(cfg.Mounts, Mount{Type: "tmpfs", Target: m.Target, Size: m.Size, Readonly: m.Readonly})
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
 		case spec.MountCache:
 			dir, err := r.cacheVolume(m.Name, job.Privileged)
 			if err != nil {
-				return Config{}, err
+				return container.Config{}, err
 			}
-			cfg.Mounts = append(cfg.Mounts, Mount{Type: "bind", Source: dir, Target: m.Target, Readonly: m.Readonly})
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: dir, Target: m.Target, Readonly: m.Readonly})
 		default:
-			return Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
+			return container.Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
 		}
 	}
 	return cfg, nil

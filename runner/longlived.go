@@ -8,6 +8,7 @@ import (
 	"maps"
 
 	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -40,12 +41,12 @@ func (r *Runner) CloneImage(ctx context.Context, images ImageResolver, ref strin
 // ContainerConfig is the runtime Config of long-lived container c on rootfs:
 // mounts (cache volumes included), limits, network, raw keys and id map, as
 // a job with the same keys would get. Raw is a copy the caller may extend.
-func (r *Runner) ContainerConfig(c spec.Container, rootfs string) (Config, error) {
+func (r *Runner) ContainerConfig(c spec.Container, rootfs string, lease *stintnet.Lease) (container.Config, error) {
 	job := spec.Job{Name: c.Name, Mounts: c.Mounts, Limits: c.Limits, Network: c.Network,
 		Raw: maps.Clone(c.Raw), Privileged: c.Privileged}
-	cfg, err := r.containerConfig(job, rootfs)
+	cfg, err := r.containerConfig(job, rootfs, lease)
 	if err != nil {
-		return Config{}, fmt.Errorf("container %s: %w", c.Name, err)
+		return container.Config{}, fmt.Errorf("container %s: %w", c.Name, err)
 	}
 	if cfg.Raw == nil {
 		cfg.Raw = map[string]string{}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/rootfs"
+	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -51,7 +53,7 @@ type HookError struct {
 	Image  string
 	Hook   string
 	Index  int // 1-based
-	Status ExitStatus
+	Status container.ExitStatus
 }
 
 func (e *HookError) Error() string {
@@ -123,7 +125,7 @@ func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg I
 	// A runner of its own whose resolver returns the base resolved here:
 	// r.Images may be another resolver, or one holding this recipe's lock.
 	br := &Runner{Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: fixedImage{baseImg}, IDMap: r.IDMap, LogDir: r.LogDir, Net: r.Net}
-	job := spec.Job{Name: "image-" + rec.Name, Base: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: NetHost}}
+	job := spec.Job{Name: "image-" + rec.Name, Base: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: stintnet.ModeHost}}
 	name := ContainerName(job.Name)
 	inst, err := br.launch(ctx, job, name, state.KindJob)
 	if inst.h != nil {
@@ -204,9 +206,9 @@ type recipeBuild struct {
 }
 
 // exec runs argv as the container's root; a failure names what.
-func (b *recipeBuild) exec(what string, argv ...string) (ExitStatus, error) {
+func (b *recipeBuild) exec(what string, argv ...string) (container.ExitStatus, error) {
 	fmt.Fprintf(b.out, "+ %s\n", what)
-	st, err := b.r.Runtime.Exec(context.Background(), b.name, ExecOptions{Argv: argv, Env: b.env, Cwd: "/", Stdout: b.out, Stderr: b.out})
+	st, err := b.r.Runtime.Exec(context.Background(), b.name, container.ExecOptions{Argv: argv, Env: b.env, Cwd: "/", Stdout: b.out, Stderr: b.out})
 	if err != nil {
 		return st, fmt.Errorf("image %s: %s: %w", b.rec.Name, what, err)
 	}

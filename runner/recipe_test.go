@@ -20,17 +20,18 @@ import (
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/spec"
 )
 
 // countingRuntime is the real runtime, counting the containers it creates:
 // a cache hit must create none.
 type countingRuntime struct {
-	runner.Runtime
+	container.Runtime
 	creates atomic.Int32
 }
 
-func (c *countingRuntime) Create(ctx context.Context, name string, cfg runner.Config) error {
+func (c *countingRuntime) Create(ctx context.Context, name string, cfg container.Config) error {
 	c.creates.Add(1)
 	return c.Runtime.Create(ctx, name, cfg)
 }

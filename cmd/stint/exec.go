@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -93,14 +94,14 @@ func (c *ExecCmd) Run(g *Globals) error {
 	// With a terminal, the command gets a terminal of its own (see
 	// exec_pty.go); without, our streams, but never a terminal of ours:
 	// `stint exec IMG -- cmd > log` from a shell still has one on stdin.
-	var opts runner.ExecOptions
+	var opts container.ExecOptions
 	if !tty {
 		stdin, stdout, stderr, unshield, err := shieldTerminals(os.Stdin, os.Stdout, os.Stderr)
 		if err != nil {
 			return withCode(ExitHost, err)
 		}
 		defer unshield()
-		opts = runner.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr}
+		opts = container.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	}
 	var pty *execPty
 	if tty {
@@ -108,7 +109,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 			return withCode(ExitHost, err)
 		}
 		defer pty.Close()
-		opts = runner.ExecOptions{Stdin: pty.slave, Stdout: pty.slave, Stderr: pty.slave, TTY: true}
+		opts = container.ExecOptions{Stdin: pty.slave, Stdout: pty.slave, Stderr: pty.slave, TTY: true}
 	}
 	st, err := env.runner.Exec(ctx, job, argv, opts)
 	if pty != nil {

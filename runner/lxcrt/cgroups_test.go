@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // TestFailedStartLeavesNoCgroups: a start that fails (its bind source
@@ -25,8 +25,8 @@ func TestFailedStartLeavesNoCgroups(t *testing.T) {
 		name := fmt.Sprintf("stint-cgfail-%d-%d", os.Getpid(), i)
 		src := filepath.Join(t.TempDir(), "src")
 		require.NoError(t, os.Mkdir(src, 0o755))
-		cfg := runner.Config{Rootfs: f.rootfs, IDMap: f.idmap, Privileged: f.idmap == nil,
-			Mounts: []runner.Mount{{Type: "bind", Source: src, Target: "/src"}}}
+		cfg := container.Config{Root: container.Root{Dir: f.rootfs}, IDMap: f.idmap, Privileged: f.idmap == nil,
+			Mounts: []container.Mount{{Type: "bind", Source: src, Target: "/src"}}}
 		require.NoError(t, f.rt.Create(ctx, name, cfg))
 		require.NoError(t, os.Remove(src))
 		err := f.rt.Start(ctx, name)

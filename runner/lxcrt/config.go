@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // Where the minimal PID 1 lives inside a container. Why not the image's init:
@@ -63,11 +63,12 @@ func ProbeHost() Host {
 // kv is one LXC config line.
 type kv struct{ k, v string }
 
-// Render turns a runner.Config into LXC config lines for container name.
+// Render turns a container.Config into LXC config lines for container name.
 // It is pure, so it is tested without root.
-func Render(name string, cfg runner.Config, host Host) ([]string, error) {
-	if cfg.Rootfs == "" || !filepath.IsAbs(cfg.Rootfs) {
-		return nil, fmt.Errorf("container %s: rootfs %q is not an absolute path", name, cfg.Rootfs)
+func Render(name string, cfg container.Config, host Host) ([]string, error) {
+	rootfs := cfg.Root.Dir
+	if rootfs == "" || !filepath.IsAbs(rootfs) {
+		return nil, fmt.Errorf("container %s: rootfs %q is not an absolute path", name, rootfs)
 	}
 	var out []kv
 	add := func(k, v string) { out = append(out, kv{k, v}) }
@@ -76,13 +77,13 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 		hostname = name
 	}
 	add("lxc.uts.name", hostname)
-	add("lxc.rootfs.path", "dir:"+cfg.Rootfs)
+	add("lxc.rootfs.path", "dir:"+rootfs)
 	add("lxc.arch", "linux64")
 	// A container for jobs: its own mounts of /proc and /sys, a minimal /dev.
 	// The kernel lets only the owner of a network namespace mount sysfs; an
 	// unprivileged container sharing the host's namespace gets the host's
 	// /sys bound read-only instead.
-	if cfg.Network.Mode == runner.NetHost && !cfg.Privileged {
+	if cfg.Network.Kind() == container.NetworkHost && !cfg.Privileged {
 		add("lxc.mount.auto", "proc:mixed cgroup:mixed")
 		add("lxc.mount.entry", "/sys sys none rbind,ro,create=dir 0 0")
 	} else {
@@ -91,7 +92,12 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 	add("lxc.autodev", "1")
 	add("lxc.pty.max", "16")
 	add("lxc.tty.max", "0")
-	add("lxc.console.path", "none")
+	if cfg.Init.ConsoleLog == "" {
+		add("lxc.console.path", "none")
+	} else {
+		// LXC's own pty console, whose output the monitor writes to the log.
+		add("lxc.console.logfile", cfg.Init.ConsoleLog)
+	}
 	add("lxc.cap.drop", "sys_module mac_admin mac_override sys_time")
 	if cfg.LogFile != "" {
 		add("lxc.log.file", cfg.LogFile)
@@ -128,10 +134,13 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", cfg.IDMap.HostGID, cfg.IDMap.Size))
 	}
 
-	// PID 1: init.lxc reaping orphans, running busybox sleep until Stop.
 	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostInit, strings.TrimPrefix(initPath, "/")))
 	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostBusybox, strings.TrimPrefix(busyboxPath, "/")))
-	add("lxc.init.cmd", initPath+" --name "+name+" --quiet -- "+busyboxPath+" sleep infinity")
+	initLines, err := renderInit(hostname, cfg.Init)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, initLines...)
 
 	for _, m := range cfg.Mounts {
 		line, err := mountEntry(m)
@@ -165,27 +174,11 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 		}
 	}
 
-	switch cfg.Network.Mode {
-	case "", runner.NetNone:
-		add("lxc.net.0.type", "empty") // a network namespace with loopback only
-	case runner.NetHost:
-		add("lxc.net.0.type", "none") // the host's network namespace
-	default:
-		if cfg.Network.Attach == nil {
-			return nil, fmt.Errorf("container %s: network mode %q is not supported yet", name, cfg.Network.Mode)
-		}
-		extra, err := cfg.Network.Attach(name)
-		if err != nil {
-			return nil, fmt.Errorf("container %s: attach network %s: %w", name, cfg.Network.Mode, err)
-		}
-		// In order: LXC wants lxc.net.N.type before the other keys of N.
-		for _, kv := range extra {
-			if !strings.HasPrefix(kv[0], "lxc.") {
-				return nil, fmt.Errorf("container %s: network key %q is not an LXC key", name, kv[0])
-			}
-			add(kv[0], kv[1])
-		}
+	netLines, err := renderNetwork(name, cfg.Network)
+	if err != nil {
+		return nil, err
 	}
+	out = append(out, netLines...)
 
 	// Raw keys last, so they win over everything above.
 	for _, k := range sortedKeys(cfg.Raw) {
@@ -205,7 +198,7 @@ func Render(name string, cfg runner.Config, host Host) ([]string, error) {
 	return lines, nil
 }
 
-func mountEntry(m runner.Mount) (string, error) {
+func mountEntry(m container.Mount) (string, error) {
 	if !filepath.IsAbs(m.Target) || m.Target == "/" {
 		return "", fmt.Errorf("mount target %q is not an absolute path below /", m.Target)
 	}
@@ -213,8 +206,8 @@ func mountEntry(m runner.Mount) (string, error) {
 	// An entry is an fstab line: white space inside a path is written
 	// octal-escaped, and LXC (getmntent) reads it back.
 	target = fstabEscaper.Replace(target)
-	switch m.Type {
-	case "bind", "":
+	switch m.Kind() {
+	case container.MountBind:
 		fi, err := os.Stat(m.Source)
 		if err != nil {
 			return "", fmt.Errorf("bind mount %s: %w", m.Target, err)
@@ -228,7 +221,7 @@ func mountEntry(m runner.Mount) (string, error) {
 			opts = "bind,ro," + create
 		}
 		return fmt.Sprintf("%s %s none %s 0 0", fstabEscaper.Replace(m.Source), target, opts), nil
-	case "tmpfs":
+	case container.MountTmpfs:
 		opts := "create=dir,mode=1777"
 		if m.Size > 0 {
 			opts += fmt.Sprintf(",size=%d", m.Size)
@@ -238,7 +231,7 @@ func mountEntry(m runner.Mount) (string, error) {
 		}
 		return fmt.Sprintf("tmpfs %s tmpfs %s 0 0", target, opts), nil
 	default:
-		return "", fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
+		return "", fmt.Errorf("mount %s: type %q: %w", m.Target, m.Type, container.ErrUnsupported)
 	}
 }
 
@@ -252,4 +245,46 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// renderNetwork renders the container's network attachment.
+func renderNetwork(name string, n container.Network) ([]kv, error) {
+	switch n.Kind() {
+	case container.NetworkNone:
+		return []kv{{"lxc.net.0.type", "empty"}}, nil // a network namespace with loopback only
+	case container.NetworkHost:
+		return []kv{{"lxc.net.0.type", "none"}}, nil // the host's network namespace
+	case container.NetworkBridge:
+	default:
+		return nil, fmt.Errorf("container %s: network mode %q: %w", name, n.Mode, container.ErrUnsupported)
+	}
+	b := n.Bridge
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("container %s: %w", name, err)
+	}
+	// In order: LXC wants lxc.net.N.type before the other keys of N.
+	out := []kv{
+		{"lxc.net.0.type", "veth"},
+		{"lxc.net.0.link", b.Bridge},
+		{"lxc.net.0.flags", "up"},
+		{"lxc.net.0.name", b.IfName()},
+	}
+	if b.HostVeth != "" {
+		out = append(out, kv{"lxc.net.0.veth.pair", b.HostVeth})
+	}
+	if b.MAC != "" {
+		out = append(out, kv{"lxc.net.0.hwaddr", b.MAC})
+	}
+	// "addr/prefix broadcast": given only addr/prefix, LXC sets the
+	// broadcast address to 0.0.0.255.
+	out = append(out, kv{"lxc.net.0.ipv4.address", fmt.Sprintf("%s %s", b.Address, b.Broadcast())})
+	if b.Gateway.IsValid() {
+		out = append(out, kv{"lxc.net.0.ipv4.gateway", b.Gateway.String()})
+	}
+	for _, f := range [][2]string{{b.HostsFile, "etc/hosts"}, {b.ResolvConf, "etc/resolv.conf"}} {
+		if f[0] != "" {
+			out = append(out, kv{"lxc.mount.entry", fstabEscaper.Replace(f[0]) + " " + f[1] + " none bind,ro,create=file 0 0"})
+		}
+	}
+	return out, nil
 }

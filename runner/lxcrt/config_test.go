@@ -1,6 +1,7 @@
 package lxcrt
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,36 +10,40 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // TestRender compares rendered configs with golden files in testdata/.
 func TestRender(t *testing.T) {
 	src := t.TempDir()
-	idm := &runner.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536}
+	idm := &container.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536}
 	cases := []struct {
 		name string
-		cfg  runner.Config
+		cfg  container.Config
 		host Host
 	}{
-		{"unprivileged-v1", runner.Config{
-			Rootfs: "/pool/c1", IDMap: idm, LogFile: "/c/c1/lxc.log",
-			Mounts: []runner.Mount{{Type: "bind", Source: src, Target: "/src", Readonly: true}, {Type: "tmpfs", Target: "/tmp", Size: 256 << 20}},
-			Limits: runner.Limits{Memory: 512 << 20, CPUs: 1.5, Pids: 100},
+		{"unprivileged-v1", container.Config{
+			Root: container.Root{Dir: "/pool/c1"}, IDMap: idm, LogFile: "/c/c1/lxc.log",
+			Mounts: []container.Mount{{Type: "bind", Source: src, Target: "/src", Readonly: true}, {Type: "tmpfs", Target: "/tmp", Size: 256 << 20}},
+			Limits: container.Limits{Memory: 512 << 20, CPUs: 1.5, Pids: 100},
 			Raw:    map[string]string{"lxc.cap.drop": "sys_admin", "lxc.apparmor.profile": "x"},
 		}, Host{}},
-		{"privileged-v2-host", runner.Config{
-			Rootfs: "/pool/c1", Privileged: true, Network: runner.NetConfig{Mode: runner.NetHost},
-			Limits: runner.Limits{Memory: 1 << 30, CPUs: 2, Pids: 10},
+		{"privileged-v2-host", container.Config{
+			Root: container.Root{Dir: "/pool/c1"}, Privileged: true, Network: container.Network{Mode: container.NetworkHost},
+			Limits: container.Limits{Memory: 1 << 30, CPUs: 2, Pids: 10},
 		}, Host{CgroupV2: true, AppArmor: true, Seccomp: "/usr/share/lxc/config/common.seccomp"}},
-		{"unprivileged-host-net", runner.Config{
-			Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: runner.NetHost},
+		{"unprivileged-host-net", container.Config{
+			Root: container.Root{Dir: "/pool/c1"}, IDMap: idm, Network: container.Network{Mode: container.NetworkHost},
 		}, Host{}},
-		{"bridge", runner.Config{Rootfs: "/pool/c1", IDMap: idm, Network: runner.NetConfig{Mode: "bridge",
-			Attach: func(string) ([][2]string, error) {
-				return [][2]string{{"lxc.net.0.type", "veth"}, {"lxc.net.0.link", "stint0"}, {"lxc.mount.entry", "/h etc/hosts none bind,ro 0 0"}}, nil
-			}}}, Host{}},
-		{"privileged-v1", runner.Config{Rootfs: "/pool/c1", Privileged: true}, Host{Seccomp: "/s.seccomp"}},
+		{"bridge", container.Config{Root: container.Root{Dir: "/pool/c1"}, IDMap: idm, Network: container.Network{Mode: container.NetworkBridge,
+			Bridge: &container.BridgeAttachment{Bridge: "stint0", HostVeth: "vst0123456789ab",
+				Address: netip.MustParsePrefix("10.88.0.10/24"), Gateway: netip.MustParseAddr("10.88.0.1"),
+				HostsFile: "/run/stint/net/stint0/hosts", ResolvConf: "/run/stint/net/stint0/resolv.conf"}}}, Host{}},
+		{"init-command", container.Config{Root: container.Root{Dir: "/pool/c1"}, Hostname: "web", IDMap: idm,
+			Init: container.Init{Kind: container.InitCommand, Command: []string{"nginx"}, ConsoleLog: "/r/logs/p.web.log"}}, Host{}},
+		{"init-boot", container.Config{Root: container.Root{Dir: "/pool/c1"}, Hostname: "box", IDMap: idm,
+			Init: container.Init{Kind: container.InitBoot, ConsoleLog: "/l"}}, Host{}},
+		{"privileged-v1", container.Config{Root: container.Root{Dir: "/pool/c1"}, Privileged: true}, Host{Seccomp: "/s.seccomp"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -57,14 +62,15 @@ func TestRender(t *testing.T) {
 }
 
 func TestRenderErrors(t *testing.T) {
-	idm := &runner.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536}
-	cases := map[string]runner.Config{
-		"rootfs \"rel\" is not an absolute path":   {Rootfs: "rel", IDMap: idm},
-		"unprivileged without an id map":           {Rootfs: "/r"},
-		"not an LXC key":                           {Rootfs: "/r", IDMap: idm, Raw: map[string]string{"foo": "1"}},
-		"has a newline":                            {Rootfs: "/r", IDMap: idm, Raw: map[string]string{"lxc.foo": "1\nlxc.bar = 2"}},
-		"network mode \"bridge\" is not supported": {Rootfs: "/r", IDMap: idm, Network: runner.NetConfig{Mode: "bridge"}},
-		"bind mount /x":                            {Rootfs: "/r", IDMap: idm, Mounts: []runner.Mount{{Type: "bind", Source: "/nonexistent-stint", Target: "/x"}}},
+	idm := &container.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536}
+	cases := map[string]container.Config{
+		"rootfs \"rel\" is not an absolute path": {Root: container.Root{Dir: "rel"}, IDMap: idm},
+		"unprivileged without an id map":         {Root: container.Root{Dir: "/r"}},
+		"not an LXC key":                         {Root: container.Root{Dir: "/r"}, IDMap: idm, Raw: map[string]string{"foo": "1"}},
+		"has a newline":                          {Root: container.Root{Dir: "/r"}, IDMap: idm, Raw: map[string]string{"lxc.foo": "1\nlxc.bar = 2"}},
+		"bridge network without an attachment":   {Root: container.Root{Dir: "/r"}, IDMap: idm, Network: container.Network{Mode: container.NetworkBridge}},
+		"network mode \"macvlan\"":               {Root: container.Root{Dir: "/r"}, IDMap: idm, Network: container.Network{Mode: "macvlan"}},
+		"bind mount /x":                          {Root: container.Root{Dir: "/r"}, IDMap: idm, Mounts: []container.Mount{{Type: "bind", Source: "/nonexistent-stint", Target: "/x"}}},
 	}
 	for want, cfg := range cases {
 		_, err := Render("c1", cfg, Host{})

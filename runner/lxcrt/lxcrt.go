@@ -1,5 +1,5 @@
 // Package lxcrt is stint's local container runtime on liblxc (go-lxc). It
-// implements runner.Runtime over an LXC path of stint's own (normally
+// implements the container.Runtime contract over an LXC path of stint's own (normally
 // <root>/containers) and never touches a container outside it.
 package lxcrt
 
@@ -22,7 +22,7 @@ import (
 
 	lxc "github.com/lxc/go-lxc"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // Runtime is the LXC runtime. It is safe for concurrent use: each call opens
@@ -33,7 +33,12 @@ type Runtime struct {
 	host    Host
 }
 
-var _ runner.Runtime = (*Runtime)(nil)
+var (
+	_ container.Runtime       = (*Runtime)(nil)
+	_ container.RootDirer     = (*Runtime)(nil)
+	_ container.Freezer       = (*Runtime)(nil)
+	_ container.ConsoleLogger = (*Runtime)(nil)
+)
 
 // New returns a runtime over lxcpath, creating the directory.
 func New(lxcpath string) (*Runtime, error) {
@@ -81,7 +86,7 @@ func validName(name string) error {
 }
 
 // Create writes the container's LXC config.
-func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) error {
+func (r *Runtime) Create(_ context.Context, name string, cfg container.Config) error {
 	if err := validName(name); err != nil {
 		return err
 	}
@@ -90,17 +95,26 @@ func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) erro
 	}
 	if err := os.Mkdir(r.dir(name), 0o750); err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("create container %s: %w", name, runner.ErrExists)
+			return fmt.Errorf("create container %s: %w", name, container.ErrExists)
 		}
 		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	undo := func() {
+		_ = r.unstage(name)
+		_ = r.removeInit(name)
+		_ = os.RemoveAll(r.dir(name))
+	}
+	script, err := r.writeInit(name, cfg)
+	if err != nil {
+		undo()
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	if script != nil {
+		cfg.Mounts = append(slices.Clone(cfg.Mounts), *script)
 	}
 	// Readonly binds are mounted here, read-only, first (see staged.go).
 	var staged []stagedMount
 	cfg.Mounts, staged = r.planStaged(name, cfg.Mounts)
-	undo := func() {
-		_ = r.unstage(name)
-		_ = os.RemoveAll(r.dir(name))
-	}
 	if err := r.stage(name, staged); err != nil {
 		undo()
 		return fmt.Errorf("create container %s: %w", name, err)
@@ -121,7 +135,7 @@ func (r *Runtime) Create(_ context.Context, name string, cfg runner.Config) erro
 // Start starts the container through the helper subcommand.
 func (r *Runtime) Start(ctx context.Context, name string) error {
 	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
-		return fmt.Errorf("start container %s: %w", name, runner.ErrNotFound)
+		return fmt.Errorf("start container %s: %w", name, container.ErrNotFound)
 	}
 	// A reboot took the staged read-only mounts: remake them.
 	if err := r.restage(name); err != nil {
@@ -175,9 +189,9 @@ func (r *Runtime) logErrors(name string) string {
 // Exec runs a command in the running container through the attach helper.
 // Its environment is exactly opts.Env (PATH, if any, comes first): the
 // helper clears its own and LXC's additions.
-func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions) (runner.ExitStatus, error) {
+func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOptions) (container.ExitStatus, error) {
 	if len(opts.Argv) == 0 {
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: no command", name)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: no command", name)
 	}
 	cwd := opts.Cwd
 	if cwd == "" {
@@ -203,17 +217,17 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 	argv = append(argv, opts.Argv...)
 	req, err := json.Marshal(attachRequest{Argv: argv, Env: opts.Env, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Cwd: cwd})
 	if err != nil {
-		return runner.ExitStatus{}, err
+		return container.ExitStatus{}, err
 	}
 	resR, resW, err := os.Pipe()
 	if err != nil {
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
 	}
 	defer resR.Close()
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
 		resW.Close()
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
 	}
 	defer reqW.Close()
 	cmd := exec.Command(r.self, helperAttach, r.lxcpath, name)
@@ -235,7 +249,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 	if err := cmd.Start(); err != nil {
 		resW.Close()
 		reqR.Close()
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, err)
 	}
 	resW.Close()
 	reqR.Close()
@@ -255,15 +269,23 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts runner.ExecOptions
 		// here we only stop waiting for the attacher.
 		_ = cmd.Process.Kill()
 		<-waited
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, ctx.Err())
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, ctx.Err())
 	}
 	if derr := <-decoded; derr != nil {
-		return runner.ExitStatus{}, fmt.Errorf("exec in container %s: attach helper failed: %v (no result: %v)", name, werr, derr)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: attach helper failed: %v (no result: %v)", name, werr, derr)
 	}
 	if res.Error != "" {
-		return runner.ExitStatus{}, fmt.Errorf("%s%s", res.Error, r.logErrors(name))
+		// The attacher found no running container: say so in the
+		// contract's terms (checked only now, not before every Exec).
+		if st, err := r.State(ctx, name); err == nil && st != container.StateRunning {
+			if st == container.StateAbsent {
+				return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, container.ErrNotFound)
+			}
+			return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, container.ErrNotRunning)
+		}
+		return container.ExitStatus{}, fmt.Errorf("%s%s", res.Error, r.logErrors(name))
 	}
-	st := runner.StatusFromWait(syscall.WaitStatus(res.Status))
+	st := container.StatusFromWait(syscall.WaitStatus(res.Status))
 	if st.Signal == syscall.SIGKILL && r.oomKilled(name) {
 		st.OOM = true
 	}
@@ -336,7 +358,7 @@ func (r *Runtime) RootDir(_ context.Context, name string) (string, error) {
 	defer lxc.Release(c)
 	pid := c.InitPid()
 	if pid <= 0 {
-		return "", fmt.Errorf("root of container %s: not running", name)
+		return "", fmt.Errorf("root of container %s: %w", name, container.ErrNotRunning)
 	}
 	return fmt.Sprintf("/proc/%d/root", pid), nil
 }
@@ -367,6 +389,9 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 	if err := r.unstage(name); err != nil {
 		return err
 	}
+	if err := r.removeInit(name); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(r.dir(name)); err != nil {
 		return fmt.Errorf("destroy container %s: %w", name, err)
 	}
@@ -374,9 +399,9 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 }
 
 // State reports the container's state.
-func (r *Runtime) State(_ context.Context, name string) (runner.State, error) {
+func (r *Runtime) State(_ context.Context, name string) (container.State, error) {
 	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
-		return runner.StateAbsent, nil
+		return container.StateAbsent, nil
 	}
 	c, err := lxc.NewContainer(name, r.lxcpath)
 	if err != nil {
@@ -385,11 +410,11 @@ func (r *Runtime) State(_ context.Context, name string) (runner.State, error) {
 	defer lxc.Release(c)
 	switch c.State() {
 	case lxc.STOPPED:
-		return runner.StateStopped, nil
+		return container.StateStopped, nil
 	case lxc.RUNNING:
-		return runner.StateRunning, nil
+		return container.StateRunning, nil
 	default:
-		return runner.StateOther, nil
+		return container.StateOther, nil
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/internal/testenv"
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxcrt"
 )
 
@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 type fixture struct {
 	rt     *lxcrt.Runtime
 	rootfs string
-	idmap  *runner.IDMap
+	idmap  *container.IDMap
 	shift  *idmap.Map
 }
 
@@ -52,7 +52,7 @@ func newFixture(t *testing.T, privileged bool) *fixture {
 		require.NoError(t, err)
 		m = &mm
 		f.shift = m
-		f.idmap = &runner.IDMap{HostUID: mm.HostUID, HostGID: mm.HostGID, Size: mm.Size}
+		f.idmap = &container.IDMap{HostUID: mm.HostUID, HostGID: mm.HostGID, Size: mm.Size}
 	}
 	BusyboxRootfs(t, f.rootfs, m)
 	t.Cleanup(func() {
@@ -98,9 +98,9 @@ func BusyboxRootfs(t *testing.T, dir string, m *idmap.Map) {
 	}))
 }
 
-func (f *fixture) start(t *testing.T, name string, cfg runner.Config) {
+func (f *fixture) start(t *testing.T, name string, cfg container.Config) {
 	t.Helper()
-	cfg.Rootfs = f.rootfs
+	cfg.Root.Dir = f.rootfs
 	cfg.IDMap = f.idmap
 	cfg.Privileged = f.idmap == nil
 	ctx := context.Background()
@@ -108,13 +108,13 @@ func (f *fixture) start(t *testing.T, name string, cfg runner.Config) {
 	require.NoError(t, f.rt.Start(ctx, name))
 	st, err := f.rt.State(ctx, name)
 	require.NoError(t, err)
-	require.Equal(t, runner.StateRunning, st)
+	require.Equal(t, container.StateRunning, st)
 }
 
-func (f *fixture) sh(t *testing.T, name, script string, env ...string) (string, runner.ExitStatus) {
+func (f *fixture) sh(t *testing.T, name, script string, env ...string) (string, container.ExitStatus) {
 	t.Helper()
 	var out bytes.Buffer
-	st, err := f.rt.Exec(context.Background(), name, runner.ExecOptions{
+	st, err := f.rt.Exec(context.Background(), name, container.ExecOptions{
 		Argv: []string{"/bin/sh", "-c", script}, Env: env, Stdout: &out, Stderr: &out,
 	})
 	require.NoError(t, err)
@@ -124,7 +124,7 @@ func (f *fixture) sh(t *testing.T, name, script string, env ...string) (string, 
 func TestLifecycleUnprivileged(t *testing.T) {
 	f := newFixture(t, false)
 	ctx := context.Background()
-	f.start(t, "life", runner.Config{})
+	f.start(t, "life", container.Config{})
 
 	out, st := f.sh(t, "life", "cat /proc/self/uid_map")
 	require.True(t, st.Success(), out)
@@ -134,7 +134,7 @@ func TestLifecycleUnprivileged(t *testing.T) {
 
 	// Exit codes, signals, environment, user, cwd.
 	_, st = f.sh(t, "life", "exit 7")
-	assert.Equal(t, runner.ExitStatus{Code: 7}, st)
+	assert.Equal(t, container.ExitStatus{Code: 7}, st)
 	_, st = f.sh(t, "life", "kill -TERM $$")
 	assert.Equal(t, syscall.SIGTERM, st.Signal)
 	assert.False(t, st.Success())
@@ -142,19 +142,19 @@ func TestLifecycleUnprivileged(t *testing.T) {
 	os.Setenv("STINT_CANARY", "leak")
 	t.Cleanup(func() { os.Unsetenv("STINT_CANARY") })
 	var env bytes.Buffer
-	st, err := f.rt.Exec(ctx, "life", runner.ExecOptions{Argv: []string{"/bin/env"}, Env: []string{"A=1", "PATH=/bin"}, Stdout: &env})
+	st, err := f.rt.Exec(ctx, "life", container.ExecOptions{Argv: []string{"/bin/env"}, Env: []string{"A=1", "PATH=/bin"}, Stdout: &env})
 	require.NoError(t, err)
 	require.True(t, st.Success())
 	// In any order: it is passed through liblxc's attach, which puts PATH first.
 	assert.ElementsMatch(t, []string{"A=1", "PATH=/bin"}, strings.Fields(env.String()), "the environment is not exactly the one asked for")
 	env.Reset()
-	st, err = f.rt.Exec(ctx, "life", runner.ExecOptions{Argv: []string{"/bin/env"}, Env: []string{"container=mine", "B=2"}, Stdout: &env})
+	st, err = f.rt.Exec(ctx, "life", container.ExecOptions{Argv: []string{"/bin/env"}, Env: []string{"container=mine", "B=2"}, Stdout: &env})
 	require.NoError(t, err)
 	require.True(t, st.Success())
 	assert.ElementsMatch(t, []string{"container=mine", "B=2"}, strings.Fields(env.String()), "no PATH asked for, none given")
 
 	var buf bytes.Buffer
-	st, err = f.rt.Exec(ctx, "life", runner.ExecOptions{
+	st, err = f.rt.Exec(ctx, "life", container.ExecOptions{
 		Argv: []string{"/bin/sh", "-c", "id -u; id -g; pwd"}, UID: 1000, GID: 1000, Cwd: "/home/app", Stdout: &buf,
 	})
 	require.NoError(t, err)
@@ -163,7 +163,7 @@ func TestLifecycleUnprivileged(t *testing.T) {
 
 	// Stdin reaches the command.
 	buf.Reset()
-	st, err = f.rt.Exec(ctx, "life", runner.ExecOptions{
+	st, err = f.rt.Exec(ctx, "life", container.ExecOptions{
 		Argv: []string{"/bin/cat"}, Stdin: strings.NewReader("hello\n"), Stdout: &buf,
 	})
 	require.NoError(t, err)
@@ -173,7 +173,7 @@ func TestLifecycleUnprivileged(t *testing.T) {
 	require.NoError(t, f.rt.Stop(ctx, "life"))
 	s, err := f.rt.State(ctx, "life")
 	require.NoError(t, err)
-	assert.Equal(t, runner.StateStopped, s)
+	assert.Equal(t, container.StateStopped, s)
 	require.NoError(t, f.rt.Destroy(ctx, "life"))
 	names, err := f.rt.List(ctx)
 	require.NoError(t, err)
@@ -185,12 +185,12 @@ func TestMountsAndLimits(t *testing.T) {
 	src := t.TempDir()
 	require.NoError(t, os.Chmod(src, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "in.txt"), []byte("from host\n"), 0o644))
-	f.start(t, "mounts", runner.Config{
-		Mounts: []runner.Mount{
+	f.start(t, "mounts", container.Config{
+		Mounts: []container.Mount{
 			{Type: "bind", Source: src, Target: "/src", Readonly: true},
 			{Type: "tmpfs", Target: "/scratch", Size: 1 << 20},
 		},
-		Limits: runner.Limits{Pids: 64},
+		Limits: container.Limits{Pids: 64},
 	})
 	out, st := f.sh(t, "mounts", "cat /src/in.txt")
 	require.True(t, st.Success(), out)
@@ -206,10 +206,10 @@ func TestMountsAndLimits(t *testing.T) {
 
 func TestTimeoutByStop(t *testing.T) {
 	f := newFixture(t, false)
-	f.start(t, "slow", runner.Config{})
-	done := make(chan runner.ExitStatus, 1)
+	f.start(t, "slow", container.Config{})
+	done := make(chan container.ExitStatus, 1)
 	go func() {
-		st, err := f.rt.Exec(context.Background(), "slow", runner.ExecOptions{Argv: []string{"/bin/sleep", "600"}})
+		st, err := f.rt.Exec(context.Background(), "slow", container.ExecOptions{Argv: []string{"/bin/sleep", "600"}})
 		assert.NoError(t, err)
 		done <- st
 	}()
@@ -243,7 +243,7 @@ func TestParallelNoLeaks(t *testing.T) {
 			name := fmt.Sprintf("par%d", i)
 			ctx := context.Background()
 			rootfs := filepath.Join(filepath.Dir(f.rootfs), name)
-			cfg := runner.Config{Rootfs: rootfs, IDMap: f.idmap}
+			cfg := container.Config{Root: container.Root{Dir: rootfs}, IDMap: f.idmap}
 			if !assert.NoError(t, f.rt.Create(ctx, name, cfg)) {
 				return
 			}
@@ -253,7 +253,7 @@ func TestParallelNoLeaks(t *testing.T) {
 			}
 			for j := range 3 {
 				var out bytes.Buffer
-				st, err := f.rt.Exec(ctx, name, runner.ExecOptions{Argv: []string{"/bin/echo", fmt.Sprint(j)}, Stdout: &out})
+				st, err := f.rt.Exec(ctx, name, container.ExecOptions{Argv: []string{"/bin/echo", fmt.Sprint(j)}, Stdout: &out})
 				assert.NoError(t, err)
 				assert.True(t, st.Success())
 				assert.Equal(t, fmt.Sprintf("%d\n", j), out.String())

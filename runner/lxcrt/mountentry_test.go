@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // TestMountEntryEscapes: white space and backslashes in mount paths are
@@ -16,7 +16,7 @@ import (
 func TestMountEntryEscapes(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), `a b\c`)
 	require.NoError(t, os.Mkdir(dir, 0o755))
-	got, err := mountEntry(runner.Mount{Type: "bind", Source: dir, Target: "/x y"})
+	got, err := mountEntry(container.Mount{Type: "bind", Source: dir, Target: "/x y"})
 	require.NoError(t, err)
 	assert.Equal(t, filepathEscaped(dir)+` x\040y none bind,create=dir 0 0`, got)
 }

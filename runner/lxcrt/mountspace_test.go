@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // TestBindPathsWithWhiteSpace: a bind source (and target) with a space or
@@ -21,8 +21,8 @@ func TestBindPathsWithWhiteSpace(t *testing.T) {
 	src := filepath.Join(base, "my dir\twith tab")
 	require.NoError(t, os.Mkdir(src, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "in.txt"), []byte("from host\n"), 0o644))
-	f.start(t, "spaces", runner.Config{
-		Mounts: []runner.Mount{
+	f.start(t, "spaces", container.Config{
+		Mounts: []container.Mount{
 			{Type: "bind", Source: src, Target: "/src dir"},
 			{Type: "bind", Source: src, Target: "/ro src", Readonly: true},
 		},

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // Read-only bind mounts are made here, on the host, not by LXC. LXC makes a
@@ -42,7 +42,7 @@ func (r *Runtime) stageDir(name string) string { return filepath.Join(r.lxcpath,
 
 // planStaged returns mounts with each readonly bind's source replaced by
 // its staging path, and the list of mounts to stage.
-func (r *Runtime) planStaged(name string, mounts []runner.Mount) ([]runner.Mount, []stagedMount) {
+func (r *Runtime) planStaged(name string, mounts []container.Mount) ([]container.Mount, []stagedMount) {
 	out := slices.Clone(mounts)
 	var staged []stagedMount
 	for i, m := range out {

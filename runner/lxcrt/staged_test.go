@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // TestReadonlyBindLocked: a readonly bind (a directory and a file) cannot be
@@ -30,7 +30,7 @@ func TestReadonlyBindLocked(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "one")
 	require.NoError(t, os.WriteFile(file, []byte("file\n"), 0o644))
 	require.NoError(t, os.Chown(file, int(f.idmap.HostUID), int(f.idmap.HostGID)))
-	f.start(t, "ro", runner.Config{Mounts: []runner.Mount{
+	f.start(t, "ro", container.Config{Mounts: []container.Mount{
 		{Type: "bind", Source: src, Target: "/data", Readonly: true},
 		{Type: "bind", Source: file, Target: "/etc/one", Readonly: true},
 	}})

@@ -16,6 +16,7 @@ import (
 
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -89,42 +90,10 @@ func (b *RuntimeBackend) specPath(rtName string) string {
 	return filepath.Join(b.SpecDir, rtName+".json")
 }
 
+// scriptPath is where stint before the typed container.Init kept a
+// container's start script; Destroy still removes one an older stint left.
 func (b *RuntimeBackend) scriptPath(rtName string) string {
 	return filepath.Join(b.SpecDir, "run", rtName+".sh")
-}
-
-// writeScript writes the container's start script, readable only by the
-// container's root: it may carry env values.
-func (b *RuntimeBackend) writeScript(rtName, script string, privileged bool) error {
-	dir := filepath.Dir(b.scriptPath(rtName))
-	// Searchable by all: LXC bind-mounts it as the container's (mapped) root.
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	if err := os.Chmod(b.SpecDir, 0o711); err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	if err := os.Chmod(dir, 0o711); err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	f, err := renameio.NewPendingFile(b.scriptPath(rtName), renameio.WithPermissions(0o600))
-	if err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	defer f.Cleanup()
-	if _, err := f.WriteString(script); err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	if !privileged {
-		m := b.Runner.IDMap
-		if err := f.Chown(int(m.HostUID), int(m.HostGID)); err != nil {
-			return fmt.Errorf("start script of %s: %w", rtName, err)
-		}
-	}
-	if err := f.CloseAtomicallyReplace(); err != nil {
-		return fmt.Errorf("start script of %s: %w", rtName, err)
-	}
-	return nil
 }
 
 func (b *RuntimeBackend) readSpec(rtName string) (*spec.Container, error) {
@@ -189,11 +158,11 @@ func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, erro
 		}
 		c, specErr := b.readSpec(r.Name)
 		switch {
-		case st == runner.StateAbsent || specErr != nil || r.Phase == "creating":
+		case st == container.StateAbsent || specErr != nil || r.Phase == "creating":
 			// Gone, half made (a crash mid-create), or unstartable without
 			// its stored spec: all mean "make it again".
 			o.Status = StatusMissing
-		case st == runner.StateStopped:
+		case st == container.StateStopped:
 			o.Status = StatusStopped
 		default: // running, or in transition: leave it be
 			o.Status = StatusRunning
@@ -275,31 +244,15 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 
 // define (re)writes the runtime's definition of a stopped container from c.
 func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Container, rootfs string, lease *stintnet.Lease) error {
-	cfg, err := b.Runner.ContainerConfig(c, rootfs)
+	cfg, err := b.Runner.ContainerConfig(c, rootfs, lease)
 	if err != nil {
 		return err
-	}
-	if lease != nil {
-		// The lease's veth, address and hosts/resolv.conf binds, as a job's.
-		cfg.Network.Attach = func(string) ([][2]string, error) { return lease.LXC, nil }
 	}
 	cfg.Hostname = c.Name
 	if err := os.MkdirAll(b.LogDir, 0o750); err != nil {
 		return fmt.Errorf("container %s: log directory: %w", name, err)
 	}
-	script, err := InitScript(c)
-	if err != nil {
-		return err
-	}
-	if err := b.writeScript(name, script, c.Privileged); err != nil {
-		return err
-	}
-	cfg.Mounts = append(cfg.Mounts, runner.Mount{Type: "bind", Source: b.scriptPath(name), Target: InitScriptTarget, Readonly: true})
-	for k, v := range InitKeys(c, b.ConsoleLog(name)) {
-		if _, ok := c.Raw[k]; !ok { // the user's raw keys win
-			cfg.Raw[k] = v
-		}
-	}
+	cfg.Init = Init(c, b.ConsoleLog(name))
 	// The definition is derived state: replace it whole.
 	if err := b.Runner.Runtime.Destroy(ctx, name); err != nil {
 		return err
@@ -335,7 +288,7 @@ func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
 	if err != nil {
 		return err
 	}
-	if st == runner.StateRunning {
+	if st == container.StateRunning {
 		return nil
 	}
 	c, err := b.readSpec(rec.Name)

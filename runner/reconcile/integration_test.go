@@ -16,6 +16,7 @@ import (
 	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -128,7 +129,7 @@ func (h *host) apply(t *testing.T, dir string) []Action {
 	return actions
 }
 
-func (h *host) state(t *testing.T, set, name string) runner.State {
+func (h *host) state(t *testing.T, set, name string) container.State {
 	t.Helper()
 	st, err := h.rt.State(context.Background(), RuntimeName(set, name))
 	require.NoError(t, err)
@@ -172,8 +173,8 @@ state = "stopped"
 `)
 	acts := h.apply(t, dir)
 	assert.Equal(t, map[string]Kind{"web": KindCreate, "idle": KindCreate}, kinds(acts))
-	assert.Equal(t, runner.StateRunning, h.state(t, "alpha", "web"))
-	assert.Equal(t, runner.StateStopped, h.state(t, "alpha", "idle"))
+	assert.Equal(t, container.StateRunning, h.state(t, "alpha", "web"))
+	assert.Equal(t, container.StateStopped, h.state(t, "alpha", "idle"))
 	h.consoleHas(t, "alpha", "web", "hello from web v1")
 
 	// A second apply changes nothing and writes nothing.
@@ -192,14 +193,14 @@ state = "stopped"
 	require.Equal(t, map[string]Kind{"web": KindRecreate, "idle": KindNone}, kinds(acts))
 	assert.Contains(t, acts[1].Reasons[0], "command changed: ")
 	h.apply(t, dir)
-	assert.Equal(t, runner.StateRunning, h.state(t, "alpha", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "alpha", "web"))
 	h.consoleHas(t, "alpha", "web", "hello from web v2")
 
 	// Removed from the spec: deleted, with everything it had.
 	writeSpec(t, dir, "alpha", strings.ReplaceAll(webV1, "v1", "v2"))
 	acts = h.apply(t, dir)
 	assert.Equal(t, map[string]Kind{"web": KindNone, "idle": KindDelete}, kinds(acts))
-	assert.Equal(t, runner.StateAbsent, h.state(t, "alpha", "idle"))
+	assert.Equal(t, container.StateAbsent, h.state(t, "alpha", "idle"))
 	_, err := h.drv.Get(context.Background(), RuntimeName("alpha", "idle"))
 	assert.ErrorIs(t, err, storage.ErrNotFound)
 }
@@ -210,8 +211,8 @@ func TestLongLivedTwoSetsAndDown(t *testing.T) {
 	b := specDir(t, "beta", webV1)
 	h.apply(t, a)
 	h.apply(t, b)
-	assert.Equal(t, runner.StateRunning, h.state(t, "alpha", "web"))
-	assert.Equal(t, runner.StateRunning, h.state(t, "beta", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "alpha", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "beta", "web"))
 
 	// An unowned container in stint's LXC path is never touched.
 	ctx := context.Background()
@@ -221,8 +222,8 @@ func TestLongLivedTwoSetsAndDown(t *testing.T) {
 	writeSpec(t, a, "alpha", "")
 	acts := h.apply(t, a)
 	assert.Equal(t, map[string]Kind{"web": KindDelete}, kinds(acts))
-	assert.Equal(t, runner.StateAbsent, h.state(t, "alpha", "web"))
-	assert.Equal(t, runner.StateRunning, h.state(t, "beta", "web"))
+	assert.Equal(t, container.StateAbsent, h.state(t, "alpha", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "beta", "web"))
 	assert.DirExists(t, filepath.Join(h.root, "containers", "alpha.stray"))
 
 	// down beta: nothing of beta is left.
@@ -258,7 +259,7 @@ func TestLongLivedImageInit(t *testing.T) {
 	h := newHost(t)
 	dir := specDir(t, "gamma", "[container.box]\nimage = \"bb\"\n")
 	h.apply(t, dir)
-	assert.Equal(t, runner.StateRunning, h.state(t, "gamma", "box"))
+	assert.Equal(t, container.StateRunning, h.state(t, "gamma", "box"))
 	// busybox init runs the image's inittab; PID 1 is init, not our sleep.
 	// busybox init renames itself "init"; anything else after a moment
 	// means our script did not exec it. (Right after the start, PID 1 may
@@ -273,7 +274,7 @@ func TestLongLivedImageInit(t *testing.T) {
 		}
 	}
 	assert.Contains(t, []string{"init", "/sbin/init"}, pid1)
-	assert.Equal(t, runner.StateRunning, h.state(t, "gamma", "box"), "init keeps running")
+	assert.Equal(t, container.StateRunning, h.state(t, "gamma", "box"), "init keeps running")
 }
 
 func TestLongLivedWatch(t *testing.T) {
@@ -303,13 +304,13 @@ func TestLongLivedWatch(t *testing.T) {
 	}
 	p := next()
 	require.NoError(t, p.Err)
-	require.Equal(t, runner.StateRunning, h.state(t, "delta", "web"))
+	require.Equal(t, container.StateRunning, h.state(t, "delta", "web"))
 
 	// lxc-stop by hand: undone within two resync periods.
 	out, err := exec.Command("lxc-stop", "-P", filepath.Join(h.root, "containers"), "-n", RuntimeName("delta", "web"), "-k").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	stopped := time.Now()
-	for h.state(t, "delta", "web") != runner.StateRunning {
+	for h.state(t, "delta", "web") != container.StateRunning {
 		require.Less(t, time.Since(stopped), 2*w.Resync+5*time.Second, "not restarted by the resync")
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -322,7 +323,7 @@ func TestLongLivedWatch(t *testing.T) {
 	}
 	assert.Contains(t, p.Error, filepath.Join(dir, "stint.toml")+":5")
 	time.Sleep(2 * w.Resync)
-	assert.Equal(t, runner.StateRunning, h.state(t, "delta", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "delta", "web"))
 	recs, err := h.backend.Records()
 	require.NoError(t, err)
 	assert.Len(t, recs, 1)
@@ -331,7 +332,7 @@ func TestLongLivedWatch(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	done <- nil
-	assert.Equal(t, runner.StateRunning, h.state(t, "delta", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "delta", "web"))
 }
 
 func drain(c chan Pass) {
@@ -357,7 +358,7 @@ func TestLongLivedRecreatesWhatWasDeletedByHand(t *testing.T) {
 	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
 	assert.Contains(t, acts[0].Reasons[0], "container missing")
 	h.apply(t, dir)
-	assert.Equal(t, runner.StateRunning, h.state(t, "eps", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "eps", "web"))
 
 	// A crash mid-create (kill -9) leaves a record in phase "creating":
 	// also made again, not trusted.
@@ -368,7 +369,7 @@ func TestLongLivedRecreatesWhatWasDeletedByHand(t *testing.T) {
 	_, acts = h.plan(t, dir)
 	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
 	h.apply(t, dir)
-	assert.Equal(t, runner.StateRunning, h.state(t, "eps", "web"))
+	assert.Equal(t, container.StateRunning, h.state(t, "eps", "web"))
 	_, acts = h.plan(t, dir)
 	assert.Equal(t, map[string]Kind{"web": KindNone}, kinds(acts))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -41,14 +42,14 @@ func TestSetOwnedByItsDirectory(t *testing.T) {
 	write(y, "", "other")
 	_, err := try(x)
 	require.NoError(t, err)
-	require.Equal(t, runner.StateStopped, h.state(t, "app", "idle"))
+	require.Equal(t, container.StateStopped, h.state(t, "app", "idle"))
 
 	_, err = try(y)
 	var owned *SetOwnedError
 	require.ErrorAs(t, err, &owned)
 	assert.Contains(t, err.Error(), "set app is owned by specs in "+x+"; give this set its own `name` or run down there first")
-	assert.Equal(t, runner.StateStopped, h.state(t, "app", "idle"), "another directory's apply deleted the set's container")
-	assert.Equal(t, runner.StateAbsent, h.state(t, "app", "other"))
+	assert.Equal(t, container.StateStopped, h.state(t, "app", "idle"), "another directory's apply deleted the set's container")
+	assert.Equal(t, container.StateAbsent, h.state(t, "app", "other"))
 
 	// Named in one of them only: still two projects by accident.
 	write(y, `name = "app"`, "other")
@@ -61,8 +62,8 @@ func TestSetOwnedByItsDirectory(t *testing.T) {
 	require.NoError(t, err)
 	_, err = try(y)
 	require.NoError(t, err)
-	assert.Equal(t, runner.StateAbsent, h.state(t, "app", "idle"))
-	assert.Equal(t, runner.StateStopped, h.state(t, "app", "other"))
+	assert.Equal(t, container.StateAbsent, h.state(t, "app", "idle"))
+	assert.Equal(t, container.StateStopped, h.state(t, "app", "other"))
 }
 
 // TestSetOwnerThroughSymlink: the owner is a directory, not a path string.
