@@ -82,10 +82,39 @@ type Runner struct {
 	// Net attaches bridge-mode containers; nil: bridge mode is refused.
 	Net *stintnet.Manager
 
-	evMu     sync.Mutex
-	outMu    sync.Mutex
-	goldenMu sync.Mutex
-	golden   map[string]*sync.Mutex
+	evMu  sync.Mutex
+	outMu sync.Mutex
+	locks *goldenLocks // one builder per golden volume; shared by copies (with)
+}
+
+// goldenLocks serialise the making of each golden volume in this process.
+type goldenLocks struct {
+	mu sync.Mutex
+	by map[string]*sync.Mutex
+}
+
+var locksInit sync.Mutex
+
+// goldenLocks returns r's golden-volume locks, made on first use.
+func (r *Runner) goldenLocks() *goldenLocks {
+	locksInit.Lock()
+	defer locksInit.Unlock()
+	if r.locks == nil {
+		r.locks = &goldenLocks{by: map[string]*sync.Mutex{}}
+	}
+	return r.locks
+}
+
+// lock returns the lock of golden volume id.
+func (l *goldenLocks) lock(id string) *sync.Mutex {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mu := l.by[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		l.by[id] = mu
+	}
+	return mu
 }
 
 // Outcome of a job.
@@ -512,16 +541,7 @@ func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (
 	}
 	// One builder per golden in this process; across processes the driver
 	// answers ErrExists to the loser, who then uses the winner's volume.
-	r.goldenMu.Lock()
-	if r.golden == nil {
-		r.golden = map[string]*sync.Mutex{}
-	}
-	mu := r.golden[id]
-	if mu == nil {
-		mu = &sync.Mutex{}
-		r.golden[id] = mu
-	}
-	r.goldenMu.Unlock()
+	mu := r.goldenLocks().lock(id)
 	mu.Lock()
 	defer mu.Unlock()
 

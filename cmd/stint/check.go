@@ -9,12 +9,9 @@ import (
 	"slices"
 	"strings"
 
-	lxc "github.com/lxc/go-lxc"
 	"golang.org/x/sys/unix"
 
-	"github.com/stintdev/stint/internal/idmap"
-	stintnet "github.com/stintdev/stint/net"
-	"github.com/stintdev/stint/storage"
+	"github.com/stintdev/stint/runner"
 )
 
 // CheckCmd reports what this host offers stint: the storage drivers that
@@ -47,20 +44,16 @@ type checkReport struct {
 	OK      bool                  `json:"ok"` // nothing required is missing
 	Checks  []checkItem           `json:"checks"`
 	Auto    string                `json:"storage_auto"` // the driver "auto" picks here
-	Storage []storage.ProbeResult `json:"storage"`
+	Storage []runner.StorageProbe `json:"storage"`
 	// Network lists what on this host will drop bridged containers'
-	// traffic, each with its fix (stintnet.CheckFirewall); never null.
-	Network []stintnet.Warning `json:"network_warnings"`
+	// traffic, each with its fix; never null.
+	Network []runner.NetWarning `json:"network_warnings"`
 }
 
 // Run probes the host and prints the report; exit 3 if something required
 // is missing.
 func (c *CheckCmd) Run(g *Globals) error {
 	ctx := context.Background()
-	cfg := storage.Config{Root: g.Root, Path: c.Path, Dataset: c.Dataset, VG: c.VG, Thinpool: c.Thinpool}
-	if c.Loop {
-		cfg.Size = 1
-	}
 	r := checkReport{OK: true}
 	add := func(group, name, status, detail string) {
 		r.Checks = append(r.Checks, checkItem{group, name, status, detail})
@@ -72,19 +65,14 @@ func (c *CheckCmd) Run(g *Globals) error {
 	checkNamespaces(add)
 	checkCgroups(add)
 	checkIDMap(add)
-	r.Storage = storage.Probe(ctx, cfg)
-	r.Auto = storage.Auto(ctx, cfg)
-	// Firewall trouble only hurts bridged containers: a warning, not a failure.
-	r.Network = stintnet.CheckFirewall(ctx)
-	if r.Network == nil {
-		r.Network = []stintnet.Warning{}
-	}
+	hc := runner.Check(ctx, g.Root, runner.CheckOptions{Path: c.Path, Loop: c.Loop, Dataset: c.Dataset, VG: c.VG, Thinpool: c.Thinpool})
+	r.Storage, r.Auto, r.Network = hc.Storage, hc.Auto, hc.Network
 
 	if g.JSON {
 		if err := writeJSON(g.Stdout, r); err != nil {
 			return err
 		}
-	} else if err := printCheck(g, r, storage.PoolPath(cfg)); err != nil {
+	} else if err := printCheck(g, r, hc.Pool); err != nil {
 		return err
 	}
 	if !r.OK {
@@ -130,7 +118,7 @@ type addFunc func(group, name, status, detail string)
 
 func checkLXC(add addFunc) {
 	const grp = "lxc"
-	add(grp, "liblxc", checkOK, lxc.Version())
+	add(grp, "liblxc", checkOK, runner.LXCVersion())
 	for _, tool := range []string{"lxc-start"} {
 		if p, err := exec.LookPath(tool); err != nil {
 			add(grp, tool, checkFail, "not found on PATH (Debian: apt-get install lxc)")
@@ -220,12 +208,11 @@ func v1Controllers() []string {
 
 func checkIDMap(add addFunc) {
 	const grp = "idmap"
-	m, err := idmap.Load("/etc/subuid", "/etc/subgid")
+	detail, err := runner.CheckIDMap()
 	if err != nil {
-		// stint adds root's range itself on first use (idmap.Ensure).
-		add(grp, "root subuid/subgid", checkWarn, fmt.Sprintf("%v; stint adds root:%d:%d on first use", err, idmap.Default.HostUID, idmap.Default.Size))
+		// stint adds root's range itself on first use.
+		add(grp, "root subuid/subgid", checkWarn, err.Error())
 		return
 	}
-	add(grp, "root subuid/subgid", checkOK, fmt.Sprintf("uids %d-%d, gids %d-%d",
-		m.HostUID, m.HostUID+m.Size-1, m.HostGID, m.HostGID+m.Size-1))
+	add(grp, "root subuid/subgid", checkOK, detail)
 }

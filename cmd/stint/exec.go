@@ -76,21 +76,12 @@ func (c *ExecCmd) Run(g *Globals) error {
 		ctx, stop = signalContextFor(g.Stderr, syscall.SIGTERM)
 	}
 	defer stop()
-	// The busybox image needs no spec: build it on first use.
-	var set *spec.Set
-	if c.Image == "busybox" {
-		set = &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}
-	}
-	env, err := openEnv(ctx, g, set)
+	// The busybox image needs no spec: the Host builds it on first use.
+	h, err := g.openHost(ctx, runner.Options{Containers: true})
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
-	defer env.Close()
-	if c.Image == "busybox" {
-		if _, err := env.images.Resolve("busybox"); err == nil {
-			env.runner.Images = &runner.StoreImages{Store: env.images}
-		}
-	}
+	defer h.Close()
 	// With a terminal, the command gets a terminal of its own (see
 	// exec_pty.go); without, our streams, but never a terminal of ours:
 	// `stint exec IMG -- cmd > log` from a shell still has one on stdin.
@@ -111,7 +102,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 		defer pty.Close()
 		opts = container.ExecOptions{Stdin: pty.slave, Stdout: pty.slave, Stderr: pty.slave, TTY: true}
 	}
-	st, err := env.runner.Exec(ctx, job, argv, opts)
+	st, err := h.Exec(ctx, job, argv, opts)
 	if pty != nil {
 		pty.Close() // the terminal back to normal before any message
 	}

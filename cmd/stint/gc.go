@@ -18,12 +18,12 @@ type GcCmd struct {
 // Run removes orphans (and kept containers when asked).
 func (c *GcCmd) Run(g *Globals) error {
 	ctx := context.Background()
-	env, err := openEnv(ctx, g, nil)
+	h, err := g.openHost(ctx, runner.Options{Containers: true})
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
-	defer env.Close()
-	res, err := env.runner.GC(ctx, runner.GCOptions{Kept: c.Kept || c.All})
+	defer h.Close()
+	res, err := h.GC(ctx, runner.GCOptions{Kept: c.Kept || c.All})
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

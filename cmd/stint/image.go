@@ -16,7 +16,6 @@ import (
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/spec"
-	"github.com/stintdev/stint/storage"
 )
 
 // ImageCmd groups the image store commands.
@@ -31,16 +30,19 @@ type ImageCmd struct {
 	Prune  ImagePruneCmd  `cmd:"" help:"Delete images past their expiry date (and, with --unused-for, long unused)."`
 }
 
-func openImageStore(g *Globals) (*images.Store, error) {
-	root, err := g.openRoot(false)
+// openImageStore opens --root for image commands: the image store, and
+// through the Host the golden volumes that delete and prune destroy.
+func openImageStore(g *Globals) (*runner.Host, *images.Store, error) {
+	h, err := g.openHost(context.Background(), runner.Options{})
 	if err != nil {
-		return nil, withCode(ExitHost, err)
+		return nil, nil, err
 	}
-	s, err := images.Open(filepath.Join(root, "images"))
+	s, err := h.Images()
 	if err != nil {
-		return nil, withCode(ExitHost, err)
+		h.Close()
+		return nil, nil, withCode(ExitHost, err)
 	}
-	return s, nil
+	return h, s, nil
 }
 
 // imageErr maps image store errors to exit codes: bad input is usage, the
@@ -68,10 +70,11 @@ type ImageImportCmd struct {
 
 // Run imports the image.
 func (c *ImageImportCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	files := []string{c.File}
 	if c.Rootfs != "" {
 		files = append(files, c.Rootfs)
@@ -115,10 +118,11 @@ func imageMatches(img *images.Image, filters []string) bool {
 
 // Run prints the table (or JSON).
 func (c *ImageListCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	all, err := s.List()
 	if err != nil {
 		return imageErr(err)
@@ -156,10 +160,11 @@ type ImageInfoCmd struct {
 
 // Run prints the image.
 func (c *ImageInfoCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	img, err := s.Resolve(c.Image)
 	if err != nil {
 		return imageErr(err)
@@ -223,10 +228,11 @@ type ImageAliasAddCmd struct {
 
 // Run adds the alias.
 func (c *ImageAliasAddCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	if err := s.AddAlias(c.Image, c.Alias); err != nil {
 		return imageErr(err)
 	}
@@ -247,10 +253,11 @@ type ImageAliasRemoveCmd struct {
 
 // Run removes the alias.
 func (c *ImageAliasRemoveCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	if err := s.RemoveAlias(c.Alias); err != nil {
 		return imageErr(err)
 	}
@@ -268,19 +275,18 @@ type ImageDeleteCmd struct {
 // Run deletes them, and their golden volumes first: an image with a
 // container cloned from it is refused.
 func (c *ImageDeleteCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
-	gs := &goldens{g: g}
-	defer gs.Close()
+	defer h.Close()
 	deleted := []*images.Image{}
 	for _, ref := range c.Images {
 		img, err := s.Resolve(ref)
 		if err != nil {
 			return imageErr(err)
 		}
-		if err := gs.destroy(img); err != nil {
+		if err := h.DestroyGoldens(context.Background(), img.Fingerprint); err != nil {
 			return goldenErr(ref, err)
 		}
 		img, err = s.Delete(img.Fingerprint)
@@ -295,46 +301,14 @@ func (c *ImageDeleteCmd) Run(g *Globals) error {
 	return nil
 }
 
-// goldens destroys images' golden volumes in the root's default storage
-// pool, opened (as gc opens it) for the first image, if jobs ever ran here.
-type goldens struct {
-	g *Globals
-	e *env
-}
-
-// destroy destroys img's golden volumes; an error wrapping
-// storage.ErrInUse names the containers cloned from them.
-func (gs *goldens) destroy(img *images.Image) error {
-	ctx := context.Background()
-	if gs.e == nil {
-		if _, err := os.Stat(storage.PoolPath(storage.Config{Root: gs.g.Root})); err != nil {
-			return nil // no pool: no golden volume
-		}
-		e, err := openEnv(ctx, gs.g, nil)
-		if err != nil {
-			return err
-		}
-		gs.e = e
-	}
-	_, err := runner.DestroyGoldens(ctx, gs.e.storage, img.Fingerprint)
-	return err
-}
-
 // goldenErr is a failed destroy of image ref's golden volumes, with its
 // exit code: an image in use is the user's to free (2), the rest the host's.
 func goldenErr(ref string, err error) error {
 	err = fmt.Errorf("delete image %s: %w", ref, err)
-	if errors.Is(err, storage.ErrInUse) {
+	if errors.Is(err, runner.ErrInUse) {
 		return withCode(ExitUsage, err)
 	}
 	return withCode(ExitHost, err)
-}
-
-// Close closes the storage, if opened.
-func (gs *goldens) Close() {
-	if gs.e != nil {
-		gs.e.Close()
-	}
 }
 
 // ImageExportCmd exports an image.
@@ -345,10 +319,11 @@ type ImageExportCmd struct {
 
 // Run exports it.
 func (c *ImageExportCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	img, err := s.Resolve(c.Image)
 	if err != nil {
 		return imageErr(err)
@@ -384,10 +359,11 @@ type ImageBuildCmd struct {
 
 // Run builds.
 func (c *ImageBuildCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	var defs []spec.Image
 	var set *spec.Set
 	switch {
@@ -470,10 +446,11 @@ type ImagePruneCmd struct {
 
 // Run prunes.
 func (c *ImagePruneCmd) Run(g *Globals) error {
-	s, err := openImageStore(g)
+	h, s, err := openImageStore(g)
 	if err != nil {
 		return err
 	}
+	defer h.Close()
 	// TODO(runner): pass the fingerprints in use by stint's containers in
 	// InUse; until then, a container's image is protected by Touch (last
 	// use) when --unused-for is given, and by its golden volume's clones.
@@ -484,12 +461,10 @@ func (c *ImagePruneCmd) Run(g *Globals) error {
 	pruned := candidates
 	if !c.DryRun {
 		pruned = nil
-		gs := &goldens{g: g}
-		defer gs.Close()
 		for _, img := range candidates {
 			// Golden volumes first, as delete does; an image in use stays.
-			if err := gs.destroy(img); err != nil {
-				if !errors.Is(err, storage.ErrInUse) {
+			if err := h.DestroyGoldens(context.Background(), img.Fingerprint); err != nil {
+				if !errors.Is(err, runner.ErrInUse) {
 					return goldenErr(img.Fingerprint[:12], err)
 				}
 				fmt.Fprintf(g.Stderr, "stint: kept %s: %v\n", img.Fingerprint[:12], err)

@@ -7,12 +7,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/runner"
 )
 
 // LogsCmd prints a long-lived container's console log: what its PID 1 (the
@@ -24,35 +23,21 @@ type LogsCmd struct {
 
 // Run prints the log.
 func (c *LogsCmd) Run(g *Globals) error {
-	root, err := g.openRoot(false)
+	h, err := g.openHost(context.Background(), runner.Options{})
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
-	st, err := state.Open(filepath.Join(root, "state"))
-	if err != nil {
-		return withCode(ExitHost, err)
-	}
-	recs, err := st.List()
-	if err != nil {
-		return withCode(ExitHost, err)
-	}
-	var match []string
-	for _, r := range recs {
-		if r.Kind != state.KindContainer {
-			continue
-		}
-		if r.Name == c.Name || r.Name[strings.LastIndexByte(r.Name, '.')+1:] == c.Name {
-			match = append(match, r.Name)
-		}
-	}
-	switch len(match) {
-	case 0:
+	defer h.Close()
+	path, err := h.ConsoleLog(c.Name)
+	var amb *runner.AmbiguousNameError
+	switch {
+	case errors.Is(err, runner.ErrNoContainer):
 		return withCode(ExitUsage, fmt.Errorf("stint logs: no long-lived container %q (see stint ps)", c.Name))
-	case 1:
-	default:
-		return withCode(ExitUsage, fmt.Errorf("stint logs: %q is ambiguous: %s", c.Name, strings.Join(match, ", ")))
+	case errors.As(err, &amb):
+		return withCode(ExitUsage, fmt.Errorf("stint logs: %q is ambiguous: %s", c.Name, strings.Join(amb.Matches, ", ")))
+	case err != nil:
+		return withCode(ExitHost, err)
 	}
-	path := filepath.Join(g.Root, "logs", match[0]+".log")
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil // it has not written anything yet

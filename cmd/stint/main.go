@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,8 +11,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/stintdev/stint/internal/hostdir"
-	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner"
 )
 
 // version is set by the Makefile (-ldflags "-X main.version=...").
@@ -27,21 +27,14 @@ type Globals struct {
 	Stderr io.Writer `kong:"-"`
 }
 
-// openRoot makes --root if it is missing, before anything opens a store
-// under it (a store would make it 0700), and returns it. A root stint makes
-// is searchable by containers' mapped root; one the user made is never
-// chmodded. With containers set, a blocking ancestor is an error that names
-// it (checked before anything is made).
-func (g *Globals) openRoot(containers bool) (string, error) {
-	if containers {
-		if err := hostdir.CheckReachable(g.Root); err != nil {
-			return "", fmt.Errorf("--root %w", err)
-		}
+// openHost opens --root through the runner's front door; a failure is the
+// host's (exit 3).
+func (g *Globals) openHost(ctx context.Context, opts runner.Options) (*runner.Host, error) {
+	h, err := runner.Open(ctx, g.Root, opts)
+	if err != nil {
+		return nil, withCode(ExitHost, err)
 	}
-	if err := hostdir.MkdirAll(g.Root, 0o755); err != nil {
-		return "", fmt.Errorf("root %s: %w", g.Root, err)
-	}
-	return g.Root, nil
+	return h, nil
 }
 
 // CLI is stint's command line. Each command is a struct with a Run method;
@@ -79,10 +72,7 @@ func (VersionCmd) Run(g *Globals) error {
 }
 
 func main() {
-	lxcrt.CloseInheritedFDs()    // the caller's open fds must not reach a container
-	if lxcrt.IsHelper(os.Args) { // the hidden re-exec'd liblxc helper (see runner/lxcrt)
-		lxcrt.HelperMain()
-	}
+	runner.Reexec() // the hidden helper subcommands; closes inherited fds
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

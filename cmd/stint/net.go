@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner"
 )
 
 // NetCmd groups the network commands.
@@ -21,11 +21,12 @@ type NetLsCmd struct{}
 
 // Run prints the network state.
 func (NetLsCmd) Run(g *Globals) error {
-	m, err := stintnet.Open(g.Root)
+	h, err := g.openHost(context.Background(), runner.Options{})
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
-	st, err := m.List(context.Background())
+	defer h.Close()
+	st, err := h.Networks(context.Background())
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
@@ -64,18 +65,19 @@ type NetPruneCmd struct{}
 // Run prunes and reports what went.
 func (NetPruneCmd) Run(g *Globals) error {
 	ctx := context.Background()
-	m, err := stintnet.Open(g.Root)
+	h, err := g.openHost(ctx, runner.Options{})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	before, err := h.Networks(ctx)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
-	before, err := m.List(ctx)
-	if err != nil {
+	if err := h.PruneNetworks(ctx); err != nil {
 		return withCode(ExitHost, err)
 	}
-	if err := m.Prune(ctx); err != nil {
-		return withCode(ExitHost, err)
-	}
-	after, err := m.List(ctx)
+	after, err := h.Networks(ctx)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}

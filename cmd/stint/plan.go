@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 
 	"github.com/stintdev/stint/runner"
-	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/reconcile"
-	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -29,12 +26,20 @@ func (c *PlanCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	b, err := openObserver(g)
+	// Only what listing needs (state records, the runtime, stored specs):
+	// a plan builds no image and opens no storage pool. With the set, so
+	// the plan, too, refuses a set applied from another directory.
+	ctx := context.Background()
+	h, err := g.openHost(ctx, runner.Options{})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	b, err := h.Containers(ctx, set)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
-	b.UseSet(set) // so the plan, too, refuses a set applied from another directory
-	actual, err := b.List(context.Background(), set.Name)
+	actual, err := b.List(ctx, set.Name)
 	if err != nil {
 		return listErr(fmt.Errorf("list containers of set %s: %w", set.Name, err))
 	}
@@ -64,13 +69,13 @@ func listErr(err error) error {
 	return withCode(ExitHost, err)
 }
 
-// reconcileEnv is what plan, apply, down and watch share.
+// reconcileEnv is what apply, down and watch share.
 type reconcileEnv struct {
-	env     *env
-	backend *reconcile.RuntimeBackend
+	host    *runner.Host
+	backend *runner.LongLived
 }
 
-func (e *reconcileEnv) Close() { e.env.Close() }
+func (e *reconcileEnv) Close() { e.host.Close() }
 
 // loadSet loads the spec set; an invalid one is a usage error (exit 2).
 func loadSet(paths []string) (*spec.Set, error) {
@@ -87,44 +92,23 @@ func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, 
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := openEnv(ctx, g, set)
+	e, err := openContainers(ctx, g, set)
 	if err != nil {
-		return nil, nil, withCode(ExitHost, err)
+		return nil, nil, err
 	}
-	b := newBackend(g, e)
-	b.UseSet(set)
-	return set, &reconcileEnv{env: e, backend: b}, nil
+	return set, e, nil
 }
 
-// openObserver opens only what listing needs (state records, the
-// runtime, stored specs): a plan builds no image and opens no storage pool.
-func openObserver(g *Globals) (*reconcile.RuntimeBackend, error) {
-	root, err := g.openRoot(false)
+// openContainers opens the Host for containers and its long-lived backend.
+func openContainers(ctx context.Context, g *Globals, set *spec.Set) (*reconcileEnv, error) {
+	h, err := g.openHost(ctx, runner.Options{Containers: true, Set: set})
 	if err != nil {
 		return nil, err
 	}
-	st, err := state.Open(filepath.Join(root, "state"))
+	b, err := h.Containers(ctx, set)
 	if err != nil {
-		return nil, err
+		h.Close()
+		return nil, withCode(ExitHost, err)
 	}
-	rt, err := lxcrt.New(filepath.Join(g.Root, "containers"))
-	if err != nil {
-		return nil, err
-	}
-	return &reconcile.RuntimeBackend{
-		Runner:  &runner.Runner{Runtime: rt, State: st},
-		SpecDir: filepath.Join(g.Root, "reconcile"),
-		LogDir:  filepath.Join(g.Root, "logs"),
-	}, nil
-}
-
-func newBackend(g *Globals, e *env) *reconcile.RuntimeBackend {
-	return &reconcile.RuntimeBackend{
-		Runner: e.runner,
-		Images: func(s *spec.Set) runner.ImageResolver {
-			return &runner.StoreImages{Store: e.images, Set: s, Recipes: e.runner}
-		},
-		SpecDir: filepath.Join(g.Root, "reconcile"),
-		LogDir:  filepath.Join(g.Root, "logs"),
-	}
+	return &reconcileEnv{host: h, backend: b}, nil
 }

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
-	"github.com/stintdev/stint/runner/lxcrt"
-	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/runner"
 )
 
 // PsCmd lists the containers stint owns.
@@ -29,29 +27,19 @@ type psRow struct {
 
 // Run prints the state records with their containers' states.
 func (PsCmd) Run(g *Globals) error {
-	root, err := g.openRoot(false)
+	ctx := context.Background()
+	h, err := g.openHost(ctx, runner.Options{})
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
-	st, err := state.Open(filepath.Join(root, "state"))
-	if err != nil {
-		return withCode(ExitHost, err)
-	}
-	recs, err := st.List()
-	if err != nil {
-		return withCode(ExitHost, err)
-	}
-	rt, err := lxcrt.New(filepath.Join(g.Root, "containers"))
+	defer h.Close()
+	entries, err := h.Ps(ctx)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
 	rows := []psRow{}
-	for _, r := range recs {
-		s, err := rt.State(context.Background(), r.Name)
-		if err != nil {
-			s = "unknown"
-		}
-		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Set: r.Set, Job: r.Job, State: string(s), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
+	for _, r := range entries {
+		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Set: r.Set, Job: r.Job, State: string(r.State), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
 	}
 	if g.JSON {
 		return writeJSON(g.Stdout, rows)

@@ -8,22 +8,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/stintdev/stint/images"
-	"github.com/stintdev/stint/internal/hostdir"
-	"github.com/stintdev/stint/internal/idmap"
-	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
-	"github.com/stintdev/stint/runner/artifact"
-	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/output"
-	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
-	"github.com/stintdev/stint/storage"
 )
 
 // RunCmd runs jobs ephemerally.
@@ -61,39 +52,22 @@ func (c *RunCmd) Run(g *Globals) error {
 
 	ctx, stop := signalContext(g.Stderr)
 	defer stop()
-	env, err := openEnv(ctx, g, set)
+	h, err := g.openHost(ctx, runner.Options{Containers: true, Set: set})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	opts := runner.RunOptions{Parallel: c.Parallel, ArtifactsDir: c.Artifacts, KeepOnFailure: c.KeepOnFailure, Output: g.Stdout}
+	if g.JSON {
+		em := output.NewEmitter(g.Stdout)
+		opts.Events = func(ev output.Event) { _ = em.Emit(ev) }
+		opts.Output = g.Stderr
+	}
+	gcFirst(ctx, g, h)
+	results, err := h.RunJobs(ctx, jobs, opts)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
-	defer env.Close()
-	r := env.runner
-	// Open the artifacts base before any job runs: a job with a writable
-	// bind mount over the working directory could otherwise replace it with
-	// a symlink, and Collect can't tell that from a link the user chose.
-	if err := os.MkdirAll(c.Artifacts, 0o755); err != nil {
-		return withCode(ExitHost, fmt.Errorf("artifacts directory: %w", err))
-	}
-	base, err := os.Open(c.Artifacts)
-	if err != nil {
-		return withCode(ExitHost, fmt.Errorf("artifacts directory: %w", err))
-	}
-	defer base.Close()
-	r.ArtifactsDir = c.Artifacts
-	r.ArtifactsBase = base
-	r.KeepOnFailure = c.KeepOnFailure
-	if g.JSON {
-		em := output.NewEmitter(g.Stdout)
-		r.Events = func(ev output.Event) { _ = em.Emit(ev) }
-		r.Output = g.Stderr
-	} else {
-		r.Output = g.Stdout
-	}
-	// What crashed runs left behind goes first.
-	if res, err := r.GC(ctx, runner.GCOptions{}); err == nil && len(res.Removed) > 0 {
-		fmt.Fprintf(g.Stderr, "stint: removed %d container(s) left by dead stint processes\n", len(res.Removed))
-	}
-
-	results := r.RunJobs(ctx, jobs, c.Parallel)
 	if !g.JSON {
 		printSummary(g.Stdout, results)
 	}
@@ -172,80 +146,11 @@ func signalContextFor(stderr io.Writer, sigs ...os.Signal) (context.Context, fun
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
-// env is what commands that run containers share.
-type env struct {
-	runner  *runner.Runner
-	storage storage.Driver
-	rt      *lxcrt.Runtime
-	images  *images.Store
-}
-
-func (e *env) Close() { _ = e.storage.Close() }
-
-// openEnv opens everything under --root: state, storage, images, runtime.
-func openEnv(ctx context.Context, g *Globals, set *spec.Set) (*env, error) {
-	root, err := g.openRoot(true)
-	if err != nil {
-		return nil, err
+// gcFirst removes what crashed runs left behind, before new work.
+func gcFirst(ctx context.Context, g *Globals, h *runner.Host) {
+	if res, err := h.GC(ctx, runner.GCOptions{}); err == nil && len(res.Removed) > 0 {
+		fmt.Fprintf(g.Stderr, "stint: removed %d container(s) left by dead stint processes\n", len(res.Removed))
 	}
-	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
-	if err != nil {
-		return nil, err
-	}
-	st, err := state.Open(filepath.Join(root, "state"))
-	if err != nil {
-		return nil, err
-	}
-	cfg := storage.Config{Driver: "auto", Root: root}
-	if set != nil {
-		s := set.Storage
-		cfg = storage.Config{Driver: s.Driver, Root: root, Path: s.Path, Size: s.Size, Dataset: s.Dataset, VG: s.VG, Thinpool: s.Thinpool}
-		if cfg.Driver == "" {
-			cfg.Driver = "auto"
-		}
-	}
-	if cfg.Path != "" { // a pool outside --root: the same rule as for --root
-		if err := hostdir.CheckReachable(cfg.Path); err != nil {
-			return nil, fmt.Errorf("storage path %w", err)
-		}
-	}
-	drv, err := storage.Open(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	imgs, err := images.Open(filepath.Join(root, "images"))
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	rt, err := lxcrt.New(filepath.Join(root, "containers"))
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	nm, err := stintnet.Open(root)
-	if err != nil {
-		drv.Close()
-		return nil, err
-	}
-	r := &runner.Runner{
-		Runtime:  rt,
-		Storage:  drv,
-		State:    st,
-		Images:   &runner.StoreImages{Store: imgs, Set: set},
-		IDMap:    idm,
-		CacheDir: filepath.Join(root, "cache"),
-		LogDir:   filepath.Join(root, "logs"),
-		Collect:  collectArtifacts,
-		Net:      nm,
-	}
-	r.Images.(*runner.StoreImages).Recipes = r // [image.X] from = ...: built by the runner
-	return &env{runner: r, storage: drv, rt: rt, images: imgs}, nil
-}
-
-func collectArtifacts(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
-	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
-	return res.Copied, err
 }
 
 func jsonLine(v any) ([]byte, error) {

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/stintdev/stint/runner"
 )
 
 // hoistFlags returns args with the flags of command cmd (and their values)
@@ -95,7 +96,7 @@ func runImageKnown(root string) func(string) bool {
 	if known := imageKnown(root); known != nil {
 		return known
 	}
-	if _, err := os.Stat(filepath.Join(root, "images")); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(runner.Layout{Root: root}.Images()); errors.Is(err, fs.ErrNotExist) {
 		return func(string) bool { return false }
 	}
 	return nil

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -47,7 +47,7 @@ func (c *ValidateCmd) Run(g *Globals) error {
 // imageKnown checks image references against the local image store when
 // there is one under root; validate never creates it.
 func imageKnown(root string) func(string) bool {
-	dir := filepath.Join(root, "images")
+	dir := runner.Layout{Root: root}.Images()
 	if _, err := os.Stat(dir); err != nil {
 		return nil
 	}

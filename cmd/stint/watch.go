@@ -31,15 +31,15 @@ func (c *WatchCmd) Run(g *Globals) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	e, err := openEnv(ctx, g, set)
+	e, err := openContainers(ctx, g, set)
 	if err != nil {
-		return withCode(ExitHost, err)
+		return err
 	}
 	defer e.Close()
 	w := &reconcile.Watcher{
 		Paths:       c.Paths,
 		Load:        func() (*spec.Set, error) { return reconcile.LoadSpecs(c.Paths, spec.Options{}) },
-		Backend:     newBackend(g, e),
+		Backend:     e.backend,
 		Parallelism: c.Parallel,
 		Resync:      c.Resync,
 		Debounce:    c.Debounce,

@@ -442,3 +442,6 @@ func (r *Runtime) Config(name string) ([]byte, error) {
 	}
 	return bytes.TrimSpace(b), nil
 }
+
+// Version is liblxc's version.
+func Version() string { return lxc.Version() }

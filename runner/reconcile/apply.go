@@ -49,6 +49,13 @@ type Backend interface {
 	Destroy(ctx context.Context, set, name string) error
 }
 
+// SetUser is an optional ability of a Backend: it wants the whole loaded
+// spec set before a pass (to resolve the set's [image.*] definitions).
+// Watch and the CLI call UseSet before every pass when the Backend has it.
+type SetUser interface {
+	UseSet(*spec.Set)
+}
+
 // ErrExists is wrapped by Backend.Create when the name is taken by a
 // container that the set does not own.
 var ErrExists = errors.New("container name taken by a container the set does not own")

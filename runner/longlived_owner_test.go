@@ -1,4 +1,4 @@
-package reconcile
+package runner
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/reconcile"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
@@ -30,12 +30,12 @@ func TestSetOwnedByItsDirectory(t *testing.T) {
 		body := "version = 1\n" + name + "\n[image.bb]\nbuilder = \"busybox\"\n\n[container." + container + "]\nimage = \"bb\"\nstate = \"stopped\"\n"
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "stint.toml"), []byte(body), 0o644))
 	}
-	try := func(dir string) ([]Outcome, error) {
-		set, err := LoadSpecs([]string{dir}, spec.Options{})
+	try := func(dir string) ([]reconcile.Outcome, error) {
+		set, err := reconcile.LoadSpecs([]string{dir}, spec.Options{})
 		require.NoError(t, err)
 		require.Equal(t, "app", set.Name)
 		h.backend.UseSet(set)
-		_, outcomes, err := Once(ctx, h.backend, set.Name, set.Containers, 4)
+		_, outcomes, err := reconcile.Once(ctx, h.backend, set.Name, set.Containers, 4)
 		return outcomes, err
 	}
 	write(x, "", "idle")
@@ -45,7 +45,7 @@ func TestSetOwnedByItsDirectory(t *testing.T) {
 	require.Equal(t, container.StateStopped, h.state(t, "app", "idle"))
 
 	_, err = try(y)
-	var owned *SetOwnedError
+	var owned *reconcile.SetOwnedError
 	require.ErrorAs(t, err, &owned)
 	assert.Contains(t, err.Error(), "set app is owned by specs in "+x+"; give this set its own `name` or run down there first")
 	assert.Equal(t, container.StateStopped, h.state(t, "app", "idle"), "another directory's apply deleted the set's container")
@@ -77,7 +77,7 @@ func TestSetOwnerThroughSymlink(t *testing.T) {
 	h, err := st.Create(&state.Record{Name: "app-web", Kind: state.KindContainer, Set: "app"})
 	require.NoError(t, err)
 	require.NoError(t, h.Release())
-	b := &RuntimeBackend{Runner: &runner.Runner{State: st}, SpecDir: filepath.Join(tmp, "reconcile")}
+	b := &LongLived{Runner: &Runner{State: st}, SpecDir: filepath.Join(tmp, "reconcile")}
 	set := func(dir string) *spec.Set {
 		return &spec.Set{Name: "app", Files: []string{filepath.Join(dir, "stint.toml")}}
 	}
@@ -95,7 +95,7 @@ func TestSetOwnerThroughSymlink(t *testing.T) {
 	assert.Equal(t, x1, have.Dir, "the owner is still the directory as first recorded")
 	require.NoError(t, os.Remove(filepath.Join(tmp, "x1link")))
 	assert.NoError(t, b.checkOwner("app", set(x1), false), "the directory itself, the symlink gone")
-	var owned *SetOwnedError
+	var owned *reconcile.SetOwnedError
 	err = b.checkOwner("app", set(other), false)
 	require.ErrorAs(t, err, &owned)
 	assert.Contains(t, err.Error(), "set app is owned by specs in ")

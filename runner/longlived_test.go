@@ -1,4 +1,4 @@
-package reconcile
+package runner
 
 import (
 	"context"
@@ -15,29 +15,21 @@ import (
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/internal/testenv"
-	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/reconcile"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
 )
 
-func TestMain(m *testing.M) {
-	// The LXC runtime starts containers from a re-exec of this binary.
-	if lxcrt.IsHelper(os.Args) {
-		lxcrt.HelperMain()
-	}
-	os.Exit(m.Run())
-}
-
 // host is a whole stint root on real LXC: runtime, storage (overlay, else
-// dir), state journal, image store, and the RuntimeBackend over them.
+// dir), state journal, image store, and the LongLived over them.
 type host struct {
 	root    string
 	rt      *lxcrt.Runtime
 	drv     storage.Driver
-	backend *RuntimeBackend
+	backend *LongLived
 }
 
 func newHost(t *testing.T) *host {
@@ -62,11 +54,11 @@ func newHost(t *testing.T) *host {
 	require.NoError(t, err)
 	m, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	require.NoError(t, err)
-	r := &runner.Runner{Runtime: rt, Storage: drv, State: st, IDMap: m,
+	r := &Runner{Runtime: rt, Storage: drv, State: st, IDMap: m,
 		CacheDir: filepath.Join(root, "cache"), LogDir: filepath.Join(root, "logs")}
-	h := &host{root: root, rt: rt, drv: drv, backend: &RuntimeBackend{
+	h := &host{root: root, rt: rt, drv: drv, backend: &LongLived{
 		Runner:  r,
-		Images:  func(s *spec.Set) runner.ImageResolver { return &runner.StoreImages{Store: imgs, Set: s} },
+		Images:  func(s *spec.Set) ImageResolver { return &StoreImages{Store: imgs, Set: s} },
 		SpecDir: filepath.Join(root, "reconcile"),
 		LogDir:  filepath.Join(root, "logs"),
 	}}
@@ -75,7 +67,7 @@ func newHost(t *testing.T) *host {
 		// container in the LXC path, then the pool's volumes.
 		recs, _ := h.backend.Records()
 		for _, rec := range recs {
-			if err := h.backend.Destroy(ctx, rec.Set, specName(rec.Name)); err != nil {
+			if err := h.backend.Destroy(ctx, rec.Set, reconcile.SpecName(rec.Name)); err != nil {
 				t.Errorf("cleanup %s: %v", rec.Name, err)
 			}
 		}
@@ -110,28 +102,28 @@ func writeSpec(t *testing.T, dir, set, containers string) {
 	require.NoError(t, os.Rename(tmp, filepath.Join(dir, "stint.toml")))
 }
 
-func (h *host) plan(t *testing.T, dir string) (*spec.Set, []Action) {
+func (h *host) plan(t *testing.T, dir string) (*spec.Set, []reconcile.Action) {
 	t.Helper()
-	set, err := LoadSpecs([]string{dir}, spec.Options{})
+	set, err := reconcile.LoadSpecs([]string{dir}, spec.Options{})
 	require.NoError(t, err)
 	actual, err := h.backend.List(context.Background(), set.Name)
 	require.NoError(t, err)
-	return set, Plan(set.Containers, set.Name, actual)
+	return set, reconcile.Plan(set.Containers, set.Name, actual)
 }
 
-func (h *host) apply(t *testing.T, dir string) []Action {
+func (h *host) apply(t *testing.T, dir string) []reconcile.Action {
 	t.Helper()
-	set, err := LoadSpecs([]string{dir}, spec.Options{})
+	set, err := reconcile.LoadSpecs([]string{dir}, spec.Options{})
 	require.NoError(t, err)
 	h.backend.UseSet(set)
-	actions, _, err := Once(context.Background(), h.backend, set.Name, set.Containers, 4)
+	actions, _, err := reconcile.Once(context.Background(), h.backend, set.Name, set.Containers, 4)
 	require.NoError(t, err)
 	return actions
 }
 
 func (h *host) state(t *testing.T, set, name string) container.State {
 	t.Helper()
-	st, err := h.rt.State(context.Background(), RuntimeName(set, name))
+	st, err := h.rt.State(context.Background(), reconcile.RuntimeName(set, name))
 	require.NoError(t, err)
 	return st
 }
@@ -139,7 +131,7 @@ func (h *host) state(t *testing.T, set, name string) container.State {
 // consoleHas waits up to 10s for the container's console log to hold s.
 func (h *host) consoleHas(t *testing.T, set, name, s string) {
 	t.Helper()
-	path := h.backend.ConsoleLog(RuntimeName(set, name))
+	path := h.backend.ConsoleLog(reconcile.RuntimeName(set, name))
 	var got []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		got, _ = os.ReadFile(path)
@@ -150,8 +142,8 @@ func (h *host) consoleHas(t *testing.T, set, name, s string) {
 	t.Fatalf("console log %s does not show %q; it has:\n%s", path, s, got)
 }
 
-func kinds(actions []Action) map[string]Kind {
-	out := map[string]Kind{}
+func kinds(actions []reconcile.Action) map[string]reconcile.Kind {
+	out := map[string]reconcile.Kind{}
 	for _, a := range actions {
 		out[a.Name] = a.Kind
 	}
@@ -172,7 +164,7 @@ image = "bb"
 state = "stopped"
 `)
 	acts := h.apply(t, dir)
-	assert.Equal(t, map[string]Kind{"web": KindCreate, "idle": KindCreate}, kinds(acts))
+	assert.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindCreate, "idle": reconcile.KindCreate}, kinds(acts))
 	assert.Equal(t, container.StateRunning, h.state(t, "alpha", "web"))
 	assert.Equal(t, container.StateStopped, h.state(t, "alpha", "idle"))
 	h.consoleHas(t, "alpha", "web", "hello from web v1")
@@ -180,7 +172,7 @@ state = "stopped"
 	// A second apply changes nothing and writes nothing.
 	before := h.backend.Runner.State.Stats()
 	acts = h.apply(t, dir)
-	assert.Equal(t, map[string]Kind{"web": KindNone, "idle": KindNone}, kinds(acts))
+	assert.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindNone, "idle": reconcile.KindNone}, kinds(acts))
 	assert.Equal(t, before, h.backend.Runner.State.Stats(), "no state writes")
 
 	// A new command: plan says recreate, apply does it.
@@ -190,7 +182,7 @@ image = "bb"
 state = "stopped"
 `)
 	_, acts = h.plan(t, dir)
-	require.Equal(t, map[string]Kind{"web": KindRecreate, "idle": KindNone}, kinds(acts))
+	require.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindRecreate, "idle": reconcile.KindNone}, kinds(acts))
 	assert.Contains(t, acts[1].Reasons[0], "command changed: ")
 	h.apply(t, dir)
 	assert.Equal(t, container.StateRunning, h.state(t, "alpha", "web"))
@@ -199,9 +191,9 @@ state = "stopped"
 	// Removed from the spec: deleted, with everything it had.
 	writeSpec(t, dir, "alpha", strings.ReplaceAll(webV1, "v1", "v2"))
 	acts = h.apply(t, dir)
-	assert.Equal(t, map[string]Kind{"web": KindNone, "idle": KindDelete}, kinds(acts))
+	assert.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindNone, "idle": reconcile.KindDelete}, kinds(acts))
 	assert.Equal(t, container.StateAbsent, h.state(t, "alpha", "idle"))
-	_, err := h.drv.Get(context.Background(), RuntimeName("alpha", "idle"))
+	_, err := h.drv.Get(context.Background(), reconcile.RuntimeName("alpha", "idle"))
 	assert.ErrorIs(t, err, storage.ErrNotFound)
 }
 
@@ -221,7 +213,7 @@ func TestLongLivedTwoSetsAndDown(t *testing.T) {
 	// alpha's spec loses web: only alpha's web goes.
 	writeSpec(t, a, "alpha", "")
 	acts := h.apply(t, a)
-	assert.Equal(t, map[string]Kind{"web": KindDelete}, kinds(acts))
+	assert.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindDelete}, kinds(acts))
 	assert.Equal(t, container.StateAbsent, h.state(t, "alpha", "web"))
 	assert.Equal(t, container.StateRunning, h.state(t, "beta", "web"))
 	assert.DirExists(t, filepath.Join(h.root, "containers", "alpha.stray"))
@@ -229,7 +221,7 @@ func TestLongLivedTwoSetsAndDown(t *testing.T) {
 	// down beta: nothing of beta is left.
 	actual, err := h.backend.List(ctx, "beta")
 	require.NoError(t, err)
-	_, err = Apply(ctx, h.backend, Down("beta", actual), 4)
+	_, err = reconcile.Apply(ctx, h.backend, reconcile.Down("beta", actual), 4)
 	require.NoError(t, err)
 	recs, err := h.backend.Records()
 	require.NoError(t, err)
@@ -266,7 +258,7 @@ func TestLongLivedImageInit(t *testing.T) {
 	// still be the script's shell.)
 	var pid1 string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		cmdline, err := exec.Command("lxc-attach", "-P", filepath.Join(h.root, "containers"), "-n", RuntimeName("gamma", "box"),
+		cmdline, err := exec.Command("lxc-attach", "-P", filepath.Join(h.root, "containers"), "-n", reconcile.RuntimeName("gamma", "box"),
 			"--", "/bin/cat", "/proc/1/cmdline").Output()
 		require.NoError(t, err)
 		if pid1 = strings.TrimRight(string(cmdline), "\x00"); pid1 == "init" || pid1 == "/sbin/init" {
@@ -280,26 +272,26 @@ func TestLongLivedImageInit(t *testing.T) {
 func TestLongLivedWatch(t *testing.T) {
 	h := newHost(t)
 	dir := specDir(t, "delta", webV1)
-	passes := make(chan Pass, 100)
-	w := &Watcher{
+	passes := make(chan reconcile.Pass, 100)
+	w := &reconcile.Watcher{
 		Paths:   []string{dir},
-		Load:    func() (*spec.Set, error) { return LoadSpecs([]string{dir}, spec.Options{}) },
+		Load:    func() (*spec.Set, error) { return reconcile.LoadSpecs([]string{dir}, spec.Options{}) },
 		Backend: h.backend, Parallelism: 2,
 		Resync: time.Second, Debounce: 100 * time.Millisecond,
-		Report: func(p Pass) { passes <- p },
+		Report: func(p reconcile.Pass) { passes <- p },
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	next := func() Pass {
+	next := func() reconcile.Pass {
 		t.Helper()
 		select {
 		case p := <-passes:
 			return p
 		case <-time.After(60 * time.Second):
 			t.Fatal("no pass within 60s")
-			return Pass{}
+			return reconcile.Pass{}
 		}
 	}
 	p := next()
@@ -307,7 +299,7 @@ func TestLongLivedWatch(t *testing.T) {
 	require.Equal(t, container.StateRunning, h.state(t, "delta", "web"))
 
 	// lxc-stop by hand: undone within two resync periods.
-	out, err := exec.Command("lxc-stop", "-P", filepath.Join(h.root, "containers"), "-n", RuntimeName("delta", "web"), "-k").CombinedOutput()
+	out, err := exec.Command("lxc-stop", "-P", filepath.Join(h.root, "containers"), "-n", reconcile.RuntimeName("delta", "web"), "-k").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	stopped := time.Now()
 	for h.state(t, "delta", "web") != container.StateRunning {
@@ -335,7 +327,7 @@ func TestLongLivedWatch(t *testing.T) {
 	assert.Equal(t, container.StateRunning, h.state(t, "delta", "web"))
 }
 
-func drain(c chan Pass) {
+func drain(c chan reconcile.Pass) {
 	for {
 		select {
 		case <-c:
@@ -350,12 +342,12 @@ func TestLongLivedRecreatesWhatWasDeletedByHand(t *testing.T) {
 	ctx := context.Background()
 	dir := specDir(t, "eps", webV1)
 	h.apply(t, dir)
-	name := RuntimeName("eps", "web")
+	name := reconcile.RuntimeName("eps", "web")
 
 	// lxc-destroy by hand: the record stays, the container is gone.
 	require.NoError(t, h.rt.Destroy(ctx, name))
 	_, acts := h.plan(t, dir)
-	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
+	require.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindRecreate}, kinds(acts))
 	assert.Contains(t, acts[0].Reasons[0], "container missing")
 	h.apply(t, dir)
 	assert.Equal(t, container.StateRunning, h.state(t, "eps", "web"))
@@ -367,9 +359,9 @@ func TestLongLivedRecreatesWhatWasDeletedByHand(t *testing.T) {
 	require.NoError(t, hd.Update(func(r *state.Record) { r.Phase = "creating" }))
 	require.NoError(t, hd.Release())
 	_, acts = h.plan(t, dir)
-	require.Equal(t, map[string]Kind{"web": KindRecreate}, kinds(acts))
+	require.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindRecreate}, kinds(acts))
 	h.apply(t, dir)
 	assert.Equal(t, container.StateRunning, h.state(t, "eps", "web"))
 	_, acts = h.plan(t, dir)
-	assert.Equal(t, map[string]Kind{"web": KindNone}, kinds(acts))
+	assert.Equal(t, map[string]reconcile.Kind{"web": reconcile.KindNone}, kinds(acts))
 }

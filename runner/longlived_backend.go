@@ -1,4 +1,4 @@
-package reconcile
+package runner
 
 import (
 	"context"
@@ -7,28 +7,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/google/renameio/v2"
 
 	stintnet "github.com/stintdev/stint/net"
-	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/reconcile"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
-// SetUser is an optional ability of a Backend: it wants the whole loaded
-// spec set before a pass (to resolve the set's [image.*] definitions).
-// Watch and the CLI call UseSet before every pass when the Backend has it.
-type SetUser interface {
-	UseSet(*spec.Set)
-}
-
-// RuntimeBackend is the Backend on stint's own runner: the job pipeline's
+// LongLived is the reconcile.Backend on stint's own runner: the job pipeline's
 // image → golden → clone steps, the state journal as the ownership record,
 // and the container Runtime (LXC by default).
 //
@@ -37,11 +28,11 @@ type SetUser interface {
 // (named like the container), and the resolved container spec is kept
 // beside it in SpecDir for later diffs. The record is the ownership: a
 // container without one is never touched, whatever its name.
-type RuntimeBackend struct {
-	Runner *runner.Runner
+type LongLived struct {
+	Runner *Runner
 	// Images returns the image resolver for a spec set (its [image.*]
 	// tables, then the image store).
-	Images func(*spec.Set) runner.ImageResolver
+	Images func(*spec.Set) ImageResolver
 	// SpecDir keeps each container's resolved spec (<root>/reconcile).
 	SpecDir string
 	// LogDir keeps each container's console log (<root>/logs).
@@ -52,51 +43,33 @@ type RuntimeBackend struct {
 }
 
 var (
-	_ Backend = (*RuntimeBackend)(nil)
-	_ SetUser = (*RuntimeBackend)(nil)
+	_ reconcile.Backend = (*LongLived)(nil)
+	_ reconcile.SetUser = (*LongLived)(nil)
 )
 
-// UseSet implements SetUser.
-func (b *RuntimeBackend) UseSet(s *spec.Set) {
+// UseSet implements reconcile.SetUser.
+func (b *LongLived) UseSet(s *spec.Set) {
 	b.mu.Lock()
 	b.set = s
 	b.mu.Unlock()
 }
 
-var unsafeSetChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
-
-// RuntimeName is the runtime (LXC) name of container name of set: the set's
-// name made safe, a dot, the container's name. Container names have no dot
-// (spec), so the part after the last dot is always the container's name.
-func RuntimeName(set, name string) string {
-	prefix := strings.Trim(unsafeSetChars.ReplaceAllString(set, "-"), "-")
-	if max := 63 - len(name); len(prefix) > max {
-		prefix = prefix[:max]
-	}
-	return prefix + "." + name
-}
-
-// specName is the spec container name of a runtime name.
-func specName(runtimeName string) string {
-	return runtimeName[strings.LastIndexByte(runtimeName, '.')+1:]
-}
-
 // ConsoleLog is where container rtName's console (its PID 1's output) goes.
-func (b *RuntimeBackend) ConsoleLog(rtName string) string {
+func (b *LongLived) ConsoleLog(rtName string) string {
 	return filepath.Join(b.LogDir, rtName+".log")
 }
 
-func (b *RuntimeBackend) specPath(rtName string) string {
+func (b *LongLived) specPath(rtName string) string {
 	return filepath.Join(b.SpecDir, rtName+".json")
 }
 
 // scriptPath is where stint before the typed container.Init kept a
 // container's start script; Destroy still removes one an older stint left.
-func (b *RuntimeBackend) scriptPath(rtName string) string {
+func (b *LongLived) scriptPath(rtName string) string {
 	return filepath.Join(b.SpecDir, "run", rtName+".sh")
 }
 
-func (b *RuntimeBackend) readSpec(rtName string) (*spec.Container, error) {
+func (b *LongLived) readSpec(rtName string) (*spec.Container, error) {
 	data, err := os.ReadFile(b.specPath(rtName))
 	if err != nil {
 		return nil, err
@@ -108,7 +81,7 @@ func (b *RuntimeBackend) readSpec(rtName string) (*spec.Container, error) {
 	return &c, nil
 }
 
-func (b *RuntimeBackend) writeSpec(rtName string, c spec.Container) error {
+func (b *LongLived) writeSpec(rtName string, c spec.Container) error {
 	data, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
@@ -124,7 +97,7 @@ func (b *RuntimeBackend) writeSpec(rtName string, c spec.Container) error {
 
 // Records returns the records of every long-lived container of any set,
 // for `stint ps` and `stint logs`.
-func (b *RuntimeBackend) Records() ([]state.Record, error) {
+func (b *LongLived) Records() ([]state.Record, error) {
 	all, err := b.Runner.State.List()
 	if err != nil {
 		return nil, err
@@ -133,7 +106,7 @@ func (b *RuntimeBackend) Records() ([]state.Record, error) {
 }
 
 // List implements Backend.
-func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, error) {
+func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed, error) {
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
@@ -146,12 +119,12 @@ func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, erro
 	if err != nil {
 		return nil, err
 	}
-	var out []Observed
+	var out []reconcile.Observed
 	for _, r := range recs {
 		if r.Set != set {
 			continue
 		}
-		o := Observed{Name: specName(r.Name), Set: set, Hash: r.SpecHash}
+		o := reconcile.Observed{Name: reconcile.SpecName(r.Name), Set: set, Hash: r.SpecHash}
 		st, err := b.Runner.Runtime.State(ctx, r.Name)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", r.Name, err)
@@ -161,11 +134,11 @@ func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, erro
 		case st == container.StateAbsent || specErr != nil || r.Phase == "creating":
 			// Gone, half made (a crash mid-create), or unstartable without
 			// its stored spec: all mean "make it again".
-			o.Status = StatusMissing
+			o.Status = reconcile.StatusMissing
 		case st == container.StateStopped:
-			o.Status = StatusStopped
+			o.Status = reconcile.StatusStopped
 		default: // running, or in transition: leave it be
-			o.Status = StatusRunning
+			o.Status = reconcile.StatusRunning
 		}
 		o.Spec = c
 		out = append(out, o)
@@ -175,7 +148,7 @@ func (b *RuntimeBackend) List(ctx context.Context, set string) ([]Observed, erro
 
 // Create implements Backend: journal first, then clone and define the
 // container, stopped. Any failure undoes what was done.
-func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Container, hash string) (err error) {
+func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, hash string) (err error) {
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
@@ -183,7 +156,7 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 		return err
 	}
 	r := b.Runner
-	name := RuntimeName(set, c.Name)
+	name := reconcile.RuntimeName(set, c.Name)
 	h, err := r.State.Create(&state.Record{
 		Name: name, Kind: state.KindContainer, Set: set, SpecHash: hash,
 		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
@@ -194,7 +167,7 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 			// meanwhile: the next pass sees it; not a conflict.
 			return fmt.Errorf("create container %s: made meanwhile by another stint process of set %s", name, set)
 		}
-		return fmt.Errorf("create container %s: %w", name, ErrExists)
+		return fmt.Errorf("create container %s: %w", name, reconcile.ErrExists)
 	}
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", name, err)
@@ -212,7 +185,7 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 	if err := b.writeSpec(name, c); err != nil {
 		return err
 	}
-	var images runner.ImageResolver
+	var images ImageResolver
 	if b.Images != nil {
 		images = b.Images(specSet)
 	}
@@ -243,7 +216,7 @@ func (b *RuntimeBackend) Create(ctx context.Context, set string, c spec.Containe
 }
 
 // define (re)writes the runtime's definition of a stopped container from c.
-func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Container, rootfs string, lease *stintnet.Lease) error {
+func (b *LongLived) define(ctx context.Context, name string, c spec.Container, rootfs string, lease *stintnet.Lease) error {
 	cfg, err := b.Runner.ContainerConfig(c, rootfs, lease)
 	if err != nil {
 		return err
@@ -252,7 +225,7 @@ func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Contain
 	if err := os.MkdirAll(b.LogDir, 0o750); err != nil {
 		return fmt.Errorf("container %s: log directory: %w", name, err)
 	}
-	cfg.Init = Init(c, b.ConsoleLog(name))
+	cfg.Init = containerInit(c, b.ConsoleLog(name))
 	// The definition is derived state: replace it whole.
 	if err := b.Runner.Runtime.Destroy(ctx, name); err != nil {
 		return err
@@ -261,15 +234,15 @@ func (b *RuntimeBackend) define(ctx context.Context, name string, c spec.Contain
 }
 
 // claim takes the record of a container this set owns.
-func (b *RuntimeBackend) claim(set, name string) (*state.Handle, error) {
-	rtName := RuntimeName(set, name)
+func (b *LongLived) claim(set, name string) (*state.Handle, error) {
+	rtName := reconcile.RuntimeName(set, name)
 	h, err := b.Runner.State.Claim(rtName)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", rtName, err)
 	}
 	if rec := h.Record(); rec.Kind != state.KindContainer || rec.Set != set {
 		_ = h.Release()
-		return nil, fmt.Errorf("container %s: %w", rtName, ErrExists)
+		return nil, fmt.Errorf("container %s: %w", rtName, reconcile.ErrExists)
 	}
 	return h, nil
 }
@@ -277,7 +250,7 @@ func (b *RuntimeBackend) claim(set, name string) (*state.Handle, error) {
 // Start implements Backend: the definition is rewritten from the stored
 // spec first (it carries env and limits changed in place since), and the
 // volume is mounted again if a reboot unmounted it.
-func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
+func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	h, err := b.claim(set, name)
 	if err != nil {
 		return err
@@ -318,7 +291,7 @@ func (b *RuntimeBackend) Start(ctx context.Context, set, name string) error {
 }
 
 // Stop implements Backend.
-func (b *RuntimeBackend) Stop(ctx context.Context, set, name string) error {
+func (b *LongLived) Stop(ctx context.Context, set, name string) error {
 	h, err := b.claim(set, name)
 	if err != nil {
 		return err
@@ -333,7 +306,7 @@ func (b *RuntimeBackend) Stop(ctx context.Context, set, name string) error {
 // Update implements Backend: the stored spec and hash change now; the
 // runtime sees env and limits at the container's next start (Start
 // rewrites the definition), a running one keeps its current values.
-func (b *RuntimeBackend) Update(_ context.Context, set string, c spec.Container, hash string) error {
+func (b *LongLived) Update(_ context.Context, set string, c spec.Container, hash string) error {
 	h, err := b.claim(set, c.Name)
 	if err != nil {
 		return err
@@ -347,7 +320,7 @@ func (b *RuntimeBackend) Update(_ context.Context, set string, c spec.Container,
 
 // Destroy implements Backend: the container, its volume, its stored spec,
 // its console log, then its record. A container with no record is gone.
-func (b *RuntimeBackend) Destroy(ctx context.Context, set, name string) error {
+func (b *LongLived) Destroy(ctx context.Context, set, name string) error {
 	h, err := b.claim(set, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil

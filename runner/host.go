@@ -1,0 +1,459 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/hostdir"
+	"github.com/stintdev/stint/internal/idmap"
+	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/artifact"
+	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/lxcrt"
+	"github.com/stintdev/stint/runner/output"
+	"github.com/stintdev/stint/runner/reconcile"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+// Options configure Open.
+type Options struct {
+	// Containers says the caller will make containers (run, exec, gc,
+	// apply, down, watch, recipe builds). The root must then be reachable by
+	// unprivileged containers' root (a blocking ancestor is an error naming
+	// it, and nothing is made), and every part is opened at once, so that a
+	// host failure shows before any work starts. Without it, parts open on
+	// first use (ps opens no storage pool, image list no runtime).
+	Containers bool
+	// Set is the spec set in use: its [storage] table chooses the pool and
+	// its [image.*] tables resolve images. nil: driver auto under the root.
+	Set *spec.Set
+}
+
+// Host is one stint root opened: the front door through which the CLI asks
+// for work. It owns the root's layout and wires the parts (state journal,
+// storage pool, network manager, image store, container runtime); nothing
+// outside runner opens them. A Host is safe for concurrent use.
+type Host struct {
+	layout Layout
+	opts   Options
+
+	mu     sync.Mutex
+	st     *state.Store
+	rt     *lxcrt.Runtime
+	imgs   *images.Store
+	drv    storage.Driver
+	nm     *stintnet.Manager
+	runner *Runner
+}
+
+// Open opens the stint root at root, making it (0755, searchable by
+// containers) if it is missing; a directory stint did not make is never
+// chmodded.
+func Open(ctx context.Context, root string, opts Options) (*Host, error) {
+	if opts.Containers {
+		if err := hostdir.CheckReachable(root); err != nil {
+			return nil, fmt.Errorf("--root %w", err)
+		}
+	}
+	if err := hostdir.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("root %s: %w", root, err)
+	}
+	h := &Host{layout: Layout{Root: root}, opts: opts}
+	if opts.Containers {
+		if _, err := h.engine(ctx); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Layout is the root's layout.
+func (h *Host) Layout() Layout { return h.layout }
+
+// Close releases what the Host opened (the storage pool's mounts).
+func (h *Host) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.drv != nil {
+		err := h.drv.Close()
+		h.drv = nil
+		return err
+	}
+	return nil
+}
+
+// state opens the state journal once.
+func (h *Host) state() (*state.Store, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.st == nil {
+		st, err := state.Open(h.layout.State())
+		if err != nil {
+			return nil, err
+		}
+		h.st = st
+	}
+	return h.st, nil
+}
+
+// runtime opens the container runtime once.
+func (h *Host) runtime() (*lxcrt.Runtime, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.rt == nil {
+		rt, err := lxcrt.New(h.layout.Containers())
+		if err != nil {
+			return nil, err
+		}
+		h.rt = rt
+	}
+	return h.rt, nil
+}
+
+// Images opens the image store once.
+func (h *Host) Images() (*images.Store, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.imgs == nil {
+		s, err := images.Open(h.layout.Images())
+		if err != nil {
+			return nil, err
+		}
+		h.imgs = s
+	}
+	return h.imgs, nil
+}
+
+// storageConfig is the pool the set's [storage] table names.
+func (h *Host) storageConfig() storage.Config {
+	cfg := storage.Config{Driver: "auto", Root: h.layout.Root}
+	if s := h.opts.Set; s != nil {
+		st := s.Storage
+		cfg = storage.Config{Driver: st.Driver, Root: h.layout.Root, Path: st.Path, Size: st.Size,
+			Dataset: st.Dataset, VG: st.VG, Thinpool: st.Thinpool}
+		if cfg.Driver == "" {
+			cfg.Driver = "auto"
+		}
+	}
+	return cfg
+}
+
+// engine opens every part and wires the job engine, once.
+func (h *Host) engine(ctx context.Context) (*Runner, error) {
+	h.mu.Lock()
+	r := h.runner
+	h.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
+	if err != nil {
+		return nil, err
+	}
+	st, err := h.state()
+	if err != nil {
+		return nil, err
+	}
+	cfg := h.storageConfig()
+	if cfg.Path != "" { // a pool outside --root: the same rule as for --root
+		if err := hostdir.CheckReachable(cfg.Path); err != nil {
+			return nil, fmt.Errorf("storage path %w", err)
+		}
+	}
+	drv, err := storage.Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := h.Images()
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	rt, err := h.runtime()
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	nm, err := stintnet.Open(h.layout.Root)
+	if err != nil {
+		drv.Close()
+		return nil, err
+	}
+	r = &Runner{
+		Runtime:  rt,
+		Storage:  drv,
+		State:    st,
+		IDMap:    idm,
+		CacheDir: h.layout.Cache(),
+		LogDir:   h.layout.Logs(),
+		Collect:  collectLocal,
+		Net:      nm,
+	}
+	// [image.X] from = ...: built by the runner in its containers.
+	r.Images = &StoreImages{Store: imgs, Set: h.opts.Set, Recipes: r}
+	h.mu.Lock()
+	h.drv, h.nm, h.runner = drv, nm, r
+	h.mu.Unlock()
+	return r, nil
+}
+
+// RunOptions are how RunJobs runs a batch of jobs.
+type RunOptions struct {
+	// Parallel runs at most this many jobs at once (at least 1).
+	Parallel int
+	// ArtifactsDir receives each job's artifacts (<dir>/<job>/).
+	ArtifactsDir string
+	// KeepOnFailure keeps failed jobs' containers.
+	KeepOnFailure bool
+	// Output receives every job's output, prefixed by the job's name.
+	Output io.Writer
+	// Events receives the jobs' progress events; nil ignores them.
+	Events func(output.Event)
+}
+
+// RunJobs runs jobs and returns their results in the jobs' order. An error
+// is the host's, before any job ran (the artifacts directory).
+func (h *Host) RunJobs(ctx context.Context, jobs []spec.Job, opts RunOptions) ([]Result, error) {
+	r, err := h.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Open the artifacts base before any job runs: a job with a writable
+	// bind mount over the working directory could otherwise replace it with
+	// a symlink, and the collector can't tell that from a link the user chose.
+	if err := os.MkdirAll(opts.ArtifactsDir, 0o755); err != nil {
+		return nil, fmt.Errorf("artifacts directory: %w", err)
+	}
+	base, err := os.Open(opts.ArtifactsDir)
+	if err != nil {
+		return nil, fmt.Errorf("artifacts directory: %w", err)
+	}
+	defer base.Close()
+	jr := r.with(func(c *Runner) {
+		c.ArtifactsDir, c.ArtifactsBase, c.KeepOnFailure = opts.ArtifactsDir, base, opts.KeepOnFailure
+		c.Output, c.Events = opts.Output, opts.Events
+	})
+	return jr.RunJobs(ctx, jobs, opts.Parallel), nil
+}
+
+// Exec runs argv in an ad hoc ephemeral container made as for job (see
+// Runner.Exec), with the caller's streams.
+func (h *Host) Exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions) (container.ExitStatus, error) {
+	r, err := h.engine(ctx)
+	if err != nil {
+		return container.ExitStatus{}, err
+	}
+	if job.Image == "busybox" && h.opts.Set == nil {
+		// The busybox image needs no spec: built on first use, unless the
+		// store has one of that name already.
+		r = r.with(func(c *Runner) {
+			si := &StoreImages{Store: c.Images.(*StoreImages).Store}
+			if _, err := si.Store.Resolve("busybox"); err != nil {
+				si.Set = &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}
+			}
+			c.Images = si
+		})
+	}
+	return r.Exec(ctx, job, argv, stdio)
+}
+
+// GC removes what dead stint processes left behind (see Runner.GC).
+func (h *Host) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
+	r, err := h.engine(ctx)
+	if err != nil {
+		return GCResult{}, err
+	}
+	return r.GC(ctx, opts)
+}
+
+// BuildImage builds the set's [image.name] (and what it derives from),
+// recipes in containers with their hooks' output to out.
+func (h *Host) BuildImage(ctx context.Context, name string, aliases []string, out io.Writer) (*images.Image, error) {
+	r, err := h.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r = r.with(func(c *Runner) { c.Output = out })
+	si := &StoreImages{Store: r.Images.(*StoreImages).Store, Set: h.opts.Set, Recipes: r}
+	return si.Build(ctx, name, aliases)
+}
+
+// DestroyGoldens destroys the golden volumes of the image with fingerprint
+// fp in the root's default pool, if jobs ever ran here. An error wrapping
+// ErrInUse (a *GoldenInUseError) names the containers cloned from them.
+func (h *Host) DestroyGoldens(ctx context.Context, fp string) error {
+	h.mu.Lock()
+	drv := h.drv
+	h.mu.Unlock()
+	if drv == nil {
+		if _, err := os.Stat(storage.PoolPath(h.storageConfig())); err != nil {
+			return nil // no pool: no golden volume
+		}
+		r, err := h.engine(ctx)
+		if err != nil {
+			return err
+		}
+		drv = r.Storage
+	}
+	_, err := DestroyGoldens(ctx, drv, fp)
+	return err
+}
+
+// ErrInUse: a volume (an image's golden) has containers cloned from it.
+var ErrInUse = storage.ErrInUse
+
+// Entry is one container stint owns: its record and its runtime state.
+type Entry struct {
+	state.Record
+	State container.State
+}
+
+// Ps lists the containers stint owns with their states ("unknown" when the
+// runtime can't say).
+func (h *Host) Ps(ctx context.Context) ([]Entry, error) {
+	st, err := h.state()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.List()
+	if err != nil {
+		return nil, err
+	}
+	rt, err := h.runtime()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(recs))
+	for _, r := range recs {
+		s, err := rt.State(ctx, r.Name)
+		if err != nil {
+			s = "unknown"
+		}
+		out = append(out, Entry{Record: r, State: s})
+	}
+	return out, nil
+}
+
+// ErrNoContainer: no long-lived container has the name asked for.
+var ErrNoContainer = errors.New("no such long-lived container")
+
+// AmbiguousNameError: a name matches long-lived containers of several sets.
+type AmbiguousNameError struct {
+	Name    string
+	Matches []string
+}
+
+func (e *AmbiguousNameError) Error() string {
+	return fmt.Sprintf("%q is ambiguous: %v", e.Name, e.Matches)
+}
+
+// ConsoleLog returns the console log's path of long-lived container name
+// (SET.NAME, or NAME when only one set has it).
+func (h *Host) ConsoleLog(name string) (string, error) {
+	st, err := h.state()
+	if err != nil {
+		return "", err
+	}
+	recs, err := st.List()
+	if err != nil {
+		return "", err
+	}
+	var match []string
+	for _, r := range recs {
+		if r.Kind != state.KindContainer {
+			continue
+		}
+		if r.Name == name || reconcile.SpecName(r.Name) == name {
+			match = append(match, r.Name)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("container %s: %w", name, ErrNoContainer)
+	case 1:
+		return h.layout.ConsoleLog(match[0]), nil
+	default:
+		return "", &AmbiguousNameError{Name: name, Matches: match}
+	}
+}
+
+// Containers returns the reconcile backend of the root's long-lived
+// containers, using set. With Options.Containers it can make containers;
+// without, it only observes (plan: state records, the runtime, stored
+// specs; no storage pool, no image is built).
+func (h *Host) Containers(ctx context.Context, set *spec.Set) (*LongLived, error) {
+	var r *Runner
+	if h.opts.Containers {
+		var err error
+		if r, err = h.engine(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		st, err := h.state()
+		if err != nil {
+			return nil, err
+		}
+		rt, err := h.runtime()
+		if err != nil {
+			return nil, err
+		}
+		r = &Runner{Runtime: rt, State: st}
+	}
+	b := &LongLived{Runner: r, SpecDir: h.layout.Reconcile(), LogDir: h.layout.Logs()}
+	if h.opts.Containers {
+		imgs := r.Images.(*StoreImages).Store
+		b.Images = func(s *spec.Set) ImageResolver { return &StoreImages{Store: imgs, Set: s, Recipes: r} }
+	}
+	b.UseSet(set)
+	return b, nil
+}
+
+// NetworkState is stint's host-wide network state: bridges and leases.
+type NetworkState = stintnet.State
+
+// Networks returns the network state.
+func (h *Host) Networks(ctx context.Context) (*NetworkState, error) {
+	m, err := stintnet.Open(h.layout.Root)
+	if err != nil {
+		return nil, err
+	}
+	return m.List(ctx)
+}
+
+// PruneNetworks removes the bridges, rules and files no container uses.
+func (h *Host) PruneNetworks(ctx context.Context) error {
+	m, err := stintnet.Open(h.layout.Root)
+	if err != nil {
+		return err
+	}
+	return m.Prune(ctx)
+}
+
+// with returns a copy of r's configuration changed by f: per-call options
+// (output, artifacts) on the Host's shared parts. The golden-volume locks
+// stay shared, through the pointer.
+func (r *Runner) with(f func(*Runner)) *Runner {
+	c := &Runner{
+		Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: r.Images, IDMap: r.IDMap,
+		CacheDir: r.CacheDir, ArtifactsDir: r.ArtifactsDir, ArtifactsBase: r.ArtifactsBase, LogDir: r.LogDir,
+		Collect: r.Collect, Output: r.Output, Events: r.Events, KeepOnFailure: r.KeepOnFailure, Net: r.Net,
+		locks: r.goldenLocks(),
+	}
+	f(c)
+	return c
+}
+
+// collectLocal collects artifacts from a local root directory, never
+// following a symlink out of it (runner/artifact).
+func collectLocal(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
+	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
+	return res.Copied, err
+}

@@ -1,0 +1,18 @@
+package storage
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/stintdev/stint/internal/testenv"
+)
+
+// storage/ imports none of stint's other rooms, only internal helpers
+// (DESIGN.md: images, storage and net don't import each other or runner).
+func TestStorageImportsOnlyInternal(t *testing.T) {
+	for _, p := range testenv.OurDeps(t) {
+		assert.True(t, strings.HasPrefix(p, "internal/"), "storage depends on %s", p)
+	}
+}
