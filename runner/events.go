@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
 )
@@ -45,4 +46,24 @@ func withStatus(ev output.Event, st *container.ExitStatus) output.Event {
 	}
 	ev.OOM = st.OOM
 	return ev
+}
+
+// emitArtifacts reports what the artifact collector did for job: each file
+// copied (with its size) or link (with its target), each entry skipped
+// (with why), under dest.
+func (r *Runner) emitArtifacts(job, dest string, got artifact.Result) {
+	links := map[string]string{}
+	for _, l := range got.Links {
+		links[l.Path] = l.Target
+	}
+	for _, f := range got.Copied {
+		ev := output.Event{Type: output.EventArtifact, Job: job, Artifact: f, Dest: dest, Bytes: got.Sizes[f]}
+		if target, ok := links[f]; ok {
+			ev.Target, ev.Bytes = target, 0
+		}
+		r.emit(ev)
+	}
+	for _, s := range got.Skipped {
+		r.emit(output.Event{Type: output.EventArtifact, Job: job, Artifact: s.Path, Dest: dest, Reason: s.Reason})
+	}
 }

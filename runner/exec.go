@@ -23,20 +23,23 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio co
 	if job.Name == "" {
 		job.Name = "exec"
 	}
-	name := ContainerName(job.Name)
-	inst, err := r.launch(ctx, job, name, state.KindExec)
-	if inst.h != nil {
-		defer func() {
-			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if terr := r.teardown(tctx, inst.h); terr != nil {
-				err = errors.Join(err, terr)
-			}
-		}()
-	}
-	if err != nil {
-		return container.ExitStatus{}, err
-	}
+	req := jobRequest(job, state.KindExec)
+	r.session(ctx, req, func(inst *instance, launchErr error) bool {
+		if launchErr != nil {
+			err = launchErr
+			return false
+		}
+		st, err = r.execIn(ctx, job, inst, argv, stdio)
+		return false
+	}, func(_ bool, terr error, _ time.Time) {
+		err = errors.Join(err, terr)
+	})
+	return st, err
+}
+
+// execIn runs argv in the started container of inst.
+func (r *Runner) execIn(ctx context.Context, job spec.Job, inst *instance, argv []string, stdio container.ExecOptions) (container.ExitStatus, error) {
+	name := inst.req.Container
 	runCtx := ctx
 	if job.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -48,7 +51,7 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio co
 	opts := stdio
 	opts.Argv, opts.Env = argv, inst.env
 	opts.UID, opts.GID, opts.Groups, opts.Cwd = inst.user.UID, inst.user.GID, inst.user.Groups, job.Workdir
-	st, err = r.Runtime.Exec(context.WithoutCancel(ctx), name, opts)
+	st, err := r.Runtime.Exec(context.WithoutCancel(ctx), name, opts)
 	switch {
 	case ctx.Err() != nil:
 		return st, fmt.Errorf("exec in %s: %w", name, context.Cause(ctx))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/stintdev/stint/storage"
 )
@@ -92,4 +93,67 @@ func shortFP(fp string) string {
 		return fp[:12]
 	}
 	return fp
+}
+
+// goldenLocks serialise the making of each golden volume in this process.
+type goldenLocks struct {
+	mu sync.Mutex
+	by map[string]*sync.Mutex
+}
+
+var locksInit sync.Mutex
+
+// goldenLocks returns r's golden-volume locks, made on first use.
+func (r *Runner) goldenLocks() *goldenLocks {
+	locksInit.Lock()
+	defer locksInit.Unlock()
+	if r.locks == nil {
+		r.locks = &goldenLocks{by: map[string]*sync.Mutex{}}
+	}
+	return r.locks
+}
+
+// lock returns the lock of golden volume id.
+func (l *goldenLocks) lock(id string) *sync.Mutex {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	mu := l.by[id]
+	if mu == nil {
+		mu = &sync.Mutex{}
+		l.by[id] = mu
+	}
+	return mu
+}
+
+// ensureGolden makes the image's golden volume once: its id names the image
+// and the id map, so differently shifted goldens never share a name.
+func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (storage.Volume, error) {
+	id := goldenID(img.Fingerprint, "priv")
+	var opts storage.GoldenOptions
+	if !privileged {
+		m := r.IDMap
+		id = goldenID(img.Fingerprint, m.Key())
+		opts.Shift = &m
+	}
+	// One builder per golden in this process; across processes the driver
+	// answers ErrExists to the loser, who then uses the winner's volume.
+	mu := r.goldenLocks().lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+
+	v, err := r.Storage.Get(ctx, id)
+	if err == nil {
+		return v, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return storage.Volume{}, fmt.Errorf("golden volume %s: %w", id, err)
+	}
+	v, err = r.Storage.CreateGolden(ctx, id, img.Source, opts)
+	if errors.Is(err, storage.ErrExists) {
+		v, err = r.Storage.Get(ctx, id)
+	}
+	if err != nil {
+		return storage.Volume{}, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
+	}
+	return v, nil
 }

@@ -194,7 +194,7 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 		IDMap:    idm,
 		CacheDir: h.layout.Cache(),
 		LogDir:   h.layout.Logs(),
-		Collect:  collectLocal,
+		Collect:  CollectLocal,
 		Net:      nm,
 	}
 	// [image.X] from = ...: built by the runner in its containers.
@@ -237,11 +237,13 @@ func (h *Host) RunJobs(ctx context.Context, jobs []spec.Job, opts RunOptions) ([
 		return nil, fmt.Errorf("artifacts directory: %w", err)
 	}
 	defer base.Close()
-	jr := r.with(func(c *Runner) {
-		c.ArtifactsDir, c.ArtifactsBase, c.KeepOnFailure = opts.ArtifactsDir, base, opts.KeepOnFailure
-		c.Output, c.Events = opts.Output, opts.Events
-	})
-	return jr.RunJobs(ctx, jobs, opts.Parallel), nil
+	// The engine's own fields, not a copy's: recipe builds a job's image
+	// needs run on it too (StoreImages.Recipes), with the same output.
+	h.mu.Lock()
+	r.ArtifactsDir, r.ArtifactsBase, r.KeepOnFailure = opts.ArtifactsDir, base, opts.KeepOnFailure
+	r.Output, r.Events = opts.Output, opts.Events
+	h.mu.Unlock()
+	return r.RunJobs(ctx, jobs, opts.Parallel), nil
 }
 
 // Exec runs argv in an ad hoc ephemeral container made as for job (see
@@ -254,13 +256,13 @@ func (h *Host) Exec(ctx context.Context, job spec.Job, argv []string, stdio cont
 	if job.Image == "busybox" && h.opts.Set == nil {
 		// The busybox image needs no spec: built on first use, unless the
 		// store has one of that name already.
-		r = r.with(func(c *Runner) {
-			si := &StoreImages{Store: c.Images.(*StoreImages).Store}
-			if _, err := si.Store.Resolve("busybox"); err != nil {
-				si.Set = &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}
-			}
-			c.Images = si
-		})
+		si := &StoreImages{Store: r.Images.(*StoreImages).Store, Recipes: r}
+		if _, err := si.Store.Resolve("busybox"); err != nil {
+			si.Set = &spec.Set{Images: []spec.Image{{Name: "busybox", Builder: "busybox"}}}
+		}
+		h.mu.Lock()
+		r.Images = si
+		h.mu.Unlock()
 	}
 	return r.Exec(ctx, job, argv, stdio)
 }
@@ -281,8 +283,10 @@ func (h *Host) BuildImage(ctx context.Context, name string, aliases []string, ou
 	if err != nil {
 		return nil, err
 	}
-	r = r.with(func(c *Runner) { c.Output = out })
-	si := &StoreImages{Store: r.Images.(*StoreImages).Store, Set: h.opts.Set, Recipes: r}
+	h.mu.Lock()
+	r.Output = out
+	si := r.Images.(*StoreImages)
+	h.mu.Unlock()
 	return si.Build(ctx, name, aliases)
 }
 
@@ -437,23 +441,8 @@ func (h *Host) PruneNetworks(ctx context.Context) error {
 	return m.Prune(ctx)
 }
 
-// with returns a copy of r's configuration changed by f: per-call options
-// (output, artifacts) on the Host's shared parts. The golden-volume locks
-// stay shared, through the pointer.
-func (r *Runner) with(f func(*Runner)) *Runner {
-	c := &Runner{
-		Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: r.Images, IDMap: r.IDMap,
-		CacheDir: r.CacheDir, ArtifactsDir: r.ArtifactsDir, ArtifactsBase: r.ArtifactsBase, LogDir: r.LogDir,
-		Collect: r.Collect, Output: r.Output, Events: r.Events, KeepOnFailure: r.KeepOnFailure, Net: r.Net,
-		locks: r.goldenLocks(),
-	}
-	f(c)
-	return c
-}
-
-// collectLocal collects artifacts from a local root directory, never
-// following a symlink out of it (runner/artifact).
-func collectLocal(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
-	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
-	return res.Copied, err
+// CollectLocal is the CollectFunc of a local root directory (a RootDirer's
+// view, or a clone): symlink-safe reads with openat2 (runner/artifact).
+func CollectLocal(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool, idm *idmap.Map) (artifact.Result, error) {
+	return artifact.CollectWith(ctx, rootfs, arts, dest, failed, artifact.Options{IDMap: idm})
 }

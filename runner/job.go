@@ -4,19 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
-
-	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/stintdev/stint/internal/idmap"
 	stintnet "github.com/stintdev/stint/net"
@@ -45,9 +41,10 @@ type ImageResolver interface {
 }
 
 // CollectFunc copies a job's artifacts out of its root filesystem into dest,
-// never following a symlink out of rootfs; it returns the container paths it
-// copied.
-type CollectFunc func(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool) ([]string, error)
+// never following a symlink out of rootfs, reading only what the root of id
+// map idm could (nil: a privileged job); it says what it copied, linked and
+// skipped. CollectLocal is the local one.
+type CollectFunc func(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool, idm *idmap.Map) (artifact.Result, error)
 
 // Runner runs ephemeral jobs. Its fields are set once; RunJob and RunJobs
 // are safe for concurrent use.
@@ -87,50 +84,23 @@ type Runner struct {
 	locks *goldenLocks // one builder per golden volume; shared by copies (with)
 }
 
-// goldenLocks serialise the making of each golden volume in this process.
-type goldenLocks struct {
-	mu sync.Mutex
-	by map[string]*sync.Mutex
-}
+// Outcome is how a job ended (output.Outcome: the same names in events).
+type Outcome = output.Outcome
 
-var locksInit sync.Mutex
-
-// goldenLocks returns r's golden-volume locks, made on first use.
-func (r *Runner) goldenLocks() *goldenLocks {
-	locksInit.Lock()
-	defer locksInit.Unlock()
-	if r.locks == nil {
-		r.locks = &goldenLocks{by: map[string]*sync.Mutex{}}
-	}
-	return r.locks
-}
-
-// lock returns the lock of golden volume id.
-func (l *goldenLocks) lock(id string) *sync.Mutex {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	mu := l.by[id]
-	if mu == nil {
-		mu = &sync.Mutex{}
-		l.by[id] = mu
-	}
-	return mu
-}
-
-// Outcome of a job.
+// Outcomes of a job.
 const (
-	OutcomePassed  = "passed"
-	OutcomeFailed  = "failed"  // a line failed
-	OutcomeTimeout = "timeout" // the job's timeout killed it
-	OutcomeAborted = "aborted" // SIGINT/SIGTERM (context cancelled)
-	OutcomeError   = "error"   // a host failure: storage, LXC, image
+	OutcomePassed  = output.ResultPassed
+	OutcomeFailed  = output.ResultFailed  // a line failed
+	OutcomeTimeout = output.ResultTimeout // the job's timeout killed it
+	OutcomeAborted = output.ResultAborted // SIGINT/SIGTERM (context cancelled)
+	OutcomeError   = output.ResultError   // a host failure: storage, LXC, image
 )
 
 // Result is one job's summary.
 type Result struct {
 	Job       string                `json:"job"`
 	Container string                `json:"container"`
-	Outcome   string                `json:"outcome"`
+	Outcome   Outcome               `json:"outcome"`
 	Line      int                   `json:"line,omitempty"` // 1-based index of the failing line
 	Command   string                `json:"command,omitempty"`
 	Status    *container.ExitStatus `json:"status,omitempty"`
@@ -194,8 +164,8 @@ func ContainerName(job string) string {
 // Cancelling ctx (SIGINT, SIGTERM) aborts the job and still tears it down.
 func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 	start := time.Now()
-	res = Result{Job: job.Name, Container: ContainerName(job.Name)}
-	res.Artifacts = filepath.Join(r.ArtifactsDir, unsafeDir(job.Name))
+	req := jobRequest(job, state.KindJob)
+	res = Result{Job: job.Name, Container: req.Container, Artifacts: filepath.Join(r.ArtifactsDir, unsafeDir(job.Name))}
 	r.emit(output.Event{Type: output.EventJobStarted, Job: job.Name, Container: res.Container})
 	defer func() {
 		res.Duration = time.Since(start).Round(time.Millisecond)
@@ -203,59 +173,53 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 			Result: res.Outcome, Step: res.Line, Command: res.Command, Error: res.Error,
 			Millis: time.Since(start).Milliseconds(), Dest: res.Artifacts, Log: res.Log, Kept: res.Kept}, res.Status))
 	}()
-	hostErr := func(err error) Result {
-		res.Outcome = OutcomeError
-		var hook *HookError
-		switch {
-		case ctx.Err() != nil:
-			res.Outcome = OutcomeAborted
-		case errors.As(err, &hook):
-			// A recipe hook the job's image needs failed: the user's code, not the host.
-			res.Outcome = OutcomeFailed
+	r.session(ctx, req, func(inst *instance, err error) bool {
+		if err != nil {
+			r.hostErr(ctx, &res, err)
+			return false
 		}
-		res.Error = err.Error()
-		return res
-	}
-
-	inst, err := r.launch(ctx, job, res.Container, state.KindJob)
-	// Teardown runs on every path once the record exists, with a context
-	// of its own: an aborted job's context is already cancelled.
-	keep := false
-	if inst.h != nil {
-		defer func() {
-			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			t := time.Now()
-			if keep {
-				if err := r.keep(tctx, inst.h); err != nil {
-					res.Error = joinMsg(res.Error, err.Error())
-				} else {
-					res.Kept = true
-				}
-			} else if err := r.teardown(tctx, inst.h); err != nil {
-				res.Error = joinMsg(res.Error, err.Error())
-				if res.Outcome == OutcomePassed {
-					res.Outcome = OutcomeError
-				}
+		return r.runJob(ctx, job, inst, &res)
+	}, func(kept bool, terr error, t time.Time) {
+		if terr != nil {
+			res.Error = joinMsg(res.Error, terr.Error())
+			if res.Outcome == OutcomePassed {
+				res.Outcome = OutcomeError
 			}
-			r.phase(job.Name, output.PhaseDestroy, t)
-			r.emit(output.Event{Type: output.EventTeardownDone, Job: job.Name, Container: res.Container, Millis: time.Since(t).Milliseconds(), Error: res.Error})
-		}()
-	}
-	if err != nil {
-		return hostErr(err)
-	}
-	vol, user, env := inst.vol, inst.user, inst.env
+		}
+		res.Kept = kept
+		r.phase(job.Name, output.PhaseDestroy, t)
+		r.emit(output.Event{Type: output.EventTeardownDone, Job: job.Name, Container: res.Container, Millis: time.Since(t).Milliseconds(), Error: res.Error})
+	})
+	return res
+}
 
+// hostErr records err as the job's end: a host failure, unless ctx was
+// cancelled (aborted) or a recipe hook the job's image needs failed (the
+// user's code, not the host).
+func (r *Runner) hostErr(ctx context.Context, res *Result, err error) {
+	res.Outcome = OutcomeError
+	var hook *HookError
+	switch {
+	case ctx.Err() != nil:
+		res.Outcome = OutcomeAborted
+	case errors.As(err, &hook):
+		res.Outcome = OutcomeFailed
+	}
+	res.Error = err.Error()
+}
+
+// runJob runs the started job's lines, collects its artifacts and stops
+// it; it reports whether to keep the container (a failed job, asked to).
+func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *Result) (keep bool) {
 	logw, logPath, err := r.openLog(res.Container)
 	if err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
+		return false
 	}
 	defer logw.Close()
 	res.Log = logPath
 	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[" + job.Name + "] "}
 	defer pw.Flush()
-	out := io.MultiWriter(logw, pw)
 
 	runCtx := ctx
 	if job.Timeout > 0 {
@@ -270,223 +234,107 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		_ = r.Runtime.Stop(context.WithoutCancel(ctx), res.Container)
 	})
 	defer stopOnDone()
-	res.Outcome = OutcomePassed
 	t := time.Now()
+	r.runLines(ctx, runCtx, job, inst, logw, io.MultiWriter(logw, pw), res)
+	t = r.phase(job.Name, output.PhaseExec, t)
+	failed := res.Outcome != OutcomePassed
+	if res.Outcome == OutcomeError {
+		return false
+	}
+	if r.Collect != nil && len(job.Artifacts) > 0 {
+		r.collect(ctx, runCtx.Err() == nil, job, inst, failed, res)
+		t = r.phase(job.Name, output.PhaseArtifacts, t)
+	}
+	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
+		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
+		return false
+	}
+	r.phase(job.Name, output.PhaseStop, t)
+	return failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
+}
+
+// runLines runs each line of job through /bin/sh -c until one fails, the
+// job times out (runCtx) or ctx is cancelled, and records how it ended.
+func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *instance, logw, out io.Writer, res *Result) {
+	res.Outcome = OutcomePassed
 	for i, line := range job.Run {
 		if runCtx.Err() != nil {
-			res.Outcome = r.interrupted(ctx, &res, job, i, line)
-			break
+			res.Outcome = r.interrupted(ctx, res, job, i, line)
+			return
 		}
 		r.emit(output.Event{Type: output.EventStepStarted, Job: job.Name, Step: i + 1, Command: line})
 		stepStart := time.Now()
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, container.ExecOptions{
-			Argv: []string{"/bin/sh", "-c", line}, Env: env,
-			UID: user.UID, GID: user.GID, Groups: user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
+			Argv: []string{"/bin/sh", "-c", line}, Env: inst.env,
+			UID: inst.user.UID, GID: inst.user.GID, Groups: inst.user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
-		if runCtx.Err() != nil {
-			res.Outcome = r.interrupted(ctx, &res, job, i, line)
-			r.emit(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Result: res.Outcome, Error: res.Error,
-				Timeout: res.Outcome == OutcomeTimeout, Millis: time.Since(stepStart).Milliseconds()})
-			break
-		}
-		if err != nil {
+		ev := output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Millis: time.Since(stepStart).Milliseconds()}
+		switch {
+		case runCtx.Err() != nil:
+			res.Outcome = r.interrupted(ctx, res, job, i, line)
+			ev.Result, ev.Error, ev.Timeout = res.Outcome, res.Error, res.Outcome == OutcomeTimeout
+			r.emit(ev)
+			return
+		case err != nil:
 			res.Outcome, res.Line, res.Command, res.Error = OutcomeError, i+1, line, err.Error()
-			r.emit(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Result: res.Outcome, Error: res.Error,
-				Millis: time.Since(stepStart).Milliseconds()})
-			break
+			ev.Result, ev.Error = res.Outcome, res.Error
+			r.emit(ev)
+			return
 		}
-		r.emit(withStatus(output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line,
-			Millis: time.Since(stepStart).Milliseconds()}, &st))
+		r.emit(withStatus(ev, &st))
 		if !st.Success() {
 			res.Outcome = OutcomeFailed
 			res.Line, res.Command, res.Status = i+1, line, &st
-			break
+			return
 		}
 	}
-	t = r.phase(job.Name, output.PhaseExec, t)
-	failed := res.Outcome != OutcomePassed
-	if res.Outcome == OutcomeError {
-		return res
-	}
+}
 
-	// Artifacts before teardown. While the container still runs, they are
-	// read through its own view (its mounts: binds, tmpfs, caches), with its
-	// processes frozen so nothing changes under the copy; after a timeout
-	// or an abort, from the clone's rootfs.
-	if r.Collect != nil && len(job.Artifacts) > 0 {
-		root := vol.Rootfs
-		if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == container.StateRunning && runCtx.Err() == nil {
-			if fz, ok := r.Runtime.(container.Freezer); ok {
-				_ = fz.Freeze(ctx, res.Container)
-			}
-			if rd, ok := r.Runtime.(container.RootDirer); ok {
-				if p, err := rd.RootDir(ctx, res.Container); err == nil {
-					root = p
-				}
+// collect copies the job's artifacts before teardown. While the container
+// still runs (running: the job was neither timed out nor aborted), they are
+// read through its own view (its mounts: binds, tmpfs, caches), with its
+// processes frozen so nothing changes under the copy; otherwise from the
+// clone's rootfs.
+func (r *Runner) collect(ctx context.Context, running bool, job spec.Job, inst *instance, failed bool, res *Result) {
+	root := inst.vol.Rootfs
+	if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == container.StateRunning && running {
+		if fz, ok := r.Runtime.(container.Freezer); ok {
+			_ = fz.Freeze(ctx, res.Container)
+		}
+		if rd, ok := r.Runtime.(container.RootDirer); ok {
+			if p, err := rd.RootDir(ctx, res.Container); err == nil {
+				root = p
 			}
 		}
-		dest := res.Artifacts
-		if r.ArtifactsBase != nil {
-			// The open directory, by its descriptor: not the path a job could swap.
-			dest = filepath.Join(fmt.Sprintf("/proc/self/fd/%d", r.ArtifactsBase.Fd()), unsafeDir(job.Name))
-		}
-		// An unprivileged job's root reads only what its user namespace
-		// allows: the copier must not read more for it (host files shown by
-		// a bind, sysfs or proc mount). A privileged job's root is the host's.
-		actx := context.WithoutCancel(ctx)
-		if !job.Privileged {
-			m := r.IDMap
-			actx = artifact.WithIDMap(actx, &m)
-		}
-		files, err := r.Collect(actx, root, job.Artifacts, dest, failed)
-		res.Files = files
-		for _, f := range files {
-			r.emit(output.Event{Type: output.EventArtifact, Job: job.Name, Artifact: f})
-		}
-		if err != nil {
-			res.Error = joinMsg(res.Error, fmt.Sprintf("artifacts: %v", err))
-			if !failed {
-				res.Outcome = OutcomeError
-			}
-		}
-		t = r.phase(job.Name, output.PhaseArtifacts, t)
 	}
-	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
-		return hostErr(fmt.Errorf("job %s: %w", job.Name, err))
+	dest := res.Artifacts
+	if r.ArtifactsBase != nil {
+		// The open directory, by its descriptor: not the path a job could swap.
+		dest = filepath.Join(fmt.Sprintf("/proc/self/fd/%d", r.ArtifactsBase.Fd()), unsafeDir(job.Name))
 	}
-	r.phase(job.Name, output.PhaseStop, t)
-	keep = failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
-	return res
-}
-
-// instance is a started container and what was made for it.
-type instance struct {
-	h     *state.Handle // set once the record exists: from then on, tear down
-	vol   storage.Volume
-	user  User
-	env   []string
-	lease *stintnet.Lease // bridge mode
-}
-
-// launch makes and starts the container name for job: image, golden volume,
-// state record (before any resource), clone, config, start. On error, a
-// returned instance with a handle still needs teardown.
-func (r *Runner) launch(ctx context.Context, job spec.Job, name, kind string) (*instance, error) {
-	inst := &instance{}
-	img, err := r.Images.ResolveImage(ctx, job.Image)
+	// An unprivileged job's root reads only what its user namespace
+	// allows: the copier must not read more for it (host files shown by a
+	// bind, sysfs or proc mount). A privileged job's root is the host's.
+	var idm *idmap.Map
+	if !job.Privileged {
+		m := r.IDMap
+		idm = &m
+	}
+	got, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed, idm)
+	res.Files = got.Copied
+	r.emitArtifacts(job.Name, res.Artifacts, got)
 	if err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err) // the resolver names the image
-	}
-	golden, err := r.ensureGolden(ctx, img, job.Privileged)
-	if err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	// The journal entry exists before any resource does: a kill -9 from
-	// here on leaves a record that gc follows. The clone is named after the
-	// record, so even a torn record is enough to find it.
-	inst.h, err = r.State.Create(&state.Record{
-		Name: name, Kind: kind, Job: job.Name, Image: img.Fingerprint,
-		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
-	})
-	if err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	t := time.Now()
-	inst.vol, err = r.Storage.Clone(ctx, golden.ID, name)
-	if err != nil {
-		return inst, fmt.Errorf("job %s: clone %s from %s: %w", job.Name, name, golden.ID, err)
-	}
-	t = r.phase(job.Name, output.PhaseClone, t)
-	if img.Render != nil {
-		uid, gid := 0, 0
-		if !job.Privileged {
-			uid, gid = int(r.IDMap.HostUID), int(r.IDMap.HostGID)
-		}
-		if err := img.Render(inst.vol.Rootfs, name, job.Privileged, uid, gid); err != nil {
-			return inst, fmt.Errorf("job %s: %w", job.Name, err)
+		res.Error = joinMsg(res.Error, fmt.Sprintf("artifacts: %v", err))
+		if !failed {
+			res.Outcome = OutcomeError
 		}
 	}
-	if job.Network.Mode == stintnet.ModeBridge {
-		if inst.lease, err = r.attachBridge(ctx, inst.h, job.Network); err != nil {
-			return inst, fmt.Errorf("job %s: %w", job.Name, err)
-		}
-	}
-	cfg, err := r.containerConfig(job, inst.vol.Rootfs, inst.lease)
-	if err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	inst.user, err = LookupUser(inst.vol.Rootfs, job.User)
-	if err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	inst.env = JobEnv(job.Env, inst.user)
-	if job.Workdir != "" {
-		if err := r.makeWorkdir(inst.vol.Rootfs, job.Workdir, inst.user, job.Privileged); err != nil {
-			return inst, fmt.Errorf("job %s: %w", job.Name, err)
-		}
-	}
-	if err := r.Runtime.Create(ctx, name, cfg); err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	t = r.phase(job.Name, output.PhaseConfigure, t)
-	if err := r.Runtime.Start(ctx, name); err != nil {
-		return inst, fmt.Errorf("job %s: %w", job.Name, err)
-	}
-	r.phase(job.Name, output.PhaseStart, t)
-	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
-	return inst, nil
-}
-
-// attachBridge gives the container its bridge network (address, veth keys,
-// hosts and resolv.conf) and journals the lease; teardown releases it.
-func (r *Runner) attachBridge(ctx context.Context, h *state.Handle, n spec.Network) (*stintnet.Lease, error) {
-	if r.Net == nil {
-		return nil, fmt.Errorf("network mode bridge: no network manager configured")
-	}
-	lease, err := r.Net.Attach(ctx, stintnet.Request{Container: h.Name(), Mode: stintnet.ModeBridge, Bridge: n.Bridge, IPv4: n.IPv4})
-	if err != nil {
-		return nil, fmt.Errorf("attach network: %w", err)
-	}
-	raw, err := json.Marshal(lease)
-	if err == nil {
-		err = h.Update(func(rec *state.Record) { rec.Network = raw })
-	}
-	if err != nil {
-		return nil, fmt.Errorf("journal network lease: %w", err)
-	}
-	return lease, nil
-}
-
-// makeWorkdir creates the job's working directory in its clone when the
-// image lacks it, owned by the job's user (shifted into the id map), as
-// `docker run -w` does. The path is resolved inside rootfs.
-func (r *Runner) makeWorkdir(rootfs, dir string, u User, privileged bool) error {
-	p, err := securejoin.SecureJoin(rootfs, dir)
-	if err != nil {
-		return fmt.Errorf("workdir %s: %w", dir, err)
-	}
-	if _, err := os.Lstat(p); err == nil {
-		return nil
-	}
-	if err := os.MkdirAll(p, 0o755); err != nil {
-		return fmt.Errorf("workdir %s: %w", dir, err)
-	}
-	uid, gid := u.UID, u.GID
-	if !privileged {
-		su, _ := r.IDMap.ShiftUID(uint32(uid))
-		sg, _ := r.IDMap.ShiftGID(uint32(gid))
-		uid, gid = int(su), int(sg)
-	}
-	if err := os.Lchown(p, uid, gid); err != nil {
-		return fmt.Errorf("workdir %s: %w", dir, err)
-	}
-	return nil
 }
 
 // interrupted records why the job stopped at line i: its timeout, or ctx
 // (SIGINT/SIGTERM).
-func (r *Runner) interrupted(ctx context.Context, res *Result, job spec.Job, i int, line string) string {
+func (r *Runner) interrupted(ctx context.Context, res *Result, job spec.Job, i int, line string) Outcome {
 	res.Line, res.Command = i+1, line
 	if ctx.Err() != nil {
 		res.Error = "aborted: " + context.Cause(ctx).Error()
@@ -527,109 +375,4 @@ func (r *Runner) openLog(name string) (*os.File, string, error) {
 		return nil, "", fmt.Errorf("job log: %w", err)
 	}
 	return f, p, nil
-}
-
-// ensureGolden makes the image's golden volume once: its id names the image
-// and the id map, so differently shifted goldens never share a name.
-func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (storage.Volume, error) {
-	id := goldenID(img.Fingerprint, "priv")
-	var opts storage.GoldenOptions
-	if !privileged {
-		m := r.IDMap
-		id = goldenID(img.Fingerprint, m.Key())
-		opts.Shift = &m
-	}
-	// One builder per golden in this process; across processes the driver
-	// answers ErrExists to the loser, who then uses the winner's volume.
-	mu := r.goldenLocks().lock(id)
-	mu.Lock()
-	defer mu.Unlock()
-
-	v, err := r.Storage.Get(ctx, id)
-	if err == nil {
-		return v, nil
-	}
-	if !errors.Is(err, storage.ErrNotFound) {
-		return storage.Volume{}, fmt.Errorf("golden volume %s: %w", id, err)
-	}
-	v, err = r.Storage.CreateGolden(ctx, id, img.Source, opts)
-	if errors.Is(err, storage.ErrExists) {
-		v, err = r.Storage.Get(ctx, id)
-	}
-	if err != nil {
-		return storage.Volume{}, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
-	}
-	return v, nil
-}
-
-// containerConfig turns a job into a runtime Config.
-func (r *Runner) containerConfig(job spec.Job, rootfs string, lease *stintnet.Lease) (container.Config, error) {
-	network, err := networkConfig(job.Network.Mode, lease)
-	if err != nil {
-		return container.Config{}, err
-	}
-	cfg := container.Config{
-		Root:       container.Root{Dir: rootfs},
-		Privileged: job.Privileged,
-		Limits:     container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
-		Network:    network,
-		Raw:        job.Raw,
-	}
-	if !job.Privileged {
-		cfg.IDMap = &container.IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
-	}
-	mounts := append([]spec.Mount(nil), job.Mounts...)
-	// Parents before children, so /a is mounted before /a/b.
-	sort.SliceStable(mounts, func(i, j int) bool {
-		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
-	})
-	for _, m := range mounts {
-		switch m.Type {
-		case spec.MountBind, "":
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: m.Source, Target: m.Target, Readonly: m.Readonly})
-		case spec.MountTmpfs:
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
-		case spec.MountCache:
-			dir, err := r.cacheVolume(m.Name, job.Privileged)
-			if err != nil {
-				return container.Config{}, err
-			}
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: dir, Target: m.Target, Readonly: m.Readonly})
-		default:
-			return container.Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
-		}
-	}
-	return cfg, nil
-}
-
-var cacheName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
-
-// cacheVolume returns the directory of cache volume name, made on first use
-// and owned by the container's root (the map's first host id), so that an
-// idmapped root can write to it. A privileged job's cache is root-owned and
-// kept apart, so the two never fight over ownership.
-func (r *Runner) cacheVolume(name string, privileged bool) (string, error) {
-	if !cacheName.MatchString(name) {
-		return "", fmt.Errorf("cache volume %q: invalid name", name)
-	}
-	if r.CacheDir == "" {
-		return "", fmt.Errorf("cache volume %s: no cache directory configured", name)
-	}
-	uid, gid := int(r.IDMap.HostUID), int(r.IDMap.HostGID)
-	dir := filepath.Join(r.CacheDir, name)
-	if privileged {
-		uid, gid = 0, 0
-		dir = filepath.Join(r.CacheDir, ".privileged", name)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("cache volume %s: %w", name, err)
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("cache volume %s: %w", name, err)
-	} else if err == nil {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", fmt.Errorf("cache volume %s: %w", name, err)
-		}
-	}
-	return dir, nil
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/stintdev/stint/internal/testenv"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
-	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -341,7 +340,5 @@ func TestArtifactsFromMounts(t *testing.T) {
 	f.assertClean(t)
 }
 
-func collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, failed bool) ([]string, error) {
-	res, err := artifact.Collect(ctx, rootfs, arts, dest, failed)
-	return res.Copied, err
-}
+// collect is the CLI's collector: the local one.
+var collect = runner.CollectLocal

@@ -202,11 +202,12 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	// The network is attached at creation, so that a taken fixed address
 	// or host port fails the create, and the address is the container's
 	// from now until it is destroyed (Teardown releases it).
-	lease, err := r.AttachNetwork(ctx, h, c)
+	req := containerRequest(set, c, name, b.ConsoleLog(name))
+	lease, err := r.attachNetwork(ctx, h, req)
 	if err != nil {
 		return err
 	}
-	if err := b.define(ctx, name, c, vol.Rootfs, lease); err != nil {
+	if err := b.define(ctx, req, vol.Rootfs, lease); err != nil {
 		return err
 	}
 	if err := h.Update(func(rec *state.Record) { rec.Phase = "stopped" }); err != nil {
@@ -215,22 +216,17 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	return h.Release()
 }
 
-// define (re)writes the runtime's definition of a stopped container from c.
-func (b *LongLived) define(ctx context.Context, name string, c spec.Container, rootfs string, lease *stintnet.Lease) error {
-	cfg, err := b.Runner.ContainerConfig(c, rootfs, lease)
+// define (re)writes the runtime's definition of a stopped container from
+// its request.
+func (b *LongLived) define(ctx context.Context, req Request, rootfs string, lease *stintnet.Lease) error {
+	cfg, err := b.Runner.containerConfig(req, rootfs, lease)
 	if err != nil {
-		return err
+		return fmt.Errorf("container %s: %w", req.Name, err)
 	}
-	cfg.Hostname = c.Name
 	if err := os.MkdirAll(b.LogDir, 0o750); err != nil {
-		return fmt.Errorf("container %s: log directory: %w", name, err)
+		return fmt.Errorf("container %s: log directory: %w", req.Container, err)
 	}
-	cfg.Init = containerInit(c, b.ConsoleLog(name))
-	// The definition is derived state: replace it whole.
-	if err := b.Runner.Runtime.Destroy(ctx, name); err != nil {
-		return err
-	}
-	return b.Runner.Runtime.Create(ctx, name, cfg)
+	return b.Runner.define(ctx, req.Container, cfg, true)
 }
 
 // claim takes the record of a container this set owns.
@@ -274,11 +270,12 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	}
 	// Attach again: the same address, and the bridge and its rules back
 	// after a reboot (the kernel forgets them; the lease does not).
-	lease, err := b.Runner.AttachNetwork(ctx, h, *c)
+	req := containerRequest(set, *c, rec.Name, b.ConsoleLog(rec.Name))
+	lease, err := b.Runner.attachNetwork(ctx, h, req)
 	if err != nil {
 		return err
 	}
-	if err := b.define(ctx, rec.Name, *c, vol.Rootfs, lease); err != nil {
+	if err := b.define(ctx, req, vol.Rootfs, lease); err != nil {
 		return err
 	}
 	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {

@@ -125,22 +125,27 @@ func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg I
 	// A runner of its own whose resolver returns the base resolved here:
 	// r.Images may be another resolver, or one holding this recipe's lock.
 	br := &Runner{Runtime: r.Runtime, Storage: r.Storage, State: r.State, Images: fixedImage{baseImg}, IDMap: r.IDMap, LogDir: r.LogDir, Net: r.Net}
-	job := spec.Job{Name: "image-" + rec.Name, Base: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: stintnet.ModeHost}}
-	name := ContainerName(job.Name)
-	inst, err := br.launch(ctx, job, name, state.KindJob)
-	if inst.h != nil {
-		defer func() {
-			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-			defer cancel()
-			if terr := br.teardown(tctx, inst.h); terr != nil {
-				err = errors.Join(err, terr)
-				out = nil
-			}
-		}()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("image %s: build container: %w", rec.Name, err)
-	}
+	req := jobRequest(spec.Job{Name: "image-" + rec.Name, Image: base.Fingerprint, Network: spec.Network{Mode: stintnet.ModeHost}}, state.KindJob)
+	br.session(ctx, req, func(inst *instance, launchErr error) bool {
+		if launchErr != nil {
+			err = fmt.Errorf("image %s: build container: %w", rec.Name, launchErr)
+			return false
+		}
+		out, err = r.runRecipe(ctx, br, inst, store, base, rec, key, aliases)
+		return false
+	}, func(_ bool, terr error, _ time.Time) {
+		if terr != nil {
+			err = errors.Join(err, terr)
+			out = nil
+		}
+	})
+	return out, err
+}
+
+// runRecipe runs rec's steps in the build container inst and publishes its
+// root as an image.
+func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, store *images.Store, base *images.Image, rec *images.Recipe, key string, aliases []string) (*images.Image, error) {
+	name := inst.req.Container
 	// Ctrl-C or SIGTERM kills the container, so a running hook ends.
 	stopOnDone := context.AfterFunc(ctx, func() { _ = br.Runtime.Stop(context.WithoutCancel(ctx), name) })
 	defer stopOnDone()

@@ -102,7 +102,7 @@ func printSummary(w io.Writer, results []runner.Result) {
 		if r.Status == nil && r.Outcome == runner.OutcomeFailed {
 			detail = r.Error
 		}
-		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(r.Outcome), r.Job, r.Duration.Round(10*time.Millisecond), detail)
+		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(string(r.Outcome)), r.Job, r.Duration.Round(10*time.Millisecond), detail)
 		if len(r.Files) > 0 {
 			fmt.Fprintf(w, "           artifacts: %s (%d files)\n", r.Artifacts, len(r.Files))
 		}

@@ -13,7 +13,7 @@
 // verbatim and listed in Result.Links, wherever it points, so nothing from the
 // host is ever read. Devices, fifos and sockets are skipped with a reason.
 //
-// Permissions: for an unprivileged job (Options.IDMap, or WithIDMap), only
+// Permissions: for an unprivileged job (Options.IDMap), only
 // what the container's root could read in its user namespace is copied: a
 // file or directory whose owner or group is outside the id map (a host file
 // shown by a bind, sysfs or proc mount) only through its "other" bits, and
@@ -57,6 +57,8 @@ type Result struct {
 	Skipped []Skip   // patterns that matched nothing, and entries not copied
 	Links   []Link   // the symlinks among Copied, with their targets
 	Bytes   int64    // bytes of regular file data copied (holes not counted)
+	// Sizes are the bytes of data copied per regular file in Copied.
+	Sizes map[string]int64
 }
 
 // Skip is something Collect did not copy, and why.
@@ -104,23 +106,8 @@ type Options struct {
 	MaxBytes int64
 	// IDMap is the user namespace of an unprivileged job's container: only
 	// what its root could read there is copied (see readable). nil means a
-	// privileged job, whose root is the host's: no check. When nil, the map
-	// WithIDMap put in the context, if any, is used.
+	// privileged job, whose root is the host's: no check.
 	IDMap *idmap.Map
-}
-
-type idmapKey struct{}
-
-// WithIDMap returns ctx carrying m (nil: none) for Collect and CollectWith,
-// for callers that reach them through a function with no Options (the
-// Runner's CollectFunc).
-func WithIDMap(ctx context.Context, m *idmap.Map) context.Context {
-	return context.WithValue(ctx, idmapKey{}, m)
-}
-
-func idmapFrom(ctx context.Context) *idmap.Map {
-	m, _ := ctx.Value(idmapKey{}).(*idmap.Map)
-	return m
 }
 
 // Collect is CollectWith with the default Options.
@@ -154,9 +141,6 @@ func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest 
 	}
 	defer unix.Close(rootFd)
 	c := &copier{ctx: ctx, root: rootFd, res: &res, max: opts.MaxBytes, idmap: opts.IDMap}
-	if c.idmap == nil {
-		c.idmap = idmapFrom(ctx)
-	}
 	if c.max == 0 {
 		c.max = DefaultMaxBytes
 	}

@@ -312,6 +312,10 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 	}
 	c.res.Copied = append(c.res.Copied, cpath)
 	c.res.Bytes += n
+	if c.res.Sizes == nil {
+		c.res.Sizes = map[string]int64{}
+	}
+	c.res.Sizes[cpath] = n
 	return nil
 }
 

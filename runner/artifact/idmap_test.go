@@ -94,14 +94,14 @@ func TestCollectIDMapUnreadableSkipped(t *testing.T) {
 	assert.NotContains(t, res.Copied, "/out/secret.env")
 }
 
-// TestCollectIDMapFromContext: the Runner's CollectFunc has no Options, so
-// the map also travels in the context.
-func TestCollectIDMapFromContext(t *testing.T) {
+// TestCollectIDMapFromRunner: the Runner's collector (runner.CollectLocal)
+// passes the map as an Option, as the runner's CollectFunc takes it.
+func TestCollectIDMapFromRunner(t *testing.T) {
 	testenv.RequiresRoot(t)
 	root := idmapFixture(t)
 	dest := filepath.Join(t.TempDir(), "job")
 	m := testMap
-	res, err := Collect(WithIDMap(context.Background(), &m), root, idmapArts[:1], dest, false)
+	res, err := CollectWith(context.Background(), root, idmapArts[:1], dest, false, Options{IDMap: &m})
 	require.NoError(t, err)
 	assert.NotContains(t, tree(t, dest), "out/secret.env")
 	assert.Contains(t, skipReasons(res), "/out/secret.env")

@@ -32,13 +32,18 @@ const (
 	PhaseDestroy   = "destroy"
 )
 
-// Job results, for EventJobFinished.
+// Outcome is how a job (or one of its steps) ended: the one set of
+// outcome names, in events (EventJobFinished's Result) and in the runner's
+// results alike.
+type Outcome string
+
+// Outcomes.
 const (
-	ResultPassed  = "passed"
-	ResultFailed  = "failed"  // a step exited non-zero, was killed, or OOM
-	ResultTimeout = "timeout" // the job's timeout killed the container
-	ResultError   = "error"   // a host failure (exit code 3), not the job's fault
-	ResultAborted = "aborted" // SIGINT/SIGTERM stopped it
+	ResultPassed  Outcome = "passed"
+	ResultFailed  Outcome = "failed"  // a step exited non-zero, was killed, or OOM
+	ResultTimeout Outcome = "timeout" // the job's timeout killed the container
+	ResultError   Outcome = "error"   // a host failure (exit code 3), not the job's fault
+	ResultAborted Outcome = "aborted" // SIGINT/SIGTERM stopped it
 )
 
 // Event is one JSON line under --json. Fields that do not apply to a type are
@@ -59,7 +64,7 @@ type Event struct {
 	Phase     string    `json:"phase,omitempty"`
 	Millis    int64     `json:"millis,omitempty"`   // duration of the phase, step, job or teardown
 	Micros    int64     `json:"micros,omitempty"`   // phase events: the same duration in µs (phases can be sub-ms)
-	Result    string    `json:"result,omitempty"`   // job_finished: passed | failed | timeout | error
+	Result    Outcome   `json:"result,omitempty"`   // job_finished: passed | failed | timeout | error | aborted
 	Artifact  string    `json:"artifact,omitempty"` // container path
 	Dest      string    `json:"dest,omitempty"`     // host path
 	Bytes     int64     `json:"bytes,omitempty"`

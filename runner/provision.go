@@ -1,0 +1,281 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+
+	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/output"
+	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
+	"github.com/stintdev/stint/storage"
+)
+
+// instance is a provisioned container and what was made for it.
+type instance struct {
+	req   Request
+	h     *state.Handle // set once the record exists: from then on, tear down
+	vol   storage.Volume
+	img   Image
+	user  User
+	env   []string
+	lease *stintnet.Lease // bridge mode
+}
+
+// launch provisions req's container: image, golden volume, state record
+// (before any resource), clone, templates, network, config, user and
+// workdir, and (req.Start) starts it. On error, a returned instance with a
+// handle still needs teardown.
+func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
+	inst := &instance{req: req}
+	img, err := r.Images.ResolveImage(ctx, req.Image)
+	if err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
+	}
+	inst.img = img
+	golden, err := r.ensureGolden(ctx, img, req.Privileged)
+	if err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
+	}
+	// The journal entry exists before any resource does: a kill -9 from
+	// here on leaves a record that gc follows. The clone is named after the
+	// record, so even a torn record is enough to find it.
+	inst.h, err = r.State.Create(&state.Record{
+		Name: req.Container, Kind: req.Kind, Job: req.Name, Image: img.Fingerprint,
+		Driver: r.Storage.Name(), Volume: req.Container, Phase: "creating",
+	})
+	if err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
+	}
+	if err := r.provision(ctx, inst, golden.ID); err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
+	}
+	if !req.Start {
+		return inst, nil
+	}
+	t := time.Now()
+	if err := r.Runtime.Start(ctx, req.Container); err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
+	}
+	r.phase(req.Name, output.PhaseStart, t)
+	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
+	return inst, nil
+}
+
+// what names req's kind in messages ("job x: ...").
+func (req Request) what() string {
+	if req.Kind == state.KindContainer {
+		return "container"
+	}
+	return "job"
+}
+
+// provision clones the golden volume into inst's container and defines it
+// in the runtime (stopped).
+func (r *Runner) provision(ctx context.Context, inst *instance, golden string) error {
+	req := inst.req
+	t := time.Now()
+	vol, err := r.Storage.Clone(ctx, golden, req.Container)
+	if err != nil {
+		return fmt.Errorf("clone %s from %s: %w", req.Container, golden, err)
+	}
+	inst.vol = vol
+	t = r.phase(req.Name, output.PhaseClone, t)
+	if req.Render && inst.img.Render != nil {
+		uid, gid := 0, 0
+		if !req.Privileged {
+			uid, gid = int(r.IDMap.HostUID), int(r.IDMap.HostGID)
+		}
+		if err := inst.img.Render(vol.Rootfs, req.Container, req.Privileged, uid, gid); err != nil {
+			return err
+		}
+	}
+	if inst.lease, err = r.attachNetwork(ctx, inst.h, req); err != nil {
+		return err
+	}
+	cfg, err := r.containerConfig(req, vol.Rootfs, inst.lease)
+	if err != nil {
+		return err
+	}
+	if req.Kind != state.KindContainer {
+		if err := r.prepareUser(inst); err != nil {
+			return err
+		}
+	}
+	if err := r.define(ctx, req.Container, cfg, false); err != nil {
+		return err
+	}
+	r.phase(req.Name, output.PhaseConfigure, t)
+	return nil
+}
+
+// prepareUser looks up the job's user in its clone, makes its environment
+// and its working directory.
+func (r *Runner) prepareUser(inst *instance) error {
+	req := inst.req
+	var err error
+	inst.user, err = LookupUser(inst.vol.Rootfs, req.User)
+	if err != nil {
+		return err
+	}
+	inst.env = JobEnv(req.Env, inst.user)
+	if req.Workdir != "" {
+		return r.makeWorkdir(inst.vol.Rootfs, req.Workdir, inst.user, req.Privileged)
+	}
+	return nil
+}
+
+// define writes the runtime's definition of a stopped container; with
+// replace (a long-lived container, defined again at every start: the
+// definition is derived state) an old one is replaced whole.
+func (r *Runner) define(ctx context.Context, name string, cfg container.Config, replace bool) error {
+	if replace {
+		if err := r.Runtime.Destroy(ctx, name); err != nil {
+			return err
+		}
+	}
+	return r.Runtime.Create(ctx, name, cfg)
+}
+
+// attachNetwork gives container req its network: in bridge mode through
+// r.Net (bridge, address, hosts entry, published ports), journalling the
+// lease in the record so that teardown and gc release it; nil for modes
+// none and host. Attaching again (a long-lived container's every start)
+// keeps the address and re-adds what a reboot lost (bridge, rules).
+func (r *Runner) attachNetwork(ctx context.Context, h *state.Handle, req Request) (*stintnet.Lease, error) {
+	if req.Network.Mode != stintnet.ModeBridge {
+		if len(req.Ports) > 0 {
+			return nil, fmt.Errorf("container %s: published ports need network mode bridge, not %q", h.Name(), req.Network.Mode)
+		}
+		return nil, nil
+	}
+	if r.Net == nil {
+		return nil, fmt.Errorf("container %s: network mode bridge: no network manager configured", h.Name())
+	}
+	lease, err := r.Net.Attach(ctx, req.netRequest())
+	if err != nil {
+		// Attach's errors name the container (or its bridge) already.
+		return nil, fmt.Errorf("attach network: %w", err)
+	}
+	raw, err := json.Marshal(lease)
+	if err == nil {
+		err = h.Update(func(rec *state.Record) { rec.Network = raw })
+	}
+	if err != nil {
+		// The record must name the lease before we rely on it; release now
+		// rather than leave an address nobody accounts for.
+		return nil, fmt.Errorf("journal network lease: %w", errors.Join(err, r.Net.Release(ctx, h.Name())))
+	}
+	return lease, nil
+}
+
+// makeWorkdir creates the job's working directory in its clone when the
+// image lacks it, owned by the job's user (shifted into the id map), as
+// `docker run -w` does. The path is resolved inside rootfs.
+func (r *Runner) makeWorkdir(rootfs, dir string, u User, privileged bool) error {
+	p, err := securejoin.SecureJoin(rootfs, dir)
+	if err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	uid, gid := u.UID, u.GID
+	if !privileged {
+		su, _ := r.IDMap.ShiftUID(uint32(uid))
+		sg, _ := r.IDMap.ShiftGID(uint32(gid))
+		uid, gid = int(su), int(sg)
+	}
+	if err := os.Lchown(p, uid, gid); err != nil {
+		return fmt.Errorf("workdir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// containerConfig turns a request into a runtime Config.
+func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lease) (container.Config, error) {
+	network, err := networkConfig(req.Network.Mode, lease)
+	if err != nil {
+		return container.Config{}, err
+	}
+	cfg := container.Config{
+		Root:       container.Root{Dir: rootfs},
+		Hostname:   req.Hostname,
+		Privileged: req.Privileged,
+		Limits:     req.Limits,
+		Network:    network,
+		Init:       req.Init,
+		Raw:        req.Raw,
+	}
+	if !req.Privileged {
+		cfg.IDMap = &container.IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
+	}
+	mounts := append([]spec.Mount(nil), req.Mounts...)
+	// Parents before children, so /a is mounted before /a/b.
+	sort.SliceStable(mounts, func(i, j int) bool {
+		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
+	})
+	for _, m := range mounts {
+		switch m.Type {
+		case spec.MountBind, "":
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: m.Source, Target: m.Target, Readonly: m.Readonly})
+		case spec.MountTmpfs:
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
+		case spec.MountCache:
+			dir, err := r.cacheVolume(m.Name, req.Privileged)
+			if err != nil {
+				return container.Config{}, err
+			}
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: dir, Target: m.Target, Readonly: m.Readonly})
+		default:
+			return container.Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
+		}
+	}
+	return cfg, nil
+}
+
+var cacheName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
+
+// cacheVolume returns the directory of cache volume name, made on first use
+// and owned by the container's root (the map's first host id), so that an
+// idmapped root can write to it. A privileged job's cache is root-owned and
+// kept apart, so the two never fight over ownership.
+func (r *Runner) cacheVolume(name string, privileged bool) (string, error) {
+	if !cacheName.MatchString(name) {
+		return "", fmt.Errorf("cache volume %q: invalid name", name)
+	}
+	if r.CacheDir == "" {
+		return "", fmt.Errorf("cache volume %s: no cache directory configured", name)
+	}
+	uid, gid := int(r.IDMap.HostUID), int(r.IDMap.HostGID)
+	dir := filepath.Join(r.CacheDir, name)
+	if privileged {
+		uid, gid = 0, 0
+		dir = filepath.Join(r.CacheDir, ".privileged", name)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", fmt.Errorf("cache volume %s: %w", name, err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("cache volume %s: %w", name, err)
+	} else if err == nil {
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return "", fmt.Errorf("cache volume %s: %w", name, err)
+		}
+	}
+	return dir, nil
+}
