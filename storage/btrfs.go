@@ -128,3 +128,35 @@ func btrfsLoopPool(ctx context.Context, img, mnt string, size int64) error {
 	}
 	return nil
 }
+
+// btrfsDriver: subvolumes and snapshots, on a btrfs path or a loop-file pool.
+var btrfsDriver = driver{
+	name: "btrfs",
+	probe: func(_ context.Context, cfg Config, path string) error {
+		if err := needTools("btrfs"); err != nil {
+			return err
+		}
+		if cfg.Size > 0 {
+			if !kernelHas("btrfs") {
+				return unsupported("the kernel has no btrfs")
+			}
+			return needTools("mkfs.btrfs", "mount")
+		}
+		t, err := fsType(path)
+		if err != nil {
+			return err
+		}
+		if t != "btrfs" {
+			return unsupported("path %s is %s, not btrfs (set size to make a loop-file pool)", path, t)
+		}
+		return nil
+	},
+	open: func(ctx context.Context, cfg Config, path string) (backend, error) {
+		if cfg.Size > 0 {
+			if err := btrfsLoopPool(ctx, filepath.Join(cfg.Root, "storage", "btrfs.img"), path, cfg.Size); err != nil {
+				return nil, err
+			}
+		}
+		return btrfsBackend{}, nil
+	},
+}

@@ -71,3 +71,12 @@ func duTree(root string) (Usage, error) {
 	})
 	return u, err
 }
+
+// dirDriver: plain directories, copied per clone (the last resort).
+var dirDriver = driver{
+	name: "dir",
+	probe: func(context.Context, Config, string) error {
+		return needTools("cp")
+	},
+	open: func(context.Context, Config, string) (backend, error) { return dirBackend{}, nil },
+}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,8 +37,25 @@ func lvmArgs(args ...string) []string {
 	return append([]string{args[0], "--config", cfg}, args[1:]...)
 }
 
+// lvmRun runs an lvm command through sysexec. A volume group or logical
+// volume that does not exist comes back as an error wrapping ErrNotFound:
+// classified here, once, from what lvm says (exit 5, "Failed to find
+// logical volume" or "Volume group ... not found"), never at call sites.
 func lvmRun(ctx context.Context, args ...string) ([]byte, error) {
-	return sysexec.Run(ctx, "lvm", lvmArgs(args...)...)
+	out, err := sysexec.Run(ctx, "lvm", lvmArgs(args...)...)
+	if lvmNotFound(err) {
+		return out, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return out, err
+}
+
+func lvmNotFound(err error) bool {
+	var se *sysexec.Error
+	if !errors.As(err, &se) || se.ExitCode != 5 {
+		return false
+	}
+	return strings.Contains(se.Stderr, "Failed to find logical volume") ||
+		(strings.Contains(se.Stderr, "Volume group") && strings.Contains(se.Stderr, "not found"))
 }
 
 func (b lvmBackend) create(ctx context.Context, dir string, m *meta) error {
@@ -88,8 +106,10 @@ func (b lvmBackend) activate(ctx context.Context, dir string, m *meta, _ string)
 }
 
 func (b lvmBackend) remove(ctx context.Context, _ string, m *meta) error {
-	if _, err := lvmRun(ctx, "lvs", b.vg+"/"+b.lv(m)); err != nil {
+	if _, err := lvmRun(ctx, "lvs", b.vg+"/"+b.lv(m)); errors.Is(err, ErrNotFound) {
 		return nil // never created, or already gone
+	} else if err != nil {
+		return err // lvm itself failed: the volume may well be there
 	}
 	_, err := lvmRun(ctx, "lvremove", "-q", "-f", b.vg+"/"+b.lv(m))
 	return err
@@ -143,4 +163,46 @@ func (b lvmBackend) orphans(ctx context.Context, known map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// lvmDriver: thin LVs and their snapshots in a configured thin pool.
+var lvmDriver = driver{
+	name: "lvm",
+	probe: func(ctx context.Context, cfg Config, _ string) error {
+		if err := needTools("lvm", "mkfs.ext4"); err != nil {
+			return err
+		}
+		if _, err := os.Stat("/dev/mapper/control"); err != nil {
+			return unsupported("no /dev/mapper/control: the kernel has no device-mapper")
+		}
+		if cfg.VG == "" || cfg.Thinpool == "" {
+			return unsupported("no volume group and thin pool configured (vg, thinpool)")
+		}
+		out, err := lvmRun(ctx, "lvs", "--noheadings", "-o", "lv_attr", cfg.VG+"/"+cfg.Thinpool)
+		if err != nil {
+			return unsupported("thin pool %s/%s: %v", cfg.VG, cfg.Thinpool, err)
+		}
+		if !containsThinPoolAttr(string(out)) {
+			return unsupported("%s/%s is not a thin pool", cfg.VG, cfg.Thinpool)
+		}
+		return nil
+	},
+	open: func(_ context.Context, cfg Config, _ string) (backend, error) {
+		size := cfg.Size
+		if size <= 0 {
+			size = DefaultLVMSize
+		}
+		return lvmBackend{vg: cfg.VG, thinpool: cfg.Thinpool, size: size}, nil
+	},
+}
+
+// containsThinPoolAttr checks lv_attr's first character: 't' for a thin pool.
+func containsThinPoolAttr(attr string) bool {
+	for _, c := range attr {
+		if c == ' ' || c == '\t' || c == '\n' {
+			continue
+		}
+		return c == 't'
+	}
+	return false
 }

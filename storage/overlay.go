@@ -74,3 +74,23 @@ func (overlayBackend) usage(_ context.Context, dir string, m *meta) (Usage, erro
 	// A clone uses what it wrote: its upper directory.
 	return duTree(filepath.Join(dir, "upper"))
 }
+
+// overlayDriver: overlayfs clones over a golden lower directory.
+var overlayDriver = driver{
+	name: "overlay",
+	probe: func(_ context.Context, _ Config, path string) error {
+		if !kernelHas("overlay") {
+			return unsupported("the kernel has no overlayfs")
+		}
+		t, err := fsType(path)
+		if err != nil {
+			return err
+		}
+		// An overlay upper directory cannot live on overlayfs (or 9p).
+		if t == "overlay" || t == "9p" {
+			return unsupported("path %s is %s, which cannot hold overlay upper directories", path, t)
+		}
+		return nil
+	},
+	open: func(context.Context, Config, string) (backend, error) { return overlayBackend{}, nil },
+}

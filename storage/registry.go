@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-
-	"github.com/stintdev/stint/internal/sysexec"
 )
 
 // Drivers lists the driver names Open accepts besides "auto", in the order
@@ -84,90 +81,38 @@ func needTools(tools ...string) error {
 	return nil
 }
 
+// driver is one storage backend as the registry knows it. Each backend's
+// file declares its own (its probe beside its code); registry lists them.
+type driver struct {
+	name string
+	// probe says, as an error wrapping ErrUnsupported, why the driver
+	// cannot work here for cfg (pool path: path); nil if it can.
+	probe func(ctx context.Context, cfg Config, path string) error
+	// open returns the backend for cfg, making what it needs first (a
+	// loop-file pool).
+	open func(ctx context.Context, cfg Config, path string) (backend, error)
+}
+
+// registry holds every driver, in the order auto prefers them.
+var registry = []driver{btrfsDriver, overlayDriver, dirDriver, zfsDriver, lvmDriver}
+
+func lookup(name string) (driver, error) {
+	for _, d := range registry {
+		if d.name == name {
+			return d, nil
+		}
+	}
+	return driver{}, fmt.Errorf("unknown storage driver %q (want auto, %v)", name, Drivers)
+}
+
 // usable reports, as an error wrapping ErrUnsupported, why cfg's driver
 // cannot work here; nil if it can.
 func usable(ctx context.Context, cfg Config) error {
-	path := PoolPath(cfg)
-	switch cfg.Driver {
-	case "dir":
-		return needTools("cp")
-	case "overlay":
-		if !kernelHas("overlay") {
-			return unsupported("the kernel has no overlayfs")
-		}
-		t, err := fsType(path)
-		if err != nil {
-			return err
-		}
-		// An overlay upper directory cannot live on overlayfs (or 9p).
-		if t == "overlay" || t == "9p" {
-			return unsupported("path %s is %s, which cannot hold overlay upper directories", path, t)
-		}
-		return nil
-	case "btrfs":
-		if err := needTools("btrfs"); err != nil {
-			return err
-		}
-		if cfg.Size > 0 {
-			if !kernelHas("btrfs") {
-				return unsupported("the kernel has no btrfs")
-			}
-			return needTools("mkfs.btrfs", "mount")
-		}
-		t, err := fsType(path)
-		if err != nil {
-			return err
-		}
-		if t != "btrfs" {
-			return unsupported("path %s is %s, not btrfs (set size to make a loop-file pool)", path, t)
-		}
-		return nil
-	case "zfs":
-		if err := needTools("zfs"); err != nil {
-			return err
-		}
-		if _, err := os.Stat("/dev/zfs"); err != nil {
-			return unsupported("no /dev/zfs: the zfs kernel module is not loaded")
-		}
-		if cfg.Dataset == "" {
-			return unsupported("no dataset configured (dataset = \"pool/stint\")")
-		}
-		if _, err := sysexec.Run(ctx, "zfs", "list", "-H", "-o", "name", cfg.Dataset); err != nil {
-			return unsupported("dataset %s: %v", cfg.Dataset, err)
-		}
-		return nil
-	case "lvm":
-		if err := needTools("lvm", "mkfs.ext4"); err != nil {
-			return err
-		}
-		if _, err := os.Stat("/dev/mapper/control"); err != nil {
-			return unsupported("no /dev/mapper/control: the kernel has no device-mapper")
-		}
-		if cfg.VG == "" || cfg.Thinpool == "" {
-			return unsupported("no volume group and thin pool configured (vg, thinpool)")
-		}
-		out, err := lvmRun(ctx, "lvs", "--noheadings", "-o", "lv_attr", cfg.VG+"/"+cfg.Thinpool)
-		if err != nil {
-			return unsupported("thin pool %s/%s: %v", cfg.VG, cfg.Thinpool, err)
-		}
-		if !containsThinPoolAttr(string(out)) {
-			return unsupported("%s/%s is not a thin pool", cfg.VG, cfg.Thinpool)
-		}
-		return nil
-	default:
-		return fmt.Errorf("unknown storage driver %q (want auto, %v)", cfg.Driver, Drivers)
+	d, err := lookup(cfg.Driver)
+	if err != nil {
+		return err
 	}
-}
-
-// containsThinPoolAttr checks lv_attr's first character: 't' for a thin pool.
-func containsThinPoolAttr(attr string) bool {
-	for _, c := range attr {
-		if c == ' ' || c == '\t' || c == '\n' {
-			continue
-		}
-		return c == 't'
-	}
-	return false
+	return d.probe(ctx, cfg, PoolPath(cfg))
 }
 
 // Open opens the pool cfg describes, choosing the driver by cfg.Driver
@@ -185,27 +130,13 @@ func Open(ctx context.Context, cfg Config) (Driver, error) {
 		return nil, fmt.Errorf("storage driver %s: %w", cfg.Driver, err)
 	}
 	path := PoolPath(cfg)
-	var be backend
-	switch cfg.Driver {
-	case "dir":
-		be = dirBackend{}
-	case "overlay":
-		be = overlayBackend{}
-	case "btrfs":
-		if cfg.Size > 0 {
-			if err := btrfsLoopPool(ctx, filepath.Join(cfg.Root, "storage", "btrfs.img"), path, cfg.Size); err != nil {
-				return nil, err
-			}
-		}
-		be = btrfsBackend{}
-	case "zfs":
-		be = zfsBackend{dataset: cfg.Dataset}
-	case "lvm":
-		size := cfg.Size
-		if size <= 0 {
-			size = DefaultLVMSize
-		}
-		be = lvmBackend{vg: cfg.VG, thinpool: cfg.Thinpool, size: size}
+	d, err := lookup(cfg.Driver)
+	if err != nil {
+		return nil, err
+	}
+	be, err := d.open(ctx, cfg, path)
+	if err != nil {
+		return nil, err
 	}
 	p, err := newPool(be, path)
 	if err != nil {

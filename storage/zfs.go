@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,7 +25,7 @@ func (zfsBackend) name() string { return "zfs" }
 func (b zfsBackend) ds(m *meta) string { return b.dataset + "/" + m.Token }
 
 func (b zfsBackend) create(ctx context.Context, dir string, m *meta) error {
-	if _, err := sysexec.Run(ctx, "zfs", "create", "-o", "mountpoint=legacy", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(m)); err != nil {
+	if _, err := zfsRun(ctx, "create", "-o", "mountpoint=legacy", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(m)); err != nil {
 		return err
 	}
 	return b.mount(ctx, dir, m, false)
@@ -49,15 +51,15 @@ func (b zfsBackend) seal(ctx context.Context, dir string, m *meta) error {
 	if err := unmountAll(dir); err != nil {
 		return err
 	}
-	if _, err := sysexec.Run(ctx, "zfs", "snapshot", b.ds(m)+"@golden"); err != nil {
+	if _, err := zfsRun(ctx, "snapshot", b.ds(m)+"@golden"); err != nil {
 		return err
 	}
-	_, err := sysexec.Run(ctx, "zfs", "set", "readonly=on", b.ds(m))
+	_, err := zfsRun(ctx, "set", "readonly=on", b.ds(m))
 	return err
 }
 
 func (b zfsBackend) clone(ctx context.Context, _ string, pm *meta, dir string, m *meta) error {
-	if _, err := sysexec.Run(ctx, "zfs", "clone", "-o", "mountpoint=legacy", "-o", "readonly=off", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(pm)+"@golden", b.ds(m)); err != nil {
+	if _, err := zfsRun(ctx, "clone", "-o", "mountpoint=legacy", "-o", "readonly=off", "-o", "acltype=posixacl", "-o", "xattr=sa", b.ds(pm)+"@golden", b.ds(m)); err != nil {
 		return err
 	}
 	return mkdirIfMissing(filepath.Join(dir, rootfsDir))
@@ -68,15 +70,17 @@ func (b zfsBackend) activate(ctx context.Context, dir string, m *meta, _ string)
 }
 
 func (b zfsBackend) remove(ctx context.Context, _ string, m *meta) error {
-	if _, err := sysexec.Run(ctx, "zfs", "list", "-H", "-o", "name", b.ds(m)); err != nil {
+	if _, err := zfsRun(ctx, "list", "-H", "-o", "name", b.ds(m)); errors.Is(err, ErrNotFound) {
 		return nil // never created, or already gone
+	} else if err != nil {
+		return err // zfs itself failed: the dataset may well be there
 	}
-	_, err := sysexec.Run(ctx, "zfs", "destroy", "-r", b.ds(m))
+	_, err := zfsRun(ctx, "destroy", "-r", b.ds(m))
 	return err
 }
 
 func (b zfsBackend) usage(ctx context.Context, _ string, m *meta) (Usage, error) {
-	out, err := sysexec.Run(ctx, "zfs", "get", "-Hp", "-o", "value", "used", b.ds(m))
+	out, err := zfsRun(ctx, "get", "-Hp", "-o", "value", "used", b.ds(m))
 	if err != nil {
 		return Usage{}, err
 	}
@@ -91,7 +95,7 @@ func (b zfsBackend) usage(ctx context.Context, _ string, m *meta) (Usage, error)
 // a crash between `zfs create` and the directory's rename leaves them.
 // Clones go first, as a golden dataset cannot go while they exist.
 func (b zfsBackend) orphans(ctx context.Context, known map[string]bool) error {
-	out, err := sysexec.Run(ctx, "zfs", "list", "-H", "-o", "name,origin", "-d", "1", "-t", "filesystem", b.dataset)
+	out, err := zfsRun(ctx, "list", "-H", "-o", "name,origin", "-d", "1", "-t", "filesystem", b.dataset)
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,7 @@ func (b zfsBackend) orphans(ctx context.Context, known map[string]bool) error {
 		}
 	}
 	for _, ds := range append(clones, goldens...) {
-		if _, err := sysexec.Run(ctx, "zfs", "destroy", "-r", ds); err != nil {
+		if _, err := zfsRun(ctx, "destroy", "-r", ds); err != nil {
 			return fmt.Errorf("sweep dataset %s: %w", ds, err)
 		}
 	}
@@ -121,4 +125,43 @@ func mkdirIfMissing(dir string) error {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 	return nil
+}
+
+// zfsDriver: datasets, snapshots and clones under a configured dataset.
+var zfsDriver = driver{
+	name: "zfs",
+	probe: func(ctx context.Context, cfg Config, _ string) error {
+		if err := needTools("zfs"); err != nil {
+			return err
+		}
+		if _, err := os.Stat("/dev/zfs"); err != nil {
+			return unsupported("no /dev/zfs: the zfs kernel module is not loaded")
+		}
+		if cfg.Dataset == "" {
+			return unsupported("no dataset configured (dataset = \"pool/stint\")")
+		}
+		if _, err := zfsRun(ctx, "list", "-H", "-o", "name", cfg.Dataset); err != nil {
+			return unsupported("dataset %s: %v", cfg.Dataset, err)
+		}
+		return nil
+	},
+	open: func(_ context.Context, cfg Config, _ string) (backend, error) {
+		return zfsBackend{dataset: cfg.Dataset}, nil
+	},
+}
+
+// zfsRun runs zfs through sysexec. A dataset that does not exist comes back
+// as an error wrapping ErrNotFound: classified here, once, from what zfs
+// says (exit 1, "dataset does not exist"), never at call sites.
+func zfsRun(ctx context.Context, args ...string) ([]byte, error) {
+	out, err := sysexec.Run(ctx, "zfs", args...)
+	if zfsNotFound(err) {
+		return out, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	return out, err
+}
+
+func zfsNotFound(err error) bool {
+	var se *sysexec.Error
+	return errors.As(err, &se) && se.ExitCode == 1 && strings.Contains(se.Stderr, "dataset does not exist")
 }

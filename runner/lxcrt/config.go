@@ -103,36 +103,11 @@ func Render(name string, cfg container.Config, host Host) ([]string, error) {
 		add("lxc.log.file", cfg.LogFile)
 		add("lxc.log.level", "WARN")
 	}
-	if host.AppArmor {
-		add("lxc.apparmor.profile", "generated")
-		add("lxc.apparmor.allow_nesting", "0")
-	} else {
-		// Without AppArmor in the kernel, asking for a profile fails the start.
-		add("lxc.apparmor.profile", "unconfined")
+	sec, err := renderSecurity(name, cfg, host)
+	if err != nil {
+		return nil, err
 	}
-	if host.Seccomp != "" {
-		add("lxc.seccomp.profile", host.Seccomp)
-	}
-	if cfg.Privileged {
-		// A privileged container's root is host root: only the usual
-		// character devices, as LXC's common.conf allows.
-		dev := "lxc.cgroup.devices."
-		if host.CgroupV2 {
-			dev = "lxc.cgroup2.devices."
-		}
-		add(dev+"deny", "a")
-		for _, d := range []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-			"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"} {
-			add(dev+"allow", d)
-		}
-	}
-	if !cfg.Privileged {
-		if cfg.IDMap == nil || cfg.IDMap.Size == 0 {
-			return nil, fmt.Errorf("container %s: unprivileged without an id map", name)
-		}
-		add("lxc.idmap", fmt.Sprintf("u 0 %d %d", cfg.IDMap.HostUID, cfg.IDMap.Size))
-		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", cfg.IDMap.HostGID, cfg.IDMap.Size))
-	}
+	out = append(out, sec...)
 
 	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostInit, strings.TrimPrefix(initPath, "/")))
 	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostBusybox, strings.TrimPrefix(busyboxPath, "/")))
@@ -150,29 +125,7 @@ func Render(name string, cfg container.Config, host Host) ([]string, error) {
 		add("lxc.mount.entry", line)
 	}
 
-	lim := cfg.Limits
-	if host.CgroupV2 {
-		if lim.Memory > 0 {
-			add("lxc.cgroup2.memory.max", fmt.Sprint(lim.Memory))
-		}
-		if lim.CPUs > 0 {
-			add("lxc.cgroup2.cpu.max", fmt.Sprintf("%d 100000", int64(lim.CPUs*100000)))
-		}
-		if lim.Pids > 0 {
-			add("lxc.cgroup2.pids.max", fmt.Sprint(lim.Pids))
-		}
-	} else {
-		if lim.Memory > 0 {
-			add("lxc.cgroup.memory.limit_in_bytes", fmt.Sprint(lim.Memory))
-		}
-		if lim.CPUs > 0 {
-			add("lxc.cgroup.cpu.cfs_period_us", "100000")
-			add("lxc.cgroup.cpu.cfs_quota_us", fmt.Sprint(int64(lim.CPUs*100000)))
-		}
-		if lim.Pids > 0 {
-			add("lxc.cgroup.pids.max", fmt.Sprint(lim.Pids))
-		}
-	}
+	out = append(out, renderLimits(cfg.Limits, host)...)
 
 	netLines, err := renderNetwork(name, cfg.Network)
 	if err != nil {
@@ -287,4 +240,73 @@ func renderNetwork(name string, n container.Network) ([]kv, error) {
 		}
 	}
 	return out, nil
+}
+
+// renderSecurity confines the container: AppArmor, seccomp, the device
+// allowlist of a privileged container, the id map of an unprivileged one.
+func renderSecurity(name string, cfg container.Config, host Host) ([]kv, error) {
+	var out []kv
+	add := func(k, v string) { out = append(out, kv{k, v}) }
+	if host.AppArmor {
+		add("lxc.apparmor.profile", "generated")
+		add("lxc.apparmor.allow_nesting", "0")
+	} else {
+		// Without AppArmor in the kernel, asking for a profile fails the start.
+		add("lxc.apparmor.profile", "unconfined")
+	}
+	if host.Seccomp != "" {
+		add("lxc.seccomp.profile", host.Seccomp)
+	}
+	if cfg.Privileged {
+		// A privileged container's root is host root: only the usual
+		// character devices, as LXC's common.conf allows.
+		dev := "lxc.cgroup.devices."
+		if host.CgroupV2 {
+			dev = "lxc.cgroup2.devices."
+		}
+		add(dev+"deny", "a")
+		for _, d := range []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+			"c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm"} {
+			add(dev+"allow", d)
+		}
+	}
+	if !cfg.Privileged {
+		if cfg.IDMap == nil || cfg.IDMap.Size == 0 {
+			return nil, fmt.Errorf("container %s: unprivileged without an id map", name)
+		}
+		add("lxc.idmap", fmt.Sprintf("u 0 %d %d", cfg.IDMap.HostUID, cfg.IDMap.Size))
+		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", cfg.IDMap.HostGID, cfg.IDMap.Size))
+	}
+
+	return out, nil
+}
+
+// renderLimits renders resource limits for the host's cgroup layout.
+func renderLimits(lim container.Limits, host Host) []kv {
+	var out []kv
+	add := func(k, v string) { out = append(out, kv{k, v}) }
+	if host.CgroupV2 {
+		if lim.Memory > 0 {
+			add("lxc.cgroup2.memory.max", fmt.Sprint(lim.Memory))
+		}
+		if lim.CPUs > 0 {
+			add("lxc.cgroup2.cpu.max", fmt.Sprintf("%d 100000", int64(lim.CPUs*100000)))
+		}
+		if lim.Pids > 0 {
+			add("lxc.cgroup2.pids.max", fmt.Sprint(lim.Pids))
+		}
+	} else {
+		if lim.Memory > 0 {
+			add("lxc.cgroup.memory.limit_in_bytes", fmt.Sprint(lim.Memory))
+		}
+		if lim.CPUs > 0 {
+			add("lxc.cgroup.cpu.cfs_period_us", "100000")
+			add("lxc.cgroup.cpu.cfs_quota_us", fmt.Sprint(int64(lim.CPUs*100000)))
+		}
+		if lim.Pids > 0 {
+			add("lxc.cgroup.pids.max", fmt.Sprint(lim.Pids))
+		}
+	}
+
+	return out
 }

@@ -197,24 +197,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOpti
 	if cwd == "" {
 		cwd = "/"
 	}
-	// The env reaches the command through attach's own environment, not
-	// argv (visible to every user in /proc). env only undoes what LXC adds
-	// on a cleared environment: container=lxc, and a default PATH (first).
-	argv := []string{busyboxPath, "env", "-u", "container"}
-	if !slices.ContainsFunc(opts.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
-		argv = append(argv, "-u", "PATH")
-	}
-	for _, kv := range opts.Env {
-		if strings.HasPrefix(kv, "container=") {
-			argv = append(argv, kv)
-		}
-	}
-	if opts.TTY {
-		// The terminal becomes the command's controlling terminal, in a
-		// session of its own: job control, and TIOCSTI only ever into it.
-		argv = append(argv, busyboxPath, "setsid", "-c")
-	}
-	argv = append(argv, opts.Argv...)
+	argv := attachArgv(opts)
 	req, err := json.Marshal(attachRequest{Argv: argv, Env: opts.Env, UID: opts.UID, GID: opts.GID, Groups: opts.Groups, Cwd: cwd})
 	if err != nil {
 		return container.ExitStatus{}, err
@@ -290,6 +273,29 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOpti
 		st.OOM = true
 	}
 	return st, nil
+}
+
+// attachArgv is the command line the attach helper runs for opts.
+func attachArgv(opts container.ExecOptions) []string {
+	// The env reaches the command through attach's own environment, not
+	// argv (visible to every user in /proc). env only undoes what LXC adds
+	// on a cleared environment: container=lxc, and a default PATH (first).
+	argv := []string{busyboxPath, "env", "-u", "container"}
+	if !slices.ContainsFunc(opts.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		argv = append(argv, "-u", "PATH")
+	}
+	for _, kv := range opts.Env {
+		if strings.HasPrefix(kv, "container=") {
+			argv = append(argv, kv)
+		}
+	}
+	if opts.TTY {
+		// The terminal becomes the command's controlling terminal, in a
+		// session of its own: job control, and TIOCSTI only ever into it.
+		argv = append(argv, busyboxPath, "setsid", "-c")
+	}
+	argv = append(argv, opts.Argv...)
+	return argv
 }
 
 // oomKilled reports whether the container's memory cgroup saw an OOM kill.
