@@ -28,11 +28,7 @@ func TestMain(m *testing.M) {
 	if lxcrt.IsHelper(os.Args) {
 		lxcrt.HelperMain()
 	}
-	code := m.Run()
-	if stintBin != "" { // the stint binary the CLI tests built
-		os.RemoveAll(filepath.Dir(stintBin))
-	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
 type fixture struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/stintdev/stint/internal/nettest"
 	"github.com/stintdev/stint/internal/testenv"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner"
@@ -18,7 +19,7 @@ import (
 func TestGCLeavesOtherRootsLeases(t *testing.T) {
 	f := newRunner(t)
 	testenv.RequiresTool(t, "nft")
-	guardRange(t)
+	nettest.GuardRange(t)
 	t.Setenv(stintnet.StateDirEnv, t.TempDir())
 	ctx := context.Background()
 	mine, err := stintnet.Open(f.root)
@@ -26,7 +27,7 @@ func TestGCLeavesOtherRootsLeases(t *testing.T) {
 	f.r.Net = mine
 	other, err := stintnet.Open(t.TempDir())
 	require.NoError(t, err)
-	br := testBridge("g")
+	br := nettest.TestBridge("g")
 	t.Cleanup(func() {
 		assert.NoError(t, other.Release(ctx, "other-root-c"))
 		assert.NoError(t, mine.Prune(ctx))

@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -11,19 +13,57 @@ import (
 	"github.com/stintdev/stint/internal/testenv"
 )
 
-// builtStint builds the stint binary into a fresh temporary directory that
-// the containers' mapped root can traverse (roots go under it), for tests
-// that need a real binary: the LXC runtime re-execs its own executable.
+// The one harness of the CLI tests that need a real binary (the LXC runtime
+// re-execs its own executable; signals and kill -9 must hit a separate
+// process): stintBinary builds it once per test process; builtStint and
+// newCLI (cli_test.go) give each test a fresh directory for its --root and
+// specs; stintCLI runs it.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if stintBin != "" {
+		os.RemoveAll(filepath.Dir(stintBin))
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	stintBin  string
+	buildErr  error
+)
+
+func stintBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stint-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		stintBin = filepath.Join(dir, "stint")
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = "/usr/local/go/bin/go"
+		}
+		out, err := exec.Command(goBin, "build", "-o", stintBin, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New("go build stint: " + err.Error() + "\n" + string(out))
+		}
+	})
+	require.NoError(t, buildErr)
+	return stintBin
+}
+
+// builtStint returns the stint binary and a fresh temporary directory that
+// the containers' mapped root can traverse (roots go under it).
 func builtStint(t *testing.T) (bin, dir string) {
 	t.Helper()
 	testenv.RequiresLXC(t)
 	testenv.RequiresTool(t, "go", "busybox")
 	dir = t.TempDir()
 	testenv.Reachable(t, dir) // the mapped root must reach --root
-	bin = filepath.Join(dir, "stint")
-	built, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", built)
-	return bin, dir
+	return stintBinary(t), dir
 }
 
 // stintCLI returns a function running bin with --root root: its combined

@@ -1,4 +1,4 @@
-package runner_test
+package main
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/vishvananda/netlink"
 
+	"github.com/stintdev/stint/internal/nettest"
 	"github.com/stintdev/stint/internal/testenv"
 	stintnet "github.com/stintdev/stint/net"
 )
@@ -27,7 +28,7 @@ func netCLI(t *testing.T) (*cliFixture, string) {
 	t.Helper()
 	f := newCLI(t)
 	testenv.RequiresTool(t, "nft", "lxc-attach", "lxc-stop")
-	guardRange(t)
+	nettest.GuardRange(t)
 	// The network state is host-wide; this test's (and its stint
 	// processes') goes under its root, beside its own bridge.
 	t.Setenv(stintnet.StateDirEnv, filepath.Join(f.root, "net"))
@@ -38,7 +39,7 @@ func netCLI(t *testing.T) (*cliFixture, string) {
 			t.Errorf("cleanup: stint net prune: exit %d: %s", code, out)
 		}
 	})
-	return f, testBridge("c")
+	return f, nettest.TestBridge("c")
 }
 
 // TestCLINetworkModes runs, through the stint binary, a none job (only
@@ -105,7 +106,7 @@ i = ["1", "2", "3", "4", "5", "6", "7", "8"]
 	out, code = f.run(t, "net", "prune")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "removed bridge "+br)
-	assertBridgeGone(t, br)
+	nettest.AssertBridgeGone(t, br)
 	assert.NoDirExists(t, filepath.Join(f.root, "net", br))
 }
 
@@ -135,13 +136,13 @@ run = ["echo started", "sleep 600"]
 	out, code := f.run(t, "gc")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "removed "+name)
-	assertReleased(t, f.root, br, name)
+	nettest.AssertReleased(t, f.root, br, name)
 	f.assertClean(t)
 
 	out, code = f.run(t, "net", "prune")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "removed bridge "+br)
-	assertBridgeGone(t, br)
+	nettest.AssertBridgeGone(t, br)
 	st = netState(t, f.root)
 	assert.Empty(t, st.Bridges)
 	assert.Empty(t, st.Leases)
@@ -265,13 +266,13 @@ network = { mode = "bridge", bridge = "` + br + `", ipv4 = "` + fixed + `" }
 	write("")
 	out, code = f.run(t, "down", dir)
 	require.Equal(t, 0, code, out)
-	assertReleased(t, f.root, br, "nettest.alpha", "nettest.beta", "nettest.gamma")
-	assert.NotContains(t, nftRules(t), "dnat to "+fixed, "the port forward outlived its container")
+	nettest.AssertReleased(t, f.root, br, "nettest.alpha", "nettest.beta", "nettest.gamma")
+	assert.NotContains(t, nettest.NftRules(t), "dnat to "+fixed, "the port forward outlived its container")
 	_, err = httpGet("http://127.0.0.1:18080/")
 	assert.Error(t, err, "port 18080 still answers after down")
 	out, code = f.run(t, "net", "prune")
 	require.Equal(t, 0, code, out)
-	assertBridgeGone(t, br)
+	nettest.AssertBridgeGone(t, br)
 }
 
 // httpGet fetches url within a few seconds, retrying while the listener

@@ -1,4 +1,4 @@
-package runner_test
+package main
 
 import (
 	"bytes"
@@ -143,18 +143,18 @@ readonly = true
 	}
 	assert.NoFileExists(t, filepath.Join(src, "x"))
 	assert.NoFileExists(t, filepath.Join(cacheDir, "x"))
-	assert.Empty(t, mountsUnder(t, f.root), "mounts left after teardown")
+	assert.Empty(t, stagedMountsUnder(t, f.root), "mounts left after teardown")
 	f.assertClean(t)
 
 	// kill -9 while the job runs, then gc.
 	require.NoError(t, os.WriteFile(p, []byte(strings.Replace(mustRead(t, p), `wait = ["0"]`, `wait = ["600"]`, 1)), 0o644))
 	c := f.startUntil(t, "probes-done", "run", p)
-	assert.NotEmpty(t, mountsUnder(t, f.root), "the staged mounts should exist while the job runs")
+	assert.NotEmpty(t, stagedMountsUnder(t, f.root), "the staged mounts should exist while the job runs")
 	require.NoError(t, c.Process.Signal(syscall.SIGKILL))
 	_ = c.Wait()
 	out, code = f.run(t, "gc")
 	require.Equal(t, 0, code, out)
-	assert.Empty(t, mountsUnder(t, f.root), "mounts left after kill -9 and gc")
+	assert.Empty(t, stagedMountsUnder(t, f.root), "mounts left after kill -9 and gc")
 	f.assertClean(t)
 }
 
@@ -167,7 +167,7 @@ func mustRead(t *testing.T, p string) string {
 
 // mountsUnder lists the host's mount points below root, other than the
 // storage driver's (its golden and clone volumes).
-func mountsUnder(t *testing.T, root string) []string {
+func stagedMountsUnder(t *testing.T, root string) []string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	require.NoError(t, err)

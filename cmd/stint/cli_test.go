@@ -1,4 +1,4 @@
-package runner_test
+package main
 
 import (
 	"bufio"
@@ -23,36 +23,9 @@ import (
 	"github.com/stintdev/stint/storage"
 )
 
-// These tests drive the real stint binary, built once per test process, as
-// a user would: signals and kill -9 hit a separate process.
-
-var (
-	buildOnce sync.Once
-	stintBin  string
-	buildErr  error
-)
-
-func stintBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stint-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		stintBin = filepath.Join(dir, "stint")
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = "/usr/local/go/bin/go"
-		}
-		out, err := exec.Command(goBin, "build", "-o", stintBin, "github.com/stintdev/stint/cmd/stint").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New("go build stint: " + err.Error() + "\n" + string(out))
-		}
-	})
-	require.NoError(t, buildErr)
-	return stintBin
-}
+// These tests drive the real stint binary (stintBinary, the one harness in
+// binary_test.go) as a user would: signals and kill -9 hit a separate
+// process.
 
 // cliFixture is a --root and a spec directory for the stint binary.
 type cliFixture struct {
@@ -549,4 +522,20 @@ func TestCLIExecTTYCtrlC(t *testing.T) {
 		t.Fatalf("stint exec hung:\n%s", out.String())
 	}
 	f.assertClean(t)
+}
+
+// clonesMounted lists mounts under root that are not golden volumes.
+func clonesMounted(t *testing.T, root string) []string {
+	fh, err := os.Open("/proc/self/mountinfo")
+	require.NoError(t, err)
+	defer fh.Close()
+	var out []string
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) > 4 && strings.HasPrefix(fs[4], root+"/") && !strings.Contains(fs[4], "golden-") {
+			out = append(out, fs[4])
+		}
+	}
+	return out
 }
