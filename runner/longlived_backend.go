@@ -131,7 +131,7 @@ func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed,
 		}
 		c, specErr := b.readSpec(r.Name)
 		switch {
-		case st == container.StateAbsent || specErr != nil || r.Phase == "creating":
+		case st == container.StateAbsent || specErr != nil || r.Phase == state.PhaseCreating:
 			// Gone, half made (a crash mid-create), or unstartable without
 			// its stored spec: all mean "make it again".
 			o.Status = reconcile.StatusMissing
@@ -159,7 +159,7 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	name := reconcile.RuntimeName(set, c.Name)
 	h, err := r.State.Create(&state.Record{
 		Name: name, Kind: state.KindContainer, Set: set, SpecHash: hash,
-		Driver: r.Storage.Name(), Volume: name, Phase: "creating",
+		Driver: r.Storage.Name(), Volume: name, Phase: state.PhaseCreating,
 	})
 	if errors.Is(err, state.ErrExists) {
 		if rec, gerr := r.State.Get(name); gerr == nil && rec.Kind == state.KindContainer && rec.Set == set {
@@ -210,7 +210,7 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	if err := b.define(ctx, req, vol.Rootfs, lease); err != nil {
 		return err
 	}
-	if err := h.Update(func(rec *state.Record) { rec.Phase = "stopped" }); err != nil {
+	if err := h.Update(func(rec *state.Record) { rec.Phase = state.PhaseStopped }); err != nil {
 		return err
 	}
 	return h.Release()
@@ -284,7 +284,7 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	if err := b.Runner.NetworkStarted(ctx, lease); err != nil {
 		return fmt.Errorf("start container %s: %w", rec.Name, err)
 	}
-	return h.Update(func(r *state.Record) { r.Phase = "running" })
+	return h.Update(func(r *state.Record) { r.Phase = state.PhaseRunning })
 }
 
 // Stop implements Backend.
@@ -297,7 +297,7 @@ func (b *LongLived) Stop(ctx context.Context, set, name string) error {
 	if err := b.Runner.Runtime.Stop(ctx, h.Name()); err != nil {
 		return err
 	}
-	return h.Update(func(r *state.Record) { r.Phase = "stopped" })
+	return h.Update(func(r *state.Record) { r.Phase = state.PhaseStopped })
 }
 
 // Update implements Backend: the stored spec and hash change now; the

@@ -53,7 +53,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	// record, so even a torn record is enough to find it.
 	inst.h, err = r.State.Create(&state.Record{
 		Name: req.Container, Kind: req.Kind, Job: req.Name, Image: img.Fingerprint,
-		Driver: r.Storage.Name(), Volume: req.Container, Phase: "creating",
+		Driver: r.Storage.Name(), Volume: req.Container, Phase: state.PhaseCreating,
 	})
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
@@ -69,7 +69,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
 	}
 	r.phase(req.Name, output.PhaseStart, t)
-	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = "running" })
+	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = state.PhaseRunning })
 	return inst, nil
 }
 

@@ -54,7 +54,7 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 func (r *Runner) keep(ctx context.Context, h *state.Handle) error {
 	name := h.Name()
 	stopErr := r.Runtime.Stop(ctx, name)
-	if err := h.Update(func(rec *state.Record) { rec.Kept = true; rec.Phase = "kept" }); err != nil {
+	if err := h.Update(func(rec *state.Record) { rec.Kept = true; rec.Phase = state.PhaseKept }); err != nil {
 		return errors.Join(stopErr, err, h.Release())
 	}
 	return errors.Join(stopErr, h.Release())

@@ -13,13 +13,18 @@ const (
 	ExitHost    = 3 // a host/system failure: storage, LXC, network
 )
 
-// exitError carries an exit code with a message; an empty message prints nothing.
+// exitError carries an exit code with the error it wraps, whose message it
+// prints (an empty one prints nothing). The chain stays: errors.Is and
+// errors.As see through it to the typed errors beneath.
 type exitError struct {
 	code int
-	msg  string
+	err  error
 }
 
-func (e *exitError) Error() string { return e.msg }
+func (e *exitError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e *exitError) Unwrap() error { return e.err }
 
 // ExitCode is what the process exits with.
 func (e *exitError) ExitCode() int { return e.code }
@@ -29,7 +34,7 @@ func withCode(code int, err error) error {
 	if err == nil {
 		return nil
 	}
-	return &exitError{code: code, msg: err.Error()}
+	return &exitError{code: code, err: err}
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -39,7 +39,7 @@ func (PsCmd) Run(g *Globals) error {
 	}
 	rows := []psRow{}
 	for _, r := range entries {
-		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Set: r.Set, Job: r.Job, State: string(r.State), Phase: r.Phase, Kept: r.Kept, Owner: r.Owner, Created: r.Created})
+		rows = append(rows, psRow{Name: r.Name, Kind: r.Kind, Set: r.Set, Job: r.Job, State: string(r.State), Phase: string(r.Phase), Kept: r.Kept, Owner: r.Owner, Created: r.Created})
 	}
 	if g.JSON {
 		return writeJSON(g.Stdout, rows)

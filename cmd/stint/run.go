@@ -52,21 +52,29 @@ func (c *RunCmd) Run(g *Globals) error {
 
 	ctx, stop := signalContext(g.Stderr)
 	defer stop()
-	h, err := g.openHost(ctx, runner.Options{Containers: true, Set: set})
-	if err != nil {
-		return err
-	}
-	defer h.Close()
 	opts := runner.RunOptions{Parallel: c.Parallel, ArtifactsDir: c.Artifacts, KeepOnFailure: c.KeepOnFailure, Output: g.Stdout}
+	var em *output.Emitter
 	if g.JSON {
-		em := output.NewEmitter(g.Stdout)
+		em = output.NewEmitter(g.Stdout)
 		opts.Events = func(ev output.Event) { _ = em.Emit(ev) }
 		opts.Output = g.Stderr
 	}
+	// A host failure outside any one job is an error event too with --json.
+	hostFailed := func(err error) error {
+		if em != nil {
+			_ = em.Emit(output.Event{Type: output.EventError, Error: err.Error()})
+		}
+		return withCode(ExitHost, err)
+	}
+	h, err := runner.Open(ctx, g.Root, runner.Options{Containers: true, Set: set})
+	if err != nil {
+		return hostFailed(err)
+	}
+	defer h.Close()
 	gcFirst(ctx, g, h)
 	results, err := h.RunJobs(ctx, jobs, opts)
 	if err != nil {
-		return withCode(ExitHost, err)
+		return hostFailed(err)
 	}
 	if !g.JSON {
 		printSummary(g.Stdout, results)

@@ -1,3 +1,5 @@
+// Package output is the wire format of stint --json: one Event per line,
+// written by an Emitter (safe for concurrent jobs; each event is one Write).
 package output
 
 import (
@@ -19,6 +21,12 @@ const (
 	EventJobFinished  = "job_finished"  // Job, Container, Result, Step/Command/Status/Signal/OOM of the failing step, Millis, Dest, Log, Kept
 	EventTeardownDone = "teardown_done" // Job, Container, Millis, Error if something was left
 	EventError        = "error"         // Error: a host failure outside any one job
+)
+
+// Streams, for EventOutput's Stream.
+const (
+	Stdout = "stdout"
+	Stderr = "stderr"
 )
 
 // Phases, for EventPhase: the steps of an ephemeral job's life.
@@ -76,7 +84,7 @@ type Event struct {
 }
 
 // Emitter writes Events as JSON, one object per line, each with a single
-// Write. It is safe for concurrent use, and is also a Sink (output events).
+// Write. It is safe for concurrent use.
 type Emitter struct {
 	mu  sync.Mutex
 	w   io.Writer
@@ -106,7 +114,7 @@ func (e *Emitter) Emit(ev Event) error {
 	return nil
 }
 
-// Line emits an output event; it makes the Emitter a Sink.
+// Line emits an output event: one line of a job's output.
 func (e *Emitter) Line(job string, step int, stream, line string) {
 	// A consumer that went away must not fail the job; the log keeps it.
 	_ = e.Emit(Event{Type: EventOutput, Job: job, Step: step, Stream: stream, Line: line})

@@ -21,9 +21,21 @@ const (
 	KindContainer = "container" // a long-lived container owned by its spec set (apply/watch)
 )
 
+// Phase is where a recorded container is in its life, as stint last wrote
+// it (the runtime's State says what it really is).
+type Phase string
+
+// Phases.
+const (
+	PhaseCreating Phase = "creating" // the record exists, its resources are being made
+	PhaseRunning  Phase = "running"  // started
+	PhaseStopped  Phase = "stopped"  // a long-lived container, defined and stopped
+	PhaseKept     Phase = "kept"     // a failed job's container, kept for inspection
+)
+
 // PhaseCorrupt is the Phase of a record whose file could not be parsed; only
 // its Name is known.
-const PhaseCorrupt = "corrupt"
+const PhaseCorrupt Phase = "corrupt"
 
 // Sentinel errors, checked with errors.Is.
 var (
@@ -46,7 +58,7 @@ type Record struct {
 	Volume   string          `json:"volume,omitempty"`  // clone volume id
 	Mounts   []string        `json:"mounts,omitempty"`  // host paths stint mounted for it, innermost last
 	Network  json.RawMessage `json:"network,omitempty"` // the network lease, opaque here
-	Phase    string          `json:"phase,omitempty"`   // e.g. "creating", "running", "stopping", "kept"
+	Phase    Phase           `json:"phase,omitempty"`   // where the container is in its life
 	Kept     bool            `json:"kept,omitempty"`    // --keep-on-failure kept it for inspection
 	Created  time.Time       `json:"created"`
 	Owner    int             `json:"owner,omitempty"` // pid of the owning stint process while it lives

@@ -125,7 +125,7 @@ func TestSyncPolicy(t *testing.T) {
 	assert.Equal(t, Stats{Writes: 1, Syncs: 2}, s.Stats())
 
 	for _, ph := range []string{"clone", "configure", "start", "exec", "stop"} {
-		require.NoError(t, h.Update(func(r *Record) { r.Phase = ph; r.Mounts = append(r.Mounts, "/m/"+ph) }))
+		require.NoError(t, h.Update(func(r *Record) { r.Phase = Phase(ph); r.Mounts = append(r.Mounts, "/m/"+ph) }))
 	}
 	require.NoError(t, h.Update(func(r *Record) { r.Network = json.RawMessage(`{"x":1}`) }))
 	assert.Equal(t, Stats{Writes: 7, Syncs: 2}, s.Stats())
@@ -274,7 +274,7 @@ func BenchmarkLifecycle(b *testing.B) {
 		name string
 		mut  func(r *Record, i int)
 	}{
-		{"rename-only-updates", func(r *Record, i int) { r.Phase = fmt.Sprint("phase", i) }},
+		{"rename-only-updates", func(r *Record, i int) { r.Phase = Phase(fmt.Sprint("phase", i)) }},
 		{"fsync-every-update", func(r *Record, i int) { r.Volume = fmt.Sprint("vol", i) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
