@@ -423,18 +423,21 @@ func (h *Host) Containers(ctx context.Context, set *spec.Set) (*LongLived, error
 // NetworkState is stint's host-wide network state: bridges and leases.
 type NetworkState = stintnet.State
 
-// Networks returns the network state.
-func (h *Host) Networks(ctx context.Context) (*NetworkState, error) {
-	m, err := stintnet.Open(h.layout.Root)
+// Networks returns the network state as the root at root sees it (the
+// state is host-wide; the root only says which leases are its own). It
+// needs no Host: nothing under the root is opened or made.
+func Networks(ctx context.Context, root string) (*NetworkState, error) {
+	m, err := stintnet.Open(root)
 	if err != nil {
 		return nil, err
 	}
 	return m.List(ctx)
 }
 
-// PruneNetworks removes the bridges, rules and files no container uses.
-func (h *Host) PruneNetworks(ctx context.Context) error {
-	m, err := stintnet.Open(h.layout.Root)
+// PruneNetworks removes the bridges, rules and files no container uses
+// (of any root: a bridge a lease of another root uses stays).
+func PruneNetworks(ctx context.Context, root string) error {
+	m, err := stintnet.Open(root)
 	if err != nil {
 		return err
 	}

@@ -21,12 +21,7 @@ type NetLsCmd struct{}
 
 // Run prints the network state.
 func (NetLsCmd) Run(g *Globals) error {
-	h, err := g.openHost(context.Background(), runner.Options{})
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	st, err := h.Networks(context.Background())
+	st, err := runner.Networks(context.Background(), g.Root)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
@@ -65,19 +60,14 @@ type NetPruneCmd struct{}
 // Run prunes and reports what went.
 func (NetPruneCmd) Run(g *Globals) error {
 	ctx := context.Background()
-	h, err := g.openHost(ctx, runner.Options{})
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	before, err := h.Networks(ctx)
+	before, err := runner.Networks(ctx, g.Root)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
-	if err := h.PruneNetworks(ctx); err != nil {
+	if err := runner.PruneNetworks(ctx, g.Root); err != nil {
 		return withCode(ExitHost, err)
 	}
-	after, err := h.Networks(ctx)
+	after, err := runner.Networks(ctx, g.Root)
 	if err != nil {
 		return withCode(ExitHost, err)
 	}
