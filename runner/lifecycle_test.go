@@ -135,9 +135,13 @@ func TestFakeTimeout(t *testing.T) {
 
 func TestFakeCancelled(t *testing.T) {
 	l := newLifecycle(t)
-	l.fake.Script = containertest.Hang
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(100*time.Millisecond, cancel)
+	// Cancelled while the line runs (SIGINT mid-job), not before the
+	// container exists.
+	l.fake.Script = func(ctx context.Context, c *containertest.FakeContainer, opts container.ExecOptions) (container.ExitStatus, error) {
+		cancel()
+		return containertest.Hang(ctx, c, opts)
+	}
 	res := l.r.RunJob(ctx, fakeJob("abort", "sleep"))
 	assert.Equal(t, runner.OutcomeAborted, res.Outcome, res.Error)
 	l.released(t, res.Container)

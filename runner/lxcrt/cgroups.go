@@ -122,6 +122,12 @@ func (r *Runtime) RemoveCgroups(name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
+	// Not while a container starts: its cgroups are empty for a moment.
+	unlock, err := hostLock(unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	bases, err := cgroupBases()
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
+	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/runner/container"
 )
@@ -149,6 +150,11 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	}
 	defer os.Remove(out.Name())
 	defer out.Close()
+	unlock, err := hostLock(unix.LOCK_SH) // see startlock.go
+	if err != nil {
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	defer unlock()
 	cmd := exec.CommandContext(ctx, r.self, helperStart, r.lxcpath, name)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
 	cmd.Stdout, cmd.Stderr = out, out

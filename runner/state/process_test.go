@@ -77,7 +77,7 @@ func TestLockDiesWithOwner(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, orphans, 1)
 	assert.Equal(t, "job1", orphans[0].Name)
-	assert.Equal(t, "running", orphans[0].Phase, "the journal survived the kill")
+	assert.Equal(t, PhaseRunning, orphans[0].Phase, "the journal survived the kill")
 
 	h, err := s.Claim("job1")
 	require.NoError(t, err)

@@ -63,7 +63,7 @@ func TestCreateGetUpdateDelete(t *testing.T) {
 	}))
 	got, err = s.Get(in.Name)
 	require.NoError(t, err)
-	assert.Equal(t, "running", got.Phase)
+	assert.Equal(t, PhaseRunning, got.Phase)
 	assert.Equal(t, []string{"/var/lib/stint/x/rootfs", "/var/lib/stint/x/rootfs/src"}, got.Mounts)
 	assert.JSONEq(t, string(lease), string(got.Network))
 	assert.Equal(t, got.Phase, h.Record().Phase)
