@@ -17,6 +17,6 @@
 //   - Watcher: fsnotify on the directories holding the specs, debounced,
 //     periodic resync for drift, backoff on errors.
 //
-// The Backend is the only part that touches containers; the LXC one lives in
-// runner/ next to the runtime it drives.
+// The Backend is the only part that touches containers; stint's own is
+// runner.LongLived, so this package reaches no runtime, storage or network.
 package reconcile
