@@ -37,7 +37,7 @@ func (c *countingRuntime) Create(ctx context.Context, name string, cfg container
 }
 
 // recipeFixture is a runner whose images are a busybox image and recipes
-// over testdata/recipes, copied so that a test may change them.
+// over ../testdata/recipes, copied so that a test may change them.
 type recipeFixture struct {
 	*fixture
 	dir   string // the recipe's files
@@ -48,7 +48,7 @@ type recipeFixture struct {
 func newRecipeFixture(t *testing.T) *recipeFixture {
 	f := newRunner(t)
 	dir := t.TempDir()
-	require.NoError(t, os.CopyFS(dir, os.DirFS("testdata/recipes")))
+	require.NoError(t, os.CopyFS(dir, os.DirFS("../testdata/recipes")))
 	require.NoError(t, os.Chmod(filepath.Join(dir, "files", "motd"), 0o640))
 	rt := &countingRuntime{Runtime: f.r.Runtime}
 	f.r.Runtime = rt

@@ -14,7 +14,7 @@ import (
 // a second time from the cache; a failing hook exits 1.
 func TestCLIImageBuildRecipe(t *testing.T) {
 	f := newCLI(t)
-	require.NoError(t, os.CopyFS(filepath.Join(f.dir, "recipes"), os.DirFS("testdata/recipes")))
+	require.NoError(t, os.CopyFS(filepath.Join(f.dir, "recipes"), os.DirFS("../../testdata/recipes")))
 	p := f.spec(t, `
 [image.custom]
 from = "busybox"
