@@ -238,3 +238,24 @@ func TestFakeExec(t *testing.T) {
 	_, err = l.r.Exec(context.Background(), spec.Job{Image: "img", Privileged: true, Timeout: spec.Duration(50 * time.Millisecond)}, []string{"sleep"}, container.ExecOptions{})
 	assert.ErrorIs(t, err, runner.ErrTimedOut)
 }
+
+// imageRooted is a runtime that makes roots from images itself.
+type imageRooted struct{ *containertest.Fake }
+
+func (imageRooted) Capabilities() container.Capabilities {
+	return container.Capabilities{ImageRoot: true}
+}
+
+// TestFakeImageRootRefused: until the engine provisions image-rooted
+// runtimes, it refuses them before making anything (no record, no clone).
+func TestFakeImageRootRefused(t *testing.T) {
+	l := newLifecycle(t)
+	l.r.Runtime = imageRooted{l.fake}
+	res := l.r.RunJob(context.Background(), fakeJob("remote", "true"))
+	assert.Equal(t, runner.OutcomeError, res.Outcome)
+	assert.Contains(t, res.Error, "not supported by this runtime")
+	assert.Zero(t, l.fake.Calls(containertest.OpCreate, res.Container))
+	recs, err := l.st.List()
+	require.NoError(t, err)
+	assert.Empty(t, recs)
+}

@@ -39,6 +39,13 @@ type instance struct {
 // handle still needs teardown.
 func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	inst := &instance{req: req}
+	if container.CapabilitiesOf(r.Runtime).ImageRoot {
+		// The seam of a runtime that makes roots from images (LXD): it
+		// wants Root.Image, no golden volume and no clone, and the user,
+		// workdir and templates done through it. Not wired yet: refuse
+		// rather than clone a local root the runtime would ignore.
+		return inst, fmt.Errorf("%s %s: a runtime that makes roots from images: %w", req.what(), req.Name, container.ErrUnsupported)
+	}
 	img, err := r.Images.ResolveImage(ctx, req.Image)
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
