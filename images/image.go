@@ -70,6 +70,8 @@ type Image struct {
 	RootfsFormat string `json:"rootfs_format,omitempty"`
 	// Templates are metadata.yaml's templates, keyed by the path in the container.
 	Templates map[string]Template `json:"templates,omitempty"`
+	// Source is where a pulled image came from; nil for built and imported images.
+	Source *Source `json:"source,omitempty"`
 
 	dir string // the store directory, for Unpack/RenderTemplates/Export
 }
@@ -130,7 +132,18 @@ func (img *Image) clone() *Image {
 	for k, v := range img.Properties {
 		c.Properties[k] = v
 	}
+	c.Source = img.Source.clone()
 	return &c
+}
+
+func (img *Image) removeAlias(name string) {
+	out := img.Aliases[:0]
+	for _, a := range img.Aliases {
+		if a != name {
+			out = append(out, a)
+		}
+	}
+	img.Aliases = out
 }
 
 func (img *Image) addAliases(names ...string) {

@@ -180,6 +180,13 @@ type ImportOptions struct {
 	Fingerprint string                  // expected; the import fails unless the files hash to it
 	Properties  map[string]string       // set on top of metadata.yaml's properties
 	Progress    func(done, total int64) // bytes copied so far, of total
+	// MoveAliases takes an alias that names another image from it instead
+	// of failing with ErrAliasExists: a newer pull of a remote image takes
+	// its local alias over, and the older image stays in the store.
+	MoveAliases bool
+	// Source records where the image came from (a remote pull); on an
+	// image already in the store it replaces the recorded one.
+	Source *Source
 }
 
 // Import copies an image into the store: files is [unified] or [meta,
@@ -235,14 +242,17 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 	}
 	var out *Image
 	err = s.withLock(func(ix *index) (bool, error) {
-		if err := checkAliases(ix, fp, opts.Aliases); err != nil {
+		if err := checkAliases(ix, fp, opts.Aliases, opts.MoveAliases); err != nil {
 			return false, err
 		}
 		for _, have := range ix.Images {
 			if have.Fingerprint == fp {
 				have.addAliases(opts.Aliases...)
+				if opts.Source != nil {
+					have.Source = opts.Source.clone()
+				}
 				out = have.clone()
-				return len(opts.Aliases) > 0, nil
+				return len(opts.Aliases) > 0 || opts.Source != nil, nil
 			}
 		}
 		// Rename into place: a crash leaves either nothing or a complete file.
@@ -257,6 +267,7 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 		}
 		img.dir = s.dir
 		img.addAliases(opts.Aliases...)
+		img.Source = opts.Source.clone()
 		ix.Images = append(ix.Images, img)
 		out = img.clone()
 		return true, nil
@@ -265,21 +276,6 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 		return nil, fmt.Errorf("import image %s: %w", fp, err)
 	}
 	return out, nil
-}
-
-// checkAliases fails when one of aliases names an image other than fp.
-func checkAliases(ix *index, fp string, aliases []string) error {
-	for _, a := range aliases {
-		if a == "" || strings.ContainsAny(a, "/ \t\n=") {
-			return fmt.Errorf("alias %q: must be non-empty, without spaces, '/' or '='", a)
-		}
-		for _, img := range ix.Images {
-			if img.Fingerprint != fp && contains(img.Aliases, a) {
-				return fmt.Errorf("alias %q: %w by image %s", a, ErrAliasExists, img.Fingerprint[:12])
-			}
-		}
-	}
-	return nil
 }
 
 // copyIn copies src to a temporary file in the store, feeding h.
@@ -396,36 +392,6 @@ func checkTar(file string, rules *tarRules) error {
 			return err
 		}
 	}
-}
-
-// AddAlias points alias at the image ref names.
-func (s *Store) AddAlias(ref, alias string) error {
-	return s.withLock(func(ix *index) (bool, error) {
-		img, err := resolve(ix, ref)
-		if err != nil {
-			return false, err
-		}
-		if err := checkAliases(ix, img.Fingerprint, []string{alias}); err != nil {
-			return false, err
-		}
-		img.addAliases(alias)
-		return true, nil
-	})
-}
-
-// RemoveAlias removes alias from whichever image carries it.
-func (s *Store) RemoveAlias(alias string) error {
-	return s.withLock(func(ix *index) (bool, error) {
-		for _, img := range ix.Images {
-			for i, a := range img.Aliases {
-				if a == alias {
-					img.Aliases = append(img.Aliases[:i], img.Aliases[i+1:]...)
-					return true, nil
-				}
-			}
-		}
-		return false, fmt.Errorf("alias %q: %w", alias, ErrNotFound)
-	})
 }
 
 // Touch records that img was used now (prune keeps recently used images).

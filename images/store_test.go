@@ -135,7 +135,7 @@ func TestImportRejects(t *testing.T) {
 		}, ImportOptions{}, ErrInvalidImage, "not a file name"},
 		{"bad alias", func(t *testing.T, dir string) []string {
 			return []string{writeFile(t, dir, "i", mkTar(t, unifiedEnts(testMeta)))}
-		}, ImportOptions{Aliases: []string{"a b"}}, nil, "without spaces"},
+		}, ImportOptions{Aliases: []string{"a b"}}, ErrInvalidAlias, "white space"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
