@@ -109,7 +109,12 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 			return x.warnings(), err
 		}
 	}
-	// Directory mtimes last: creating their entries changed them.
+	x.dirTimes()
+	return x.warnings(), nil
+}
+
+// dirTimes sets directory mtimes, last: creating their entries changed them.
+func (x *extractor) dirTimes() {
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
 		parent, base, err := x.parent(d.name, false)
@@ -119,7 +124,7 @@ func ExtractTar(ctx context.Context, r io.Reader, dir, prefix string, opts Unpac
 		_ = unix.UtimesNanoAt(parent, base, []unix.Timespec{unix.NsecToTimespec(d.hdr.ModTime.UnixNano()), unix.NsecToTimespec(d.hdr.ModTime.UnixNano())}, unix.AT_SYMLINK_NOFOLLOW)
 		unix.Close(parent)
 	}
-	return x.warnings(), nil
+	x.dirs = nil
 }
 
 type extractor struct {
