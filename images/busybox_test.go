@@ -176,6 +176,7 @@ func TestImportBoundaries(t *testing.T) {
 		assert.True(t, strings.HasSuffix(line, " 0"), "uses cgo: %s", line)
 	}
 	assert.Contains(t, string(own), "github.com/stintdev/stint/images/simplestreams ")
+	assert.Contains(t, string(own), "github.com/stintdev/stint/images/oci ")
 	// And the whole dependency tree builds without cgo.
 	cmd := exec.Command("go", "build", "-o", os.DevNull, "./...")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
