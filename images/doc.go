@@ -1,6 +1,9 @@
 // Package images is stint's local image store: LXD-format images (unified or
 // split tarballs), their fingerprints, aliases, metadata.yaml and templates,
-// safe extraction, and the offline builders (busybox, debootstrap).
+// safe extraction (and OCI layers with whiteouts: LayerApplier), the offline
+// builders (busybox, debootstrap), and the types of image remotes (Remote,
+// Source). The remote protocols are subpackages: simplestreams (pull and
+// serve) and oci (registries and OCI layouts).
 //
 // Layout under the store directory (<--root>/images):
 //
@@ -8,7 +11,7 @@
 //	.lock              a flock taken by every mutation, so stint processes can share a store
 //	<fingerprint>      the image (unified) or its metadata tarball (split), byte for byte as imported
 //	<fingerprint>.rootfs  the rootfs of a split image, byte for byte as imported
-//	.tmp-*             imports in flight; removed on failure
+//	.tmp-*             imports, pulls and OCI unpacks in flight; removed on failure
 //
 // Keeping the files as imported is what makes export byte-identical and the
 // fingerprint stable: LXD's fingerprint is the sha256 of the unified tarball,
