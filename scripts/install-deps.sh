@@ -11,6 +11,7 @@ pkgs=(
   busybox-static                      # the offline busybox image builder
   debootstrap                         # the debootstrap image builder
   lxd squashfs-tools                   # image interop tests with real LXD; split images with squashfs rootfs
+  docker-registry skopeo              # OCI pull tests: a CNCF distribution registry on loopback, pushed to with skopeo
   xz-utils zstd gzip tar              # image tarballs
   iproute2 nftables                   # inspection in network tests
   time                                # make bench: /usr/bin/time for stint's peak RSS
