@@ -224,10 +224,17 @@ func (h *Handler) items(img *images.Image) (map[string]Item, error) {
 	names := img.ExportNames()
 	dir := "images/" + img.Fingerprint + "/"
 	if !img.Split {
-		_, size, err := h.sum(img.Fingerprint) // also checks the file is servable
+		// A unified image's sha256 is its fingerprint: no need to hash it.
+		f, err := h.open(img.Fingerprint) // also checks the file is servable
 		if err != nil {
 			return nil, err
 		}
+		st, err := f.Stat()
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		size := st.Size()
 		return map[string]Item{FileCombined: {FileType: FileCombined, Path: dir + names[0], SHA256: img.Fingerprint, Size: size}}, nil
 	}
 	msum, msize, err := h.sum(img.Fingerprint)
