@@ -80,3 +80,29 @@ func (s *Store) RemoveAlias(alias string) error {
 		return false, fmt.Errorf("alias %q: %w", alias, ErrNotFound)
 	})
 }
+
+// CheckAliasesFree fails early, before a download, when one of aliases is
+// invalid (ErrInvalidAlias) or, unless move, names an image that isn't
+// keep(image) (ErrAliasExists). Import checks again under the store's lock.
+func (s *Store) CheckAliasesFree(aliases []string, move bool, keep func(*Image) bool) error {
+	for _, a := range aliases {
+		if err := ValidAlias(a); err != nil {
+			return err
+		}
+	}
+	if move || len(aliases) == 0 {
+		return nil
+	}
+	imgs, err := s.List()
+	if err != nil {
+		return err
+	}
+	for _, a := range aliases {
+		for _, img := range imgs {
+			if contains(img.Aliases, a) && !keep(img) {
+				return fmt.Errorf("alias %q: %w by image %s", a, ErrAliasExists, img.Fingerprint[:12])
+			}
+		}
+	}
+	return nil
+}

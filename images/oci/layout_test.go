@@ -231,3 +231,35 @@ func TestPullHangingRegistry(t *testing.T) {
 	assert.ErrorIs(t, err, images.ErrTimeout)
 	assert.Less(t, time.Since(start), 10*time.Second)
 }
+
+// auto-update: Check sees that the tag now names another manifest; the
+// pull with MoveAliases moves the alias and keeps the old image.
+func TestCheckLayout(t *testing.T) {
+	ctx := context.Background()
+	l := newLayout(t)
+	l.tag("app", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "1"}}))
+	s := newStore(t)
+	ref := oci.LayoutPrefix + l.dir + ":app"
+	old, err := oci.Pull(ctx, s, ref, oci.Options{Platform: "linux/amd64", Aliases: []string{"app"}})
+	require.NoError(t, err)
+	r, err := oci.ParseReference(ref, false)
+	require.NoError(t, err)
+	newer, _, err := oci.Check(ctx, old.Image, r, oci.Options{Platform: "linux/amd64"})
+	require.NoError(t, err)
+	assert.False(t, newer)
+
+	l.index.Manifests = nil
+	l.tag("app", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "2"}}))
+	newer, digest, err := oci.Check(ctx, old.Image, r, oci.Options{Platform: "linux/amd64"})
+	require.NoError(t, err)
+	assert.True(t, newer)
+	res, err := oci.Pull(ctx, s, ref, oci.Options{Platform: "linux/amd64", Aliases: []string{"app"}, MoveAliases: true})
+	require.NoError(t, err)
+	assert.Equal(t, digest, res.Digest)
+	got, err := s.Resolve("app")
+	require.NoError(t, err)
+	assert.Equal(t, res.Image.Fingerprint, got.Fingerprint)
+	kept, err := s.Resolve(old.Image.Fingerprint)
+	require.NoError(t, err)
+	assert.Empty(t, kept.Aliases, "the old image is kept, without the alias")
+}

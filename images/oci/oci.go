@@ -221,3 +221,28 @@ func Pull(ctx context.Context, s *images.Store, ref string, o Options) (*Result,
 	}
 	return res, nil
 }
+
+// Check is auto-update's question for an OCI image: does ref (the
+// reference img was pulled from, by tag) now name another manifest for the
+// platform than img's recorded digest? It reads the index or manifest
+// only. The caller pulls ref again (with MoveAliases) when it does; the
+// old image stays in the store.
+func Check(ctx context.Context, img *images.Image, ref Reference, o Options) (newer bool, digest string, err error) {
+	osName, arch, variant, err := o.platform()
+	if err != nil {
+		return false, "", err
+	}
+	have := img.Properties[PropDigest]
+	if have == "" {
+		return false, "", fmt.Errorf("check image %s: %w: not an OCI image", img.Fingerprint, images.ErrInvalidRemote)
+	}
+	r, err := open(ctx, ref, o)
+	if err != nil {
+		return false, "", fmt.Errorf("check image %s: %w", img.Fingerprint, err)
+	}
+	_, d, err := pick(r, osName, arch, variant)
+	if err != nil {
+		return false, "", fmt.Errorf("check image %s: %w", img.Fingerprint, err)
+	}
+	return d.String() != have, d.String(), nil
+}

@@ -63,6 +63,9 @@ func pull(ctx context.Context, s *images.Store, ref Reference, asked string, o O
 		}
 	}
 	opts := images.ImportOptions{Aliases: o.Aliases, MoveAliases: o.MoveAliases, Source: src}
+	if err := s.CheckAliasesFree(o.Aliases, o.MoveAliases, func(img *images.Image) bool { return img.Properties[PropDigest] == digest.String() }); err != nil {
+		return nil, err
+	}
 	if have, err := s.FindProperty(PropDigest, digest.String()); err != nil {
 		return nil, err
 	} else if len(have) > 0 {
