@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,13 +84,22 @@ func TestPullLXDFormat(t *testing.T) {
 	assert.Equal(t, "xz", img.RootfsFormat)
 }
 
-// Every bad answer of a remote is refused with a typed error naming what
-// was wrong; nothing is stored, nothing temporary is left, and the next
-// pull of a good remote works.
-func TestPullRefused(t *testing.T) {
-	item := bb1 + "/rootfs.squashfs"
-	other := httptest.NewServer(http.FileServer(http.Dir(t.TempDir())))
-	t.Cleanup(other.Close)
+// refusal is a remote's bad answer: a change to a good tree, or a server
+// in front of it, and the error the pull must fail with.
+type refusal struct {
+	name    string
+	mutate  func(t *testing.T, tree string)
+	handler func(tree string, next http.Handler) http.Handler
+	opts    simplestreams.Options
+	wantErr error
+	wantMsg string
+}
+
+const refusedItem = bb1 + "/rootfs.squashfs"
+
+// treeRefusals are bad documents and files; other is a server elsewhere.
+func treeRefusals(other *httptest.Server) []refusal {
+	item := refusedItem
 	otherHost := strings.TrimPrefix(other.URL, "http://")
 	editItem := func(edit func(it *simplestreams.Item)) func(t *testing.T, tree string) {
 		return func(t *testing.T, tree string) {
@@ -109,14 +119,7 @@ func TestPullRefused(t *testing.T) {
 			})
 		}
 	}
-	tests := []struct {
-		name    string
-		mutate  func(t *testing.T, tree string)
-		handler func(tree string, next http.Handler) http.Handler
-		opts    simplestreams.Options
-		wantErr error
-		wantMsg string
-	}{
+	return []refusal{
 		{name: "tampered sha256", mutate: editItem(func(it *simplestreams.Item) { it.SHA256 = strings.Repeat("0", 64) }),
 			wantErr: images.ErrVerify, wantMsg: item + ": sha256 mismatch"},
 		{name: "wrong size", mutate: editItem(func(it *simplestreams.Item) { it.Size-- }),
@@ -159,6 +162,13 @@ func TestPullRefused(t *testing.T) {
 			wantErr: images.ErrRefusedURL},
 		{name: "index off-server", mutate: editIndex(other.URL + "/streams/v1/images.json"), wantErr: images.ErrRefusedURL},
 		{name: "index scheme-relative", mutate: editIndex("//" + otherHost + "/streams/v1/images.json"), wantErr: images.ErrRefusedURL},
+	}
+}
+
+// serverRefusals are bad servers: redirects, hangs, limits.
+func serverRefusals(other *httptest.Server) []refusal {
+	item := refusedItem
+	return []refusal{
 		{name: "redirect off-server", handler: func(tree string, next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if strings.HasSuffix(r.URL.Path, "rootfs.squashfs") {
@@ -193,6 +203,16 @@ func TestPullRefused(t *testing.T) {
 		{name: "item missing", mutate: func(t *testing.T, tree string) { require.NoError(t, os.Remove(filepath.Join(tree, item))) },
 			wantErr: images.ErrBadResponse, wantMsg: "Not Found"},
 	}
+}
+
+// Every bad answer of a remote is refused with a typed error naming what
+// was wrong; nothing is stored, nothing temporary is left, and the next
+// pull of a good remote works.
+func TestPullRefused(t *testing.T) {
+	item := refusedItem
+	other := httptest.NewServer(http.FileServer(http.Dir(t.TempDir())))
+	t.Cleanup(other.Close)
+	tests := append(treeRefusals(other), serverRefusals(other)...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -294,8 +314,12 @@ func TestCheckAndRefresh(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, up.Newer)
 	assert.Equal(t, "20240102_12:00", up.Candidate.Version)
+	before := srv.items.Load()
 	_, err = c.Fetch(ctx, s, up.Candidate, simplestreams.PullOptions{Aliases: []string{"bb"}})
 	assert.ErrorIs(t, err, images.ErrAliasExists, "without MoveAliases the alias stays where it is")
+	_, err = c.Fetch(ctx, s, up.Candidate, simplestreams.PullOptions{Aliases: []string{"a/../b"}})
+	assert.ErrorIs(t, err, images.ErrInvalidAlias)
+	assert.Equal(t, before, srv.items.Load(), "a bad alias fails before downloading")
 	img, err := c.Fetch(ctx, s, up.Candidate, simplestreams.PullOptions{Aliases: []string{"bb"}, MoveAliases: true})
 	require.NoError(t, err)
 	assert.Equal(t, "20240102_12:00", img.Source.Version)
@@ -323,4 +347,35 @@ func TestNewRefusesBadRemotes(t *testing.T) {
 		_, err := simplestreams.New(r, simplestreams.Options{})
 		assert.ErrorIs(t, err, images.ErrInvalidRemote, "%+v", r)
 	}
+}
+
+// A download that breaks off is resumed with a Range request where it
+// stopped, and verified as a whole.
+func TestPullResumes(t *testing.T) {
+	tree := lxdTree(t, false)
+	files := http.StripPrefix("/mirror", http.FileServer(http.Dir(tree)))
+	var broken, ranged atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "rootfs.squashfs") {
+			if r.Header.Get("Range") != "" {
+				ranged.Add(1)
+			} else if broken.Add(1) == 1 {
+				data, _ := os.ReadFile(filepath.Join(tree, bb1, "rootfs.squashfs"))
+				w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+				w.Write(data[:1000])
+				w.(http.Flusher).Flush()
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close() // the connection drops mid-file
+				return
+			}
+		}
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s := newStore(t)
+	img, err := newClient(t, srv.URL+"/mirror", simplestreams.Options{}).Pull(context.Background(), s, "heldout/bb", simplestreams.PullOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, sha(t, tree, bb1+"/lxd.tar.xz", bb1+"/rootfs.squashfs"), img.Fingerprint)
+	assert.Equal(t, int64(1), broken.Load())
+	assert.Equal(t, int64(1), ranged.Load(), "resumed once, with a Range request")
 }

@@ -3,6 +3,7 @@ package simplestreams_test
 import (
 	"bufio"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -128,12 +129,14 @@ func unmountBelow(t *testing.T, dir string) {
 // and boots the image.
 func TestLXDPullsFromServe(t *testing.T) {
 	testenv.RequiresRoot(t)
-	testenv.RequiresTool(t, "lxd", "lxc", "busybox")
+	testenv.RequiresTool(t, "lxd", "lxc", "busybox", "mksquashfs", "unsquashfs")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s := newStore(t)
 	img, err := images.BuildBusybox(ctx, s, images.BusyboxOptions{Aliases: []string{"heldout/bb"}})
 	require.NoError(t, err)
+
+	split := splitSquashfs(t, s, img)
 
 	p := newPKI(t, t.TempDir())
 	lxd := startLXD(t, p.ca)
@@ -155,8 +158,9 @@ func TestLXDPullsFromServe(t *testing.T) {
 		} `json:"aliases"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &listed), out)
-	require.Len(t, listed, 1)
-	assert.Equal(t, img.Fingerprint, listed[0].Fingerprint)
+	require.Len(t, listed, 2)
+	fps := []string{listed[0].Fingerprint, listed[1].Fingerprint}
+	assert.ElementsMatch(t, []string{img.Fingerprint, split.Fingerprint}, fps)
 
 	// The trust is the test's CA, given to these processes only: with
 	// another CA the same client refuses the server.
@@ -172,6 +176,28 @@ func TestLXDPullsFromServe(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(lxd.lxc(t, "query", "/1.0/images/aliases/bb")), &info))
 	assert.Equal(t, img.Fingerprint, info.Target, "LXD computes stint's fingerprint")
 
+	// The split image (metadata + squashfs, LXD's own format): LXD pulls
+	// it with the same fingerprint, and so does another stint over TLS,
+	// which unpacks it with unsquashfs.
+	lxd.lxc(t, "image", "copy", "stint:heldout/bb-split", "local:", "--alias", "bb-split")
+	require.NoError(t, json.Unmarshal([]byte(lxd.lxc(t, "query", "/1.0/images/aliases/bb-split")), &info))
+	assert.Equal(t, split.Fingerprint, info.Target, "LXD computes the split image's fingerprint")
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(p.ca)
+	require.NoError(t, err)
+	pool.AppendCertsFromPEM(ca)
+	c := newClient(t, "https://"+ln.Addr().String(), simplestreams.Options{RootCAs: pool})
+	other := newStore(t)
+	got, err := c.Pull(ctx, other, "heldout/bb-split", simplestreams.PullOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, split.Fingerprint, got.Fingerprint)
+	root := t.TempDir()
+	_, err = other.Unpack(ctx, got, root, images.UnpackOptions{SkipDevices: true})
+	require.NoError(t, err)
+	target, err := os.Readlink(filepath.Join(root, "bin/sh"))
+	require.NoError(t, err)
+	assert.Equal(t, "/bin/busybox", target)
+
 	name := "stint-serve-test"
 	lxd.lxc(t, "launch", "stint:heldout/bb", name)
 	defer func() { _, _ = lxd.run(context.Background(), "lxc", "delete", "--force", name) }()
@@ -184,4 +210,24 @@ func TestLXDPullsFromServe(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	assert.Equal(t, name+"\n", hn, "LXD booted the image (hostname from its template)")
+}
+
+// splitSquashfs stores img's rootfs again as a split image with a squashfs
+// rootfs, aliased heldout/bb-split.
+func splitSquashfs(t *testing.T, s *images.Store, img *images.Image) *images.Image {
+	t.Helper()
+	ctx := context.Background()
+	rootfs := t.TempDir()
+	_, err := s.Unpack(ctx, img, rootfs, images.UnpackOptions{SkipDevices: true})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	meta := filepath.Join(dir, "meta.tar.xz")
+	require.NoError(t, os.WriteFile(meta, xzOf(t, tarOf(t, "metadata.yaml",
+		"architecture: "+images.HostArch()+"\ncreation_date: 1700000000\nproperties:\n  os: busybox\n  description: split\n")), 0o644))
+	sq := filepath.Join(dir, "rootfs.squashfs")
+	out, err := exec.Command("mksquashfs", rootfs, sq, "-noappend", "-quiet", "-comp", "xz").CombinedOutput()
+	require.NoError(t, err, "mksquashfs: %s", out)
+	split, err := s.Import(ctx, []string{meta, sq}, images.ImportOptions{Aliases: []string{"heldout/bb-split"}})
+	require.NoError(t, err)
+	return split
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ func (c *Client) Fetch(ctx context.Context, s *images.Store, cand *Candidate, o 
 	src := &images.Source{Remote: c.remote.Name, URL: c.base.String(), Protocol: images.ProtocolSimplestreams,
 		Alias: cand.Alias, Version: cand.Version, Pulled: time.Now().UTC().Truncate(time.Second)}
 	opts := images.ImportOptions{Aliases: o.Aliases, MoveAliases: o.MoveAliases, Source: src, Fingerprint: cand.Fingerprint}
+	if err := s.CheckAliasesFree(o.Aliases, o.MoveAliases, func(img *images.Image) bool { return img.Fingerprint == cand.Fingerprint }); err != nil {
+		return nil, fmt.Errorf("pull %s:%s: %w", c.remote.Name, cand.Alias, err)
+	}
 	img, err := s.Record(cand.Fingerprint, opts)
 	if !errors.Is(err, images.ErrNotFound) {
 		return img, err // stored already (or a bad alias)
@@ -79,20 +83,17 @@ func (c *Client) Fetch(ctx context.Context, s *images.Store, cand *Candidate, o 
 	return img, nil
 }
 
+// maxResumes is how many times a broken download is resumed.
+const maxResumes = 3
+
 // download streams it to dst, feeding combined, and checks its size and
-// sha256.
+// sha256. A transfer that breaks off (connection lost, stalled) is resumed
+// from where it stopped with a Range request, up to maxResumes times, when
+// the server honours ranges; the hashes run on across the pieces.
 func (c *Client) download(ctx context.Context, it Item, dst string, combined hash.Hash, progress func(string, int64, int64)) error {
 	u, err := c.URL(it.Path)
 	if err != nil {
 		return err
-	}
-	resp, err := httpx.Get(ctx, c.http, c.remote.Name, u)
-	if err != nil {
-		return fmt.Errorf("item %s: %w", it.Path, err)
-	}
-	defer resp.Body.Close()
-	if resp.ContentLength >= 0 && resp.ContentLength != it.Size {
-		return &images.VerifyError{Item: it.Path, What: "size", Want: fmt.Sprint(it.Size), Got: fmt.Sprint(resp.ContentLength)}
 	}
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -104,25 +105,57 @@ func (c *Client) download(ctx context.Context, it Item, dst string, combined has
 	if progress != nil {
 		w = io.MultiWriter(w, &progressWriter{item: it.Path, total: it.Size, fn: progress})
 	}
-	// One byte more than announced is enough to know it is too long.
-	n, err := io.Copy(w, io.LimitReader(resp.Body, it.Size+1))
-	if err != nil {
-		if isTimeout(err) && !errors.Is(err, images.ErrTimeout) {
-			err = fmt.Errorf("%w: %v", images.ErrTimeout, err)
+	var n int64
+	var cause error // what broke the transfer a resume failed to mend
+	for attempt := 0; ; attempt++ {
+		m, err := c.fetchFrom(ctx, u, it, n, w)
+		n += m
+		if err == nil {
+			break
 		}
-		return fmt.Errorf("item %s: after %d of %d bytes: %w", it.Path, n, it.Size, err)
-	}
-	if n != it.Size {
-		got := fmt.Sprint(n)
-		if n > it.Size {
-			got = "more"
+		if cause != nil && m == 0 {
+			err = fmt.Errorf("%w (resume: %v)", cause, err)
 		}
-		return &images.VerifyError{Item: it.Path, What: "size", Want: fmt.Sprint(it.Size), Got: got}
+		cause = err
+		var se *httpx.StatusError
+		stop := attempt == maxResumes || ctx.Err() != nil || m == 0 && attempt > 0 ||
+			errors.Is(err, images.ErrVerify) || errors.Is(err, images.ErrRefusedURL) || errors.Is(err, httpx.ErrNoResume) || errors.As(err, &se)
+		if stop {
+			if isTimeout(err) && !errors.Is(err, images.ErrTimeout) {
+				err = fmt.Errorf("%w: %v", images.ErrTimeout, err)
+			}
+			return fmt.Errorf("item %s: after %d of %d bytes: %w", it.Path, n, it.Size, err)
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !strings.EqualFold(got, it.SHA256) {
 		return &images.VerifyError{Item: it.Path, What: "sha256", Want: it.SHA256, Got: got}
 	}
 	return f.Close()
+}
+
+// fetchFrom copies the item from byte offset on into w and returns how
+// many bytes it copied; a complete item ends exactly at its size.
+func (c *Client) fetchFrom(ctx context.Context, u *url.URL, it Item, offset int64, w io.Writer) (int64, error) {
+	resp, err := httpx.GetFrom(ctx, c.http, c.remote.Name, u, offset)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	want := it.Size - offset
+	if resp.ContentLength >= 0 && resp.ContentLength != want {
+		return 0, &images.VerifyError{Item: it.Path, What: "size", Want: fmt.Sprint(it.Size), Got: fmt.Sprint(offset + resp.ContentLength)}
+	}
+	// One byte more than announced is enough to know it is too long.
+	n, err := io.Copy(w, io.LimitReader(resp.Body, want+1))
+	switch {
+	case n > want:
+		return n, &images.VerifyError{Item: it.Path, What: "size", Want: fmt.Sprint(it.Size), Got: "more"}
+	case err != nil:
+		return n, err
+	case n < want: // ended cleanly, short: the server's file is
+		return n, &images.VerifyError{Item: it.Path, What: "size", Want: fmt.Sprint(it.Size), Got: fmt.Sprint(offset + n)}
+	}
+	return n, nil
 }
 
 type progressWriter struct {

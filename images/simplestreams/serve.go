@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -294,7 +295,10 @@ func Serve(ctx context.Context, s *images.Store, l net.Listener, certFile, keyFi
 	if (certFile == "") != (keyFile == "") {
 		return fmt.Errorf("serve images: %w: a TLS certificate needs its key, and a key its certificate", images.ErrInvalidRemote)
 	}
-	srv := &http.Server{Handler: NewHandler(s), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// ErrorLog: TLS handshakes clients give up (probes, untrusting
+	// clients) are not the server's errors.
+	srv := &http.Server{Handler: NewHandler(s), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: log.New(io.Discard, "", 0)}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {

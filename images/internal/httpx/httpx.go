@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -71,15 +72,14 @@ func NewTransport(o Options) http.RoundTripper {
 		ForceAttemptHTTP2:     true,
 		TLSClientConfig:       &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
 	}
-	return &idleTransport{base: base, idle: idle, remote: o.Remote}
+	return &idleTransport{base: base, idle: idle}
 }
 
 // idleTransport cancels a request when nothing arrives for idle: before
 // the headers, and between reads of the body.
 type idleTransport struct {
-	base   http.RoundTripper
-	idle   time.Duration
-	remote string
+	base http.RoundTripper
+	idle time.Duration
 }
 
 func (t *idleTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -140,11 +140,23 @@ func SameOrigin(base, u *url.URL) bool { return Origin(base) == Origin(u) }
 // Get fetches u, failing with images.ErrBadResponse on a status other than
 // 200. The caller closes the body.
 func Get(ctx context.Context, c *http.Client, remote string, u *url.URL) (*http.Response, error) {
+	return GetFrom(ctx, c, remote, u, 0)
+}
+
+// ErrNoResume: the server answered a Range request with the whole file.
+var ErrNoResume = errors.New("server does not resume downloads")
+
+// GetFrom is Get from byte offset on (a Range request when offset > 0,
+// which must be answered 206 from that offset, else ErrNoResume).
+func GetFrom(ctx context.Context, c *http.Client, remote string, u *url.URL, offset int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("remote %s: %w", remote, err)
 	}
 	req.Header.Set("User-Agent", "stint")
+	if offset > 0 {
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
 	resp, err := c.Do(req)
 	if err != nil {
 		var ue *url.Error
@@ -152,6 +164,17 @@ func Get(ctx context.Context, c *http.Client, remote string, u *url.URL) (*http.
 			err = ue.Err // the URL is named below, once
 		}
 		return nil, fmt.Errorf("get %s: %w", u.Redacted(), err)
+	}
+	if offset > 0 && resp.StatusCode == http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("get %s from byte %d: %w", u.Redacted(), offset, ErrNoResume)
+	}
+	if offset > 0 && resp.StatusCode == http.StatusPartialContent {
+		if !strings.HasPrefix(resp.Header.Get("Content-Range"), fmt.Sprintf("bytes %d-", offset)) {
+			resp.Body.Close()
+			return nil, fmt.Errorf("get %s from byte %d: %w: Content-Range %q", u.Redacted(), offset, images.ErrBadResponse, resp.Header.Get("Content-Range"))
+		}
+		return resp, nil
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
