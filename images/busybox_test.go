@@ -177,6 +177,7 @@ func TestImportBoundaries(t *testing.T) {
 	}
 	assert.Contains(t, string(own), "github.com/stintdev/stint/images/simplestreams ")
 	assert.Contains(t, string(own), "github.com/stintdev/stint/images/oci ")
+	assert.Contains(t, string(own), "github.com/stintdev/stint/images/pull ")
 	// And the whole dependency tree builds without cgo.
 	cmd := exec.Command("go", "build", "-o", os.DevNull, "./...")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
