@@ -24,6 +24,7 @@ import (
 // in "/"), a symlink ("->" target) or a hard link ("=>" target).
 type ent struct {
 	name, body, symlink, hardlink string
+	mode                          int64 // 0: 0644 for files, 0755 for directories
 }
 
 func tarOf(t *testing.T, ents []ent) []byte {
@@ -39,6 +40,9 @@ func tarOf(t *testing.T, ents []ent) []byte {
 			h.Typeflag, h.Linkname, h.Size = tar.TypeSymlink, e.symlink, 0
 		case e.hardlink != "":
 			h.Typeflag, h.Linkname, h.Size = tar.TypeLink, e.hardlink, 0
+		}
+		if e.mode != 0 {
+			h.Mode = e.mode
 		}
 		require.NoError(t, tw.WriteHeader(h))
 		_, err := tw.Write([]byte(e.body))

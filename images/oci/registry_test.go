@@ -40,6 +40,8 @@ func startRegistry(t *testing.T) *registry {
 	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, `version: 0.1
 log:
   level: error
+  accesslog:
+    disabled: true
 storage:
   filesystem:
     rootdirectory: %s

@@ -1,127 +1,23 @@
 package simplestreams_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/x509"
 	"encoding/json"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/images/internal/privlxd"
 	"github.com/stintdev/stint/images/simplestreams"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
-
-// privateLXD is an LXD daemon of the test's own (its own LXD_DIR and
-// client config), so it collides with neither the host's LXD nor other
-// tests. It trusts the test's CA only: SSL_CERT_FILE in its environment
-// (and the client's) replaces the system's roots for that process.
-type privateLXD struct {
-	dir  string // LXD_DIR
-	conf string // LXD_CONF (the lxc client's remotes)
-	ca   string
-}
-
-func (l *privateLXD) env() []string {
-	return append(os.Environ(), "LXD_DIR="+l.dir, "LXD_CONF="+l.conf, "SSL_CERT_FILE="+l.ca, "LC_ALL=C")
-}
-
-func (l *privateLXD) run(ctx context.Context, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = l.env()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
-
-func (l *privateLXD) lxc(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := l.run(context.Background(), "lxc", args...)
-	require.NoError(t, err)
-	return out
-}
-
-// startLXD starts a private LXD trusting ca, initialised with a dir pool
-// and no network; it is shut down and removed when the test ends.
-func startLXD(t *testing.T, ca string) *privateLXD {
-	t.Helper()
-	testenv.RequiresRoot(t)
-	testenv.RequiresTool(t, "lxd", "lxc")
-	base, err := os.MkdirTemp("", "stint-lxd-")
-	require.NoError(t, err)
-	// Unprivileged containers' root must traverse to their rootfs.
-	require.NoError(t, os.Chmod(base, 0o711))
-	l := &privateLXD{dir: filepath.Join(base, "lxd"), conf: filepath.Join(base, "conf"), ca: ca}
-	require.NoError(t, os.Mkdir(l.dir, 0o711))
-	require.NoError(t, os.Mkdir(l.conf, 0o700))
-	logf := filepath.Join(base, "lxd.log")
-	cmd := exec.Command("lxd", "--group", "root", "--logfile", logf)
-	cmd.Env = l.env()
-	require.NoError(t, cmd.Start(), "start lxd")
-	t.Cleanup(func() {
-		if _, err := l.run(context.Background(), "lxd", "shutdown", "--timeout", "60"); err != nil {
-			t.Logf("lxd shutdown: %v", err)
-			_ = cmd.Process.Kill()
-		}
-		_ = cmd.Wait()
-		unmountBelow(t, base)
-		if t.Failed() {
-			if b, err := os.ReadFile(logf); err == nil {
-				t.Logf("private lxd log:\n%s", b)
-			}
-		}
-		if err := os.RemoveAll(base); err != nil {
-			t.Logf("remove %s: %v", base, err)
-		}
-	})
-	if _, err := l.run(context.Background(), "lxd", "waitready", "--timeout", "60"); err != nil {
-		b, _ := os.ReadFile(logf)
-		testenv.Unavailable(t, fmt.Sprintf("a private lxd did not start: %v\n%s", err, b))
-	}
-	init := exec.Command("lxd", "init", "--preseed")
-	init.Env = l.env()
-	init.Stdin = strings.NewReader("storage_pools:\n- name: default\n  driver: dir\nprofiles:\n- name: default\n  devices:\n    root:\n      path: /\n      pool: default\n      type: disk\n")
-	out, err := init.CombinedOutput()
-	require.NoError(t, err, "lxd init: %s", out)
-	return l
-}
-
-// unmountBelow lazily unmounts whatever the daemon left mounted below dir
-// (deepest first), so the directory can be removed.
-func unmountBelow(t *testing.T, dir string) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
-			mounts = append(mounts, fields[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(mounts[i], unix.MNT_DETACH); err != nil {
-			t.Logf("unmount %s: %v", mounts[i], err)
-		}
-	}
-}
 
 // The real LXD pulls from stint's image server over HTTPS (the test's own
 // CA): `lxc remote add --protocol simplestreams`, `lxc image copy` by an
@@ -139,7 +35,7 @@ func TestLXDPullsFromServe(t *testing.T) {
 	split := splitSquashfs(t, s, img)
 
 	p := newPKI(t, t.TempDir())
-	lxd := startLXD(t, p.ca)
+	lxd := privlxd.Start(t, p.ca)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)
@@ -149,8 +45,8 @@ func TestLXDPullsFromServe(t *testing.T) {
 		assert.NoError(t, <-served)
 	}()
 
-	lxd.lxc(t, "remote", "add", "stint", "https://"+ln.Addr().String(), "--protocol", "simplestreams", "--public")
-	out := lxd.lxc(t, "image", "list", "stint:", "--format", "json")
+	lxd.Lxc(t, "remote", "add", "stint", "https://"+ln.Addr().String(), "--protocol", "simplestreams", "--public")
+	out := lxd.Lxc(t, "image", "list", "stint:", "--format", "json")
 	var listed []struct {
 		Fingerprint string `json:"fingerprint"`
 		Aliases     []struct {
@@ -165,22 +61,22 @@ func TestLXDPullsFromServe(t *testing.T) {
 	// The trust is the test's CA, given to these processes only: with
 	// another CA the same client refuses the server.
 	stranger := *lxd
-	stranger.ca = newPKI(t, t.TempDir()).ca
-	_, err = stranger.run(ctx, "lxc", "image", "list", "stint:")
+	stranger.CA = newPKI(t, t.TempDir()).ca
+	_, err = stranger.Run(ctx, "lxc", "image", "list", "stint:")
 	assert.ErrorContains(t, err, "certificate", "another CA does not trust the server")
 
-	lxd.lxc(t, "image", "copy", "stint:heldout/bb", "local:", "--alias", "bb")
+	lxd.Lxc(t, "image", "copy", "stint:heldout/bb", "local:", "--alias", "bb")
 	var info struct {
 		Target string `json:"target"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(lxd.lxc(t, "query", "/1.0/images/aliases/bb")), &info))
+	require.NoError(t, json.Unmarshal([]byte(lxd.Lxc(t, "query", "/1.0/images/aliases/bb")), &info))
 	assert.Equal(t, img.Fingerprint, info.Target, "LXD computes stint's fingerprint")
 
 	// The split image (metadata + squashfs, LXD's own format): LXD pulls
 	// it with the same fingerprint, and so does another stint over TLS,
 	// which unpacks it with unsquashfs.
-	lxd.lxc(t, "image", "copy", "stint:heldout/bb-split", "local:", "--alias", "bb-split")
-	require.NoError(t, json.Unmarshal([]byte(lxd.lxc(t, "query", "/1.0/images/aliases/bb-split")), &info))
+	lxd.Lxc(t, "image", "copy", "stint:heldout/bb-split", "local:", "--alias", "bb-split")
+	require.NoError(t, json.Unmarshal([]byte(lxd.Lxc(t, "query", "/1.0/images/aliases/bb-split")), &info))
 	assert.Equal(t, split.Fingerprint, info.Target, "LXD computes the split image's fingerprint")
 	pool := x509.NewCertPool()
 	ca, err := os.ReadFile(p.ca)
@@ -199,11 +95,11 @@ func TestLXDPullsFromServe(t *testing.T) {
 	assert.Equal(t, "/bin/busybox", target)
 
 	name := "stint-serve-test"
-	lxd.lxc(t, "launch", "stint:heldout/bb", name)
-	defer func() { _, _ = lxd.run(context.Background(), "lxc", "delete", "--force", name) }()
+	lxd.Lxc(t, "launch", "stint:heldout/bb", name)
+	defer func() { _, _ = lxd.Run(context.Background(), "lxc", "delete", "--force", name) }()
 	var hn string
 	for i := 0; i < 30; i++ {
-		if o, err := lxd.run(ctx, "lxc", "exec", name, "--", "cat", "/etc/hostname"); err == nil {
+		if o, err := lxd.Run(ctx, "lxc", "exec", name, "--", "cat", "/etc/hostname"); err == nil {
 			hn = o
 			break
 		}
