@@ -128,12 +128,15 @@ func (x *extractor) dirTimes() {
 }
 
 type extractor struct {
-	root       int
-	opts       UnpackOptions
-	owner      bool // root: chown to the tar's ids, make devices
-	devices    int
-	xattrFails int
-	dirs       []dirEntry
+	root  int
+	opts  UnpackOptions
+	owner bool // root: chown to the tar's ids, make devices
+	// replaceDirs: a non-directory entry replaces a directory with its
+	// contents (image layers), not only an empty one (a single tarball).
+	replaceDirs bool
+	devices     int
+	xattrFails  int
+	dirs        []dirEntry
 }
 
 type dirEntry struct {
@@ -217,8 +220,10 @@ func linkErr(link string, err error) error {
 }
 
 // clear removes whatever is at base, unless it is a directory and the
-// entry is one too (tar semantics: later entries replace earlier ones).
-func clear(parent int, base string, isDir bool) error {
+// entry is one too (tar semantics: later entries replace earlier ones). A
+// directory replaced by a non-directory must be empty, unless the
+// extractor applies layers (replaceDirs), where it goes with its contents.
+func (x *extractor) clear(parent int, base string, isDir bool) error {
 	var st unix.Stat_t
 	if err := unix.Fstatat(parent, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -227,8 +232,11 @@ func clear(parent int, base string, isDir bool) error {
 		return err
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		if isDir {
+		switch {
+		case isDir:
 			return nil
+		case x.replaceDirs:
+			return removeAllAt(parent, base)
 		}
 		return unix.Unlinkat(parent, base, unix.AT_REMOVEDIR)
 	}
@@ -241,7 +249,7 @@ func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header,
 	mode := uint32(hdr.Mode) & 0o7777
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := clear(parent, base, true); err != nil {
+		if err := x.clear(parent, base, true); err != nil {
 			return err
 		}
 		if err := unix.Mkdirat(parent, base, 0o700); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -255,7 +263,7 @@ func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header,
 		x.dirs = append(x.dirs, dirEntry{name, hdr})
 		return x.finishFD(fd, hdr, mode)
 	case tar.TypeReg:
-		if err := clear(parent, base, false); err != nil {
+		if err := x.clear(parent, base, false); err != nil {
 			return err
 		}
 		fd, err := unix.Openat(parent, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
@@ -272,7 +280,7 @@ func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header,
 		}
 		return x.times(parent, base, hdr)
 	case tar.TypeSymlink:
-		if err := clear(parent, base, false); err != nil {
+		if err := x.clear(parent, base, false); err != nil {
 			return err
 		}
 		// The target is stored as is: it is never followed while extracting.
@@ -291,7 +299,7 @@ func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header,
 			return linkErr(hdr.Linkname, err)
 		}
 		defer unix.Close(tparent)
-		if err := clear(parent, base, false); err != nil {
+		if err := x.clear(parent, base, false); err != nil {
 			return err
 		}
 		return unix.Linkat(tparent, tbase, parent, base, 0)
@@ -301,7 +309,7 @@ func (x *extractor) create(parent int, base, name, link string, hdr *tar.Header,
 			x.devices++
 			return nil
 		}
-		if err := clear(parent, base, false); err != nil {
+		if err := x.clear(parent, base, false); err != nil {
 			return err
 		}
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))

@@ -48,7 +48,7 @@ func NewLayerApplier(dir string, opts UnpackOptions) (*LayerApplier, error) {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
 	return &LayerApplier{
-		x:     &extractor{root: root, opts: opts, owner: os.Geteuid() == 0},
+		x:     &extractor{root: root, opts: opts, owner: os.Geteuid() == 0, replaceDirs: true},
 		rules: newTarRules(""),
 	}, nil
 }
@@ -94,6 +94,9 @@ func (a *LayerApplier) Apply(ctx context.Context, r io.Reader) error {
 		}
 		for p := name; p != "." && p != "/" && p != ""; p = path.Dir(p) {
 			created[p] = true
+		}
+		if hdr.Typeflag != tar.TypeDir {
+			a.rules.forgetBelow(name) // a directory it replaces goes with its contents
 		}
 		if err := a.x.entry(hdr, name, link, tr); err != nil {
 			return err
@@ -175,6 +178,11 @@ func (a *LayerApplier) Close() []string {
 // forget drops name and everything below it: a whiteout deleted them.
 func (r *tarRules) forget(name string) {
 	delete(r.kinds, name)
+	r.forgetBelow(name)
+}
+
+// forgetBelow drops everything below name.
+func (r *tarRules) forgetBelow(name string) {
 	for k := range r.kinds {
 		if strings.HasPrefix(k, name+"/") {
 			delete(r.kinds, k)

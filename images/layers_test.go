@@ -101,6 +101,28 @@ func TestLayerApplierWhiteouts(t *testing.T) {
 	assert.Equal(t, a.Ino, b.Ino, "a hard link to a lower layer's file")
 }
 
+// A later layer's file or symlink replaces a directory of an earlier one
+// with all its contents (a single tarball may only replace an empty one).
+func TestLayerApplierReplacesDirectories(t *testing.T) {
+	dir := t.TempDir()
+	lower := []ent{
+		{name: "var/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/lib/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/lib/x/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/lib/x/f", body: "gone with its directory"},
+		{name: "var/run/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/run/pid", body: "1"},
+	}
+	upper := []ent{
+		{name: "var/lib/x", body: "a file now"},
+		{name: "var/run", typ: tar.TypeSymlink, link: "/run"},
+	}
+	require.NoError(t, applyLayers(t, dir, lower, upper))
+	assert.Equal(t, []string{"var/", "var/lib/", "var/lib/x = a file now", "var/run -> /run"}, tree(t, dir))
+	err := applyLayers(t, t.TempDir(), lower, upper, []ent{{name: "var/run/pid", body: "through the new symlink"}})
+	assert.ErrorIs(t, err, ErrUnsafeEntry, "the replaced directory's children are forgotten")
+}
+
 // Hostile layers are refused naming the entry; nothing outside the target
 // is touched.
 func TestLayerApplierHostile(t *testing.T) {
