@@ -39,6 +39,10 @@ func ensureLXD(t *testing.T) {
 	if _, err := sysexec.Run(ctx, "lxd", "waitready", "--timeout", "2"); err != nil {
 		log := filepath.Join(os.TempDir(), fmt.Sprintf("stint-lxdtest-%d.log", os.Getpid()))
 		cmd := exec.Command("lxd", "--group", "root", "--logfile", log)
+		// LXD fetches instance types from the internet at start-up: a
+		// closed loopback proxy makes that fail without a DNS query
+		// leaving the host (loopback is never proxied).
+		cmd.Env = append(os.Environ(), "HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1,localhost,::1")
 		require.NoError(t, cmd.Start(), "start lxd")
 		t.Cleanup(func() {
 			out, err := exec.Command("lxd", "shutdown", "--timeout", "60").CombinedOutput()

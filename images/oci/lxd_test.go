@@ -86,8 +86,7 @@ func TestOCIImageBootsInLXD(t *testing.T) {
 	assert.Equal(t, res.Image.Fingerprint, alias.Target, "LXD computes stint's fingerprint")
 
 	name := "stint-oci-test"
-	lxd.Lxc(t, "launch", "boot", name)
-	defer func() { _, _ = lxd.Run(context.Background(), "lxc", "delete", "--force", name) }()
+	lxd.Launch(t, "boot", name)
 	var out string
 	for i := 0; i < 30; i++ {
 		o, err := lxd.Run(ctx, "lxc", "exec", name, "--", "/bin/sh", "-c", "test ! -e /etc/gone && ls /opt/app && cat /etc/hostname && test /bin/bb-link -ef /bin/busybox")

@@ -95,8 +95,7 @@ func TestLXDPullsFromServe(t *testing.T) {
 	assert.Equal(t, "/bin/busybox", target)
 
 	name := "stint-serve-test"
-	lxd.Lxc(t, "launch", "stint:heldout/bb", name)
-	defer func() { _, _ = lxd.Run(context.Background(), "lxc", "delete", "--force", name) }()
+	lxd.Launch(t, "stint:heldout/bb", name)
 	var hn string
 	for i := 0; i < 30; i++ {
 		if o, err := lxd.Run(ctx, "lxc", "exec", name, "--", "cat", "/etc/hostname"); err == nil {

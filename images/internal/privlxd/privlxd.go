@@ -29,9 +29,25 @@ type LXD struct {
 	CA   string // SSL_CERT_FILE: the only CA it trusts
 }
 
-// Env is the environment of the daemon and its clients.
+// Env is the environment of the daemon and its clients. The proxy
+// variables point at a closed loopback port, so what LXD fetches from the
+// internet by itself (its instance types at start-up) fails at once
+// without a DNS query leaving the host; loopback is never proxied.
 func (l *LXD) Env() []string {
-	return append(os.Environ(), "LXD_DIR="+l.Dir, "LXD_CONF="+l.Conf, "SSL_CERT_FILE="+l.CA, "LC_ALL=C")
+	return append(os.Environ(), "LXD_DIR="+l.Dir, "LXD_CONF="+l.Conf, "SSL_CERT_FILE="+l.CA, "LC_ALL=C",
+		"HTTPS_PROXY=http://127.0.0.1:9", "HTTP_PROXY=http://127.0.0.1:9", "NO_PROXY=127.0.0.1,localhost,::1",
+		"https_proxy=http://127.0.0.1:9", "http_proxy=http://127.0.0.1:9", "no_proxy=127.0.0.1,localhost,::1")
+}
+
+// Launch launches name from image; on failure the container's LXC log
+// is in the test's output.
+func (l *LXD) Launch(t testing.TB, image, name string) {
+	t.Helper()
+	t.Cleanup(func() { _, _ = l.Run(context.Background(), "lxc", "delete", "--force", name) })
+	if _, err := l.Run(context.Background(), "lxc", "launch", image, name); err != nil {
+		log, _ := l.Run(context.Background(), "lxc", "info", "--show-log", name)
+		t.Fatalf("%v\n%s", err, log)
+	}
 }
 
 // Run runs name (lxc, lxd) against the daemon, with a timeout.
