@@ -263,3 +263,26 @@ func TestCheckLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, kept.Aliases, "the old image is kept, without the alias")
 }
+
+// An imported image carrying another image's oci.digest property is not
+// taken for a pull of that digest: the store's source record decides.
+func TestCachedOnlyByPull(t *testing.T) {
+	ctx := context.Background()
+	l := newLayout(t)
+	l.tag("two", l.image("amd64", testConfig, lowerLayer, upperLayer))
+	s := newStore(t)
+	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64"})
+	require.NoError(t, err)
+	files, err := s.Export(ctx, res.Image, t.TempDir(), nil)
+	require.NoError(t, err)
+
+	other := newStore(t)
+	imported, err := other.Import(ctx, files, images.ImportOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, res.Digest, imported.Properties[oci.PropDigest])
+	again, err := oci.Pull(ctx, other, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64"})
+	require.NoError(t, err)
+	assert.False(t, again.Cached, "downloaded: the import was no pull")
+	assert.Equal(t, imported.Fingerprint, again.Image.Fingerprint, "and it is the same image, bit for bit")
+	require.NotNil(t, again.Image.Source)
+}

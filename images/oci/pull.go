@@ -66,10 +66,10 @@ func pull(ctx context.Context, s *images.Store, ref Reference, asked string, o O
 	if err := s.CheckAliasesFree(o.Aliases, o.MoveAliases, func(img *images.Image) bool { return img.Properties[PropDigest] == digest.String() }); err != nil {
 		return nil, err
 	}
-	if have, err := s.FindProperty(PropDigest, digest.String()); err != nil {
+	if have, err := pulled(s, digest.String()); err != nil {
 		return nil, err
-	} else if len(have) > 0 {
-		stored, err := s.Record(have[0].Fingerprint, opts)
+	} else if have != nil {
+		stored, err := s.Record(have.Fingerprint, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -103,6 +103,22 @@ func pull(ctx context.Context, s *images.Store, ref Reference, asked string, o O
 	}
 	d, err := DefaultsOf(stored)
 	return &Result{Image: stored, Digest: digest.String(), Defaults: d}, err
+}
+
+// pulled is the image an earlier pull of the manifest digest stored, or
+// nil. The index's source record decides, not the image's own oci.digest
+// property: an imported image can't pass itself off as a pull.
+func pulled(s *images.Store, digest string) (*images.Image, error) {
+	imgs, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		if img.Source != nil && img.Source.Protocol == images.ProtocolOCI && img.Source.Digest == digest {
+			return img, nil
+		}
+	}
+	return nil, nil
 }
 
 // open resolves ref to its index or image.
