@@ -15,6 +15,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/images/oci"
+	"github.com/stintdev/stint/images/pull"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -148,4 +149,35 @@ func TestPullFromRegistryRefused(t *testing.T) {
 	assert.Empty(t, storeNames(t, s))
 	_, err = oci.Pull(ctx, s, strings.Replace(reg.addr, "127.0.0.1", "localhost", 1)+"/stint/bad:v1", oci.Options{Platform: "linux/amd64"})
 	assert.ErrorIs(t, err, images.ErrVerify, "localhost is loopback too")
+}
+
+// auto-update through the one door: after the tag is pushed again with
+// another image, pull.Check says newer, and a pull with MoveAliases moves
+// the alias and keeps the old image.
+func TestCheckRegistryTagMoved(t *testing.T) {
+	ctx := context.Background()
+	reg := startRegistry(t)
+	l := newLayout(t)
+	l.tag("v1", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "1"}}))
+	l.tag("v2", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "2"}}))
+	reg.push(t, l, "v1", "stint/app:stable")
+	hub := images.Remote{Name: "hub", URL: "http://" + reg.addr + "/stint", Protocol: images.ProtocolOCI}
+	s := newStore(t)
+	old, err := pull.Pull(ctx, s, hub, "app:stable", pull.Options{Arch: "x86_64", Aliases: []string{"app"}})
+	require.NoError(t, err)
+	newer, err := pull.Check(ctx, hub, old.Image, pull.Options{Arch: "x86_64"})
+	require.NoError(t, err)
+	assert.False(t, newer)
+
+	reg.push(t, l, "v2", "stint/app:stable")
+	newer, err = pull.Check(ctx, hub, old.Image, pull.Options{Arch: "x86_64"})
+	require.NoError(t, err)
+	assert.True(t, newer, "the tag names another manifest now")
+	res, err := pull.Pull(ctx, s, hub, "app:stable", pull.Options{Arch: "x86_64", Aliases: []string{"app"}, MoveAliases: true})
+	require.NoError(t, err)
+	got, _ := unpacked(t, s, res.Image)
+	assert.Equal(t, []string{"v = 2"}, got)
+	kept, err := s.Resolve(old.Image.Fingerprint)
+	require.NoError(t, err)
+	assert.Empty(t, kept.Aliases)
 }
