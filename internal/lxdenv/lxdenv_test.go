@@ -39,3 +39,28 @@ func TestUnescape(t *testing.T) {
 	assert.Equal(t, "/a b/c", unescape(`/a\040b/c`))
 	assert.Equal(t, "/plain", unescape("/plain"))
 }
+
+// TestCluster: three members form one cluster and answer on their own
+// addresses; after the test nothing of it is left (dirs, namespaces,
+// bridge).
+func TestCluster(t *testing.T) {
+	Requires(t)
+	var c *Cluster
+	t.Run("up", func(t *testing.T) {
+		c = StartCluster(t)
+		out := c.Members[0].MustLxc(t, "cluster", "list", "-f", "csv")
+		for _, m := range c.Members {
+			assert.Contains(t, out, m.Name+","+m.URL)
+		}
+		assert.Contains(t, c.Members[2].MustLxc(t, "storage", "list", "-f", "csv"), "local,dir")
+	})
+	require.NotNil(t, c)
+	for _, m := range c.Members {
+		_, err := os.Stat(m.Dir)
+		assert.ErrorIs(t, err, os.ErrNotExist)
+	}
+	_, err := net.InterfaceByName(c.Prefix + "br0")
+	assert.Error(t, err, "the bridge is gone")
+	_, err = os.Stat("/run/netns/" + c.Prefix + "1")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}

@@ -1,0 +1,164 @@
+package lxdenv
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofrs/flock"
+	"github.com/stintdev/stint/internal/testenv"
+)
+
+// The cluster recipe, copied from ../shared/lxdcluster (which CI can't
+// write to) with the changes each script's header names.
+var (
+	//go:embed cluster-up.sh
+	clusterUp []byte
+	//go:embed cluster-down.sh
+	clusterDown []byte
+	//go:embed lxd-in-netns.sh
+	lxdInNetns []byte
+)
+
+// Cluster is a 3-member LXD cluster on this host: members c1..c3, each a
+// daemon in its own network namespace on a test bridge, a dir pool "local"
+// on every member, no managed network.
+type Cluster struct {
+	Prefix  string // names the bridge (<prefix>br0), namespaces and dirs
+	Net     string // the members' /24, as "10.77.N"
+	Pool    string // "local"
+	Members []*Member
+	scripts string
+}
+
+// Member is one cluster member.
+type Member struct {
+	Name   string // c1, c2, c3
+	Daemon        // Dir (/var/lib/<prefix>-cN), Socket, URL (https://10.77.N.1x:8443)
+}
+
+// clusterLock serialises clusters between test binaries on this host: the
+// recipe's /16 guard route and the bridges' /24s are host-wide.
+const clusterLock = "/run/lock/stint-lxdenv-cluster.lock"
+
+// StartCluster forms a cluster for t (about 5 s) and tears it down when t
+// ends. It holds a host-wide lock meanwhile, so clusters of two test
+// binaries run one after the other.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	Requires(t)
+	testenv.RequiresTool(t, "ip", "findmnt")
+	if err := os.MkdirAll(filepath.Dir(clusterLock), 0o755); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	lk := flock.New(clusterLock)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if ok, err := lk.TryLockContext(ctx, 500*time.Millisecond); !ok || err != nil {
+		t.Fatalf("lxdenv: cluster lock %s: %v", clusterLock, err)
+	}
+	c := &Cluster{Prefix: fmt.Sprintf("stc%d", os.Getpid()%100000), Pool: "local"}
+	t.Cleanup(func() { _ = lk.Unlock() })
+	var err error
+	if c.Net, err = freeNet(); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	if c.scripts, err = os.MkdirTemp("", dirPrefix+"scripts-"); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(c.scripts) })
+	for name, b := range map[string][]byte{"cluster-up.sh": clusterUp, "cluster-down.sh": clusterDown, "lxd-in-netns.sh": lxdInNetns} {
+		if err := os.WriteFile(filepath.Join(c.scripts, name), b, 0o755); err != nil {
+			t.Fatalf("lxdenv: %v", err)
+		}
+	}
+	if err := os.Chmod(c.scripts, 0o755); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if out, err := c.script("cluster-down.sh"); err != nil {
+			t.Errorf("lxdenv: cluster-down: %v\n%s", err, out)
+		}
+	})
+	out, err := c.script("cluster-up.sh")
+	if err != nil {
+		t.Fatalf("lxdenv: cluster-up: %v\n%s", err, out)
+	}
+	for i := 1; i <= 3; i++ {
+		dir := fmt.Sprintf("/var/lib/%s-c%d", c.Prefix, i)
+		c.Members = append(c.Members, &Member{Name: fmt.Sprintf("c%d", i), Daemon: Daemon{
+			Dir: dir, Socket: filepath.Join(dir, "unix.socket"), Pool: c.Pool,
+			URL:  fmt.Sprintf("https://%s.1%d:8443", c.Net, i),
+			conf: fmt.Sprintf("/var/lib/%s-lxcconf", c.Prefix),
+		}})
+	}
+	return c
+}
+
+func (c *Cluster) script(name string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.scripts, name))
+	cmd.Env = append(os.Environ(), "LXDC_PREFIX="+c.Prefix, "LXDC_NET="+c.Net, "LC_ALL=C")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// Member returns the member called name (c1..c3).
+func (c *Cluster) Member(name string) *Member {
+	for _, m := range c.Members {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// Stop shuts member m down (`lxd shutdown`), as a failed machine: the
+// others keep quorum, and the cluster marks it offline after about 40 s.
+func (m *Member) Stop(t testing.TB) {
+	t.Helper()
+	if _, err := m.run(context.Background(), nil, "lxd", "shutdown", "--timeout", "60"); err != nil {
+		t.Fatalf("lxdenv: stop %s: %v", m.Name, err)
+	}
+}
+
+// freeNet picks a /24 in 10.77.100.0-10.77.199.0 that no address on this
+// host is in.
+func freeNet() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	used := map[string]bool{}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil {
+			ip := ipn.IP.To4()
+			used[fmt.Sprintf("%d.%d.%d", ip[0], ip[1], ip[2])] = true
+		}
+	}
+	start := 100 + os.Getpid()%100
+	for i := 0; i < 100; i++ {
+		n := "10.77." + strconv.Itoa(100+(start-100+i)%100)
+		if !used[n] {
+			return n, nil
+		}
+	}
+	return "", fmt.Errorf("no free /24 in 10.77.100.0/17: %s", strings.Join(keys(used), ", "))
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
