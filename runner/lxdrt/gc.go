@@ -1,0 +1,189 @@
+package lxdrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/canonical/lxd/shared/api"
+	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/runner/container"
+)
+
+// Instance is one of stint's instances on the remote.
+type Instance struct {
+	Name     string            // the contract's name
+	Instance string            // LXD's name
+	Location string            // the cluster member ("" or "none" off a cluster)
+	State    container.State   //
+	Tags     map[string]string // user.stint.* keys, without the prefix
+}
+
+// Instances lists this owner's instances; instances of other owners and
+// untagged ones are not listed.
+func (r *Runtime) Instances(ctx context.Context) ([]Instance, error) {
+	insts, err := r.c.GetInstances(api.InstanceTypeContainer)
+	if err != nil {
+		return nil, r.fail("", "list instances", err)
+	}
+	var out []Instance
+	for _, i := range insts {
+		if i.Config[keyOwner] != r.opts.Owner || i.Config[keyName] == "" {
+			continue
+		}
+		tags := map[string]string{}
+		for k, v := range i.Config {
+			if strings.HasPrefix(k, keyPrefix) {
+				tags[strings.TrimPrefix(k, keyPrefix)] = v
+			}
+		}
+		out = append(out, Instance{Name: i.Config[keyName], Instance: i.Name, Location: i.Location, State: stateOf(i.StatusCode), Tags: tags})
+	}
+	return out, nil
+}
+
+// GC destroys this owner's instances that keep says are no longer wanted
+// (the engine decides from its journal; see Orphaned) and returns their
+// names. Untagged instances and other owners' are never considered.
+func (r *Runtime) GC(ctx context.Context, keep func(Instance) bool) ([]string, error) {
+	insts, err := r.Instances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var gone []string
+	var errs []error
+	for _, i := range insts {
+		if keep(i) {
+			continue
+		}
+		if err := r.Destroy(ctx, i.Name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gone = append(gone, i.Name)
+	}
+	return gone, errors.Join(errs...)
+}
+
+// Tag keys Orphaned reads: the client's host name and process id, which
+// the engine puts in CreateOptions.Tags.
+const (
+	TagHost = "host"
+	TagPid  = "pid"
+)
+
+// Orphaned reports whether i was made by a process of this host that is
+// gone (a kill -9, a power loss): the default GC rule. Instances of
+// other hosts, or without the tags, are not orphans by this rule.
+func Orphaned(i Instance) bool {
+	host, _ := os.Hostname()
+	pid, err := strconv.Atoi(i.Tags[TagPid])
+	if err != nil || pid <= 0 || i.Tags[TagHost] != host {
+		return false
+	}
+	return unix.Kill(pid, 0) == unix.ESRCH
+}
+
+// volumePrefix names stint's cache volumes on the remote's pool.
+const volumePrefix = "stint-cache-"
+
+// VolumeName is the custom volume behind the cache called name: shared
+// by every job naming that cache, on this remote.
+func VolumeName(name string) string { return InstanceName(volumePrefix + name) }
+
+// pool is the pool of cache volumes: Options.Pool, else the default
+// profile's root disk pool.
+func (r *Runtime) pool() (string, error) {
+	if r.opts.Pool != "" {
+		return r.opts.Pool, nil
+	}
+	prof, _, err := r.c.GetProfile("default")
+	if err != nil {
+		return "", err
+	}
+	for _, d := range prof.Devices {
+		if d["type"] == "disk" && d["path"] == "/" && d["pool"] != "" {
+			return d["pool"], nil
+		}
+	}
+	return "", fmt.Errorf("the default profile has no root disk pool: give the remote a pool")
+}
+
+// ensureVolume creates the cache volume for name on pool (on member, on a
+// cluster) unless it exists, and returns its volume name.
+func (r *Runtime) ensureVolume(pool, name, member string) (string, error) {
+	vol := VolumeName(name)
+	c := r.c
+	if r.c.IsClustered() && member != "" && member != "none" {
+		c = c.UseTarget(member)
+	}
+	if _, _, err := c.GetStoragePoolVolume(pool, "custom", vol); err == nil {
+		return vol, nil
+	}
+	err := c.CreateStoragePoolVolume(pool, api.StorageVolumesPost{
+		Name: vol, Type: "custom", ContentType: "filesystem",
+		StorageVolumePut: api.StorageVolumePut{
+			Config:      map[string]string{keyOwner: r.opts.Owner, keyName: name},
+			Description: "stint cache " + name,
+		},
+	})
+	if err != nil && !api.StatusErrorCheck(err, http.StatusConflict) {
+		return "", err
+	}
+	return vol, nil
+}
+
+// Volume is one of stint's cache volumes.
+type Volume struct {
+	Name     string // the cache's name
+	Volume   string // LXD's volume name
+	Pool     string
+	Location string // the member holding it, on a cluster
+}
+
+// Volumes lists this owner's cache volumes.
+func (r *Runtime) Volumes(ctx context.Context) ([]Volume, error) {
+	pool, err := r.pool()
+	if err != nil {
+		return nil, r.fail("", "list volumes", err)
+	}
+	vols, err := r.c.GetStoragePoolVolumes(pool)
+	if err != nil {
+		return nil, r.fail("", "list volumes", err)
+	}
+	var out []Volume
+	for _, v := range vols {
+		if v.Type == "custom" && v.Config[keyOwner] == r.opts.Owner && v.Config[keyName] != "" {
+			out = append(out, Volume{Name: v.Config[keyName], Volume: v.Name, Pool: pool, Location: v.Location})
+		}
+	}
+	return out, nil
+}
+
+// DeleteVolume deletes a cache volume of this owner (on its member); an
+// absent one is no error.
+func (r *Runtime) DeleteVolume(ctx context.Context, v Volume) error {
+	c := r.c
+	if r.c.IsClustered() && v.Location != "" && v.Location != "none" {
+		c = c.UseTarget(v.Location)
+	}
+	cur, _, err := c.GetStoragePoolVolume(v.Pool, "custom", v.Volume)
+	if api.StatusErrorCheck(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return r.fail("", "delete volume "+v.Volume, err)
+	}
+	if cur.Config[keyOwner] != r.opts.Owner {
+		return r.fail("", "delete volume "+v.Volume, ErrNotOwned)
+	}
+	if err := c.DeleteStoragePoolVolume(v.Pool, "custom", v.Volume); err != nil && !api.StatusErrorCheck(err, http.StatusNotFound) {
+		return r.fail("", "delete volume "+v.Volume, err)
+	}
+	return nil
+}

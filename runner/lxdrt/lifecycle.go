@@ -1,0 +1,297 @@
+package lxdrt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	lxd "github.com/canonical/lxd/client"
+	"github.com/canonical/lxd/shared/api"
+	"github.com/canonical/lxd/shared/ioprogress"
+
+	"github.com/stintdev/stint/runner/container"
+)
+
+// Create makes the instance from cfg, stopped (CreateWith, no options).
+func (r *Runtime) Create(ctx context.Context, name string, cfg container.Config) error {
+	return r.CreateWith(ctx, name, cfg, CreateOptions{})
+}
+
+// CreateWith is Create with placement, tags and ports. A failed create
+// leaves no instance behind (the image and cache volumes stay: they are
+// meant to be reused).
+func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Config, o CreateOptions) error {
+	if cfg.Root.Image == nil || cfg.Root.Image.Fingerprint == "" {
+		return r.unsupported(name, "a root directory (this runtime makes roots from images)")
+	}
+	inst, _, err := r.c.GetInstance(InstanceName(name))
+	if err == nil {
+		return r.fail(name, "create", fmt.Errorf("instance %s: %w", inst.Name, container.ErrExists))
+	} else if !notFound(err) {
+		return r.fail(name, "create", err)
+	}
+	nics, err := r.profileNICs()
+	if err != nil {
+		return r.fail(name, "create", err)
+	}
+	p, err := r.render(name, cfg, o, nics)
+	if err != nil {
+		return err
+	}
+	if err := r.ensureImage(ctx, cfg.Root.Image); err != nil {
+		return r.fail(name, "upload image", err)
+	}
+	c := r.c
+	if o.Target != "" {
+		c = c.UseTarget(o.Target)
+	}
+	op, err := c.CreateInstance(api.InstancesPost{
+		Name:        InstanceName(name),
+		Type:        api.InstanceTypeContainer,
+		Source:      api.InstanceSource{Type: "image", Fingerprint: cfg.Root.Image.Fingerprint},
+		InstancePut: api.InstancePut{Config: p.config, Devices: p.devices, Profiles: []string{"default"}, Ephemeral: true},
+	})
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		if api.StatusErrorCheck(err, http.StatusConflict) {
+			err = fmt.Errorf("%w: %w", container.ErrExists, err)
+		}
+		if api.StatusErrorCheck(err, http.StatusBadRequest) {
+			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("the remote refused the instance's config: %w", err)}
+		}
+		r.deleteQuietly(name)
+		return r.fail(name, "create", err)
+	}
+	if err := r.finishCreate(ctx, name, p); err != nil {
+		r.deleteQuietly(name)
+		return err
+	}
+	return nil
+}
+
+// finishCreate attaches cache volumes (made on the instance's own member
+// on a cluster, where pools are per member) and copies read-only binds in.
+func (r *Runtime) finishCreate(ctx context.Context, name string, p plan) error {
+	if p.init != "" {
+		err := r.c.CreateInstanceFile(InstanceName(name), initPath, lxd.InstanceFileArgs{
+			Type: "file", Mode: 0o755, Content: strings.NewReader(p.init), WriteMode: "overwrite"})
+		if err != nil {
+			return r.fail(name, "write init", err)
+		}
+	}
+	if len(p.volumes) > 0 {
+		inst, etag, err := r.instance(name)
+		if err != nil {
+			return err
+		}
+		if inst == nil {
+			return r.fail(name, "create", fmt.Errorf("instance %s vanished: %w", InstanceName(name), container.ErrNotFound))
+		}
+		pool, err := r.pool()
+		if err != nil {
+			return r.fail(name, "cache volume", err)
+		}
+		put := inst.Writable()
+		for i, m := range p.volumes {
+			vol, err := r.ensureVolume(pool, m.Volume, inst.Location)
+			if err != nil {
+				return r.fail(name, "cache volume "+m.Volume, err)
+			}
+			put.Devices[fmt.Sprintf("stint-volume-%d", i)] = map[string]string{"type": "disk", "pool": pool, "source": vol, "path": m.Target}
+		}
+		op, err := r.c.UpdateInstance(inst.Name, put, etag)
+		if err == nil {
+			err = op.WaitContext(ctx)
+		}
+		if err != nil {
+			return r.fail(name, "attach cache volumes", err)
+		}
+	}
+	for _, m := range p.copies {
+		if err := r.copyIn(ctx, name, m.Source, m.Target); err != nil {
+			return r.fail(name, "copy bind "+m.Source+" to "+m.Target, err)
+		}
+	}
+	return nil
+}
+
+// profileNICs names the nic devices of the default profile.
+func (r *Runtime) profileNICs() ([]string, error) {
+	prof, _, err := r.c.GetProfile("default")
+	if err != nil {
+		return nil, err
+	}
+	var nics []string
+	for n, d := range prof.Devices {
+		if d["type"] == "nic" {
+			nics = append(nics, n)
+		}
+	}
+	return nics, nil
+}
+
+// ensureImage uploads img unless the remote has its fingerprint; uploads
+// of one image are serialised, and LXD must compute the same fingerprint.
+func (r *Runtime) ensureImage(ctx context.Context, img *container.ImageRef) error {
+	fp := img.Fingerprint
+	r.mu.Lock()
+	lk := r.uploads[fp]
+	if lk == nil {
+		lk = new(sync.Mutex)
+		r.uploads[fp] = lk
+	}
+	r.mu.Unlock()
+	lk.Lock()
+	defer lk.Unlock()
+	if _, _, err := r.c.GetImage(fp); err == nil {
+		return nil
+	} else if !notFound(err) {
+		return err
+	}
+	if img.Open == nil {
+		return fmt.Errorf("image %s is not on the remote and has no files to upload", fp)
+	}
+	files, err := img.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("open image %s: %w", fp, err)
+	}
+	defer files.Close()
+	args := &lxd.ImageCreateArgs{MetaFile: files.Meta, MetaName: "meta"}
+	if files.Rootfs != nil {
+		args.RootfsFile, args.RootfsName = files.Rootfs, "rootfs"
+	}
+	if r.opts.Progress != nil {
+		args.ProgressHandler = func(p ioprogress.ProgressData) { r.opts.Progress(fp, p) }
+	}
+	op, err := r.c.CreateImage(api.ImagesPost{}, args)
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("image %s: %w", fp, err)
+	}
+	if got, _ := op.Get().Metadata["fingerprint"].(string); got != "" && got != fp {
+		return fmt.Errorf("image %s: the remote computed fingerprint %s", fp, got)
+	}
+	return nil
+}
+
+// Start starts the instance and makes its copied binds read-only.
+func (r *Runtime) Start(ctx context.Context, name string) error {
+	inst, _, err := r.instance(name)
+	if err != nil {
+		return err
+	}
+	if inst == nil {
+		return r.fail(name, "start", container.ErrNotFound)
+	}
+	if err := r.setState(ctx, inst.Name, "start"); err != nil {
+		return r.fail(name, "start", err)
+	}
+	if binds := inst.Config[keyBinds]; binds != "" {
+		if err := r.readonly(ctx, name, strings.Split(binds, "\n")); err != nil {
+			_ = r.Stop(context.WithoutCancel(ctx), name)
+			return r.fail(name, "make binds read-only", err)
+		}
+	}
+	return nil
+}
+
+// readonly bind-mounts each target onto itself read-only, inside the
+// container (its root may do so in its own mount namespace).
+func (r *Runtime) readonly(ctx context.Context, name string, targets []string) error {
+	var out strings.Builder
+	st, err := r.Exec(ctx, name, container.ExecOptions{
+		Argv:   append([]string{"/bin/sh", "-c", `for t do mount --bind "$t" "$t" && mount -o remount,bind,ro "$t" || exit 1; done`, "sh"}, targets...),
+		Env:    []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+		Stdout: &out, Stderr: &out,
+	})
+	if err != nil {
+		return err
+	}
+	if !st.Success() {
+		return fmt.Errorf("mount: %s: %s", st, strings.TrimSpace(out.String()))
+	}
+	return nil
+}
+
+func (r *Runtime) setState(ctx context.Context, inst, action string) error {
+	op, err := r.c.UpdateInstanceState(inst, api.InstanceStatePut{Action: action, Timeout: -1, Force: true}, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	return err
+}
+
+// Stop kills every process of the instance and leaves it stopped: it
+// clears the ephemeral flag first, or LXD would delete it.
+func (r *Runtime) Stop(ctx context.Context, name string) error {
+	inst, etag, err := r.instance(name)
+	if err != nil || inst == nil || inst.StatusCode == api.Stopped {
+		return err
+	}
+	if inst.Ephemeral {
+		put := inst.Writable()
+		put.Ephemeral = false
+		op, err := r.c.UpdateInstance(inst.Name, put, etag)
+		if err == nil {
+			err = op.WaitContext(ctx)
+		}
+		if err != nil && !notFound(err) {
+			return r.fail(name, "stop", err)
+		}
+	}
+	err = r.setState(ctx, inst.Name, "stop")
+	if err != nil && !notFound(err) && !errors.Is(r.stoppedNow(name), errStopped) {
+		return r.fail(name, "stop", err)
+	}
+	return nil
+}
+
+var errStopped = errors.New("stopped")
+
+// stoppedNow reports errStopped when the instance is stopped or gone (a
+// stop that raced with PID 1 exiting).
+func (r *Runtime) stoppedNow(name string) error {
+	st, err := r.State(context.Background(), name)
+	if err == nil && (st == container.StateStopped || st == container.StateAbsent) {
+		return errStopped
+	}
+	return err
+}
+
+// Destroy force-deletes the instance (running or not). An absent one is
+// no error; one that is not stint's is refused.
+func (r *Runtime) Destroy(ctx context.Context, name string) error {
+	inst, _, err := r.instance(name)
+	if err != nil || inst == nil {
+		return err
+	}
+	if inst.StatusCode != api.Stopped {
+		if err := r.setState(ctx, inst.Name, "stop"); err != nil && !notFound(err) && !errors.Is(r.stoppedNow(name), errStopped) {
+			return r.fail(name, "destroy", err)
+		}
+	}
+	op, err := r.c.DeleteInstance(inst.Name)
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	if err != nil && !notFound(err) {
+		return r.fail(name, "destroy", err)
+	}
+	return nil
+}
+
+// deleteQuietly removes what a failed Create made, without masking its
+// error.
+func (r *Runtime) deleteQuietly(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = r.Destroy(ctx, name)
+}
