@@ -45,9 +45,9 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 	if err := r.ensureImage(ctx, cfg.Root.Image); err != nil {
 		return r.fail(name, "upload image", err)
 	}
-	c := r.c
+	c, op0 := r.c, "create"
 	if o.Target != "" {
-		c = c.UseTarget(o.Target)
+		c, op0 = c.UseTarget(o.Target), "create on member "+o.Target
 	}
 	op, err := c.CreateInstance(api.InstancesPost{
 		Name:        InstanceName(name),
@@ -66,7 +66,7 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("the remote refused the instance's config: %w", err)}
 		}
 		r.deleteQuietly(name)
-		return r.fail(name, "create", err)
+		return r.fail(name, op0, err)
 	}
 	if err := r.finishCreate(ctx, name, p); err != nil {
 		r.deleteQuietly(name)
