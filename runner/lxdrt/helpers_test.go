@@ -27,6 +27,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if sock := os.Getenv("STINT_LXDRT_CRASH_SOCKET"); sock != "" {
+		os.Exit(crashHelper(sock, os.Getenv("STINT_LXDRT_CRASH_OWNER"), os.Getenv("STINT_LXDRT_CRASH_IMAGE")))
+	}
 	code := m.Run()
 	if imageDir != "" {
 		os.RemoveAll(imageDir)

@@ -57,6 +57,7 @@ import (
 	"github.com/canonical/lxd/shared/api"
 	"github.com/canonical/lxd/shared/ioprogress"
 
+	"github.com/stintdev/stint/remote"
 	"github.com/stintdev/stint/runner/container"
 )
 
@@ -264,4 +265,21 @@ func (r *Runtime) List(ctx context.Context) ([]string, error) {
 		names = append(names, i.Name)
 	}
 	return names, nil
+}
+
+// Connect opens the Runtime for the lxd remote called name in the store
+// (the Host's one call for `--remote NAME`): the remote's network, local
+// disks on a unix socket, and the owner key of root. Close releases it.
+func Connect(ctx context.Context, store *remote.Store, name, root string) (*Runtime, error) {
+	r, c, err := store.ConnectName(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return New(c, Options{Remote: r.Name, Owner: OwnerID(root), Network: r.Network, LocalDisks: r.Unix()})
+}
+
+// Close disconnects from the remote.
+func (r *Runtime) Close() error {
+	r.c.Disconnect()
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,6 +63,7 @@ func TestRuntime(t *testing.T) {
 	t.Run("Refusals", func(t *testing.T) { testRefusals(t, rt) })
 	t.Run("ConfigAndTmpfs", func(t *testing.T) { testConfig(t, rt, d) })
 	t.Run("GC", func(t *testing.T) { testGC(t, rt, d) })
+	t.Run("InitAndPorts", func(t *testing.T) { testInitAndPorts(t, rt) })
 	t.Run("LocalDisk", func(t *testing.T) {
 		local := runtime(t, c, lxdrt.Options{LocalDisks: true})
 		src := t.TempDir()
@@ -271,4 +274,39 @@ func testGC(t *testing.T, rt *lxdrt.Runtime, d *lxdenv.Daemon) {
 	// Nobody's name is a way in: the untagged instance is refused.
 	err = rt.Destroy(ctx, untagged)
 	assert.True(t, errors.Is(err, lxdrt.ErrNotOwned), "%v", err)
+}
+
+// testInitAndPorts: a long-lived container's command runs as PID 1 with
+// its env, the image's own init boots, and a port reaches a server inside.
+func testInitAndPorts(t *testing.T, rt *lxdrt.Runtime) {
+	cmd := run(t, rt, container.Config{Init: container.Init{Kind: container.InitCommand,
+		Command: []string{"/bin/sh", "-c", `echo "$GREETING" > /tmp/hello; exec sleep 1000`}, Env: []string{"GREETING=hi there"}}}, lxdrt.CreateOptions{})
+	require.Eventually(t, func() bool {
+		out, st := sh(t, rt, cmd, "cat /tmp/hello")
+		return st.Success() && out == "hi there\n"
+	}, 20*time.Second, 200*time.Millisecond)
+	out, _ := sh(t, rt, cmd, "cat /proc/1/cmdline | tr '\\0' ' '")
+	assert.Equal(t, "sleep 1000 ", out)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	l.Close()
+	boot := run(t, rt, container.Config{Init: container.Init{Kind: container.InitBoot}},
+		lxdrt.CreateOptions{Ports: []lxdrt.Port{{Listen: "tcp:" + addr, Connect: "tcp:127.0.0.1:8080"}}})
+	out, _ = sh(t, rt, boot, "cat /proc/1/comm")
+	assert.Equal(t, "init\n", out)
+	out, st := sh(t, rt, boot, "mkdir -p /www && echo served > /www/index.html && httpd -p 127.0.0.1:8080 -h /www")
+	require.True(t, st.Success(), out)
+	var body []byte
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/index.html")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == 200
+	}, 20*time.Second, 200*time.Millisecond)
+	assert.Equal(t, "served\n", string(body))
 }
