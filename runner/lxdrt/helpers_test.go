@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 
 // busybox returns a reference to a busybox image built from the host's
 // busybox, in LXD's format (built once per test binary).
-func busybox(t *testing.T) *container.ImageRef {
+func busybox(t testing.TB) *container.ImageRef {
 	t.Helper()
 	imageOnce.Do(func() {
 		ctx := context.Background()
@@ -82,9 +82,12 @@ func busybox(t *testing.T) *container.ImageRef {
 }
 
 // connect adds the daemon's unix socket as a remote and connects to it.
-func connect(t *testing.T, d *lxdenv.Daemon) lxd.InstanceServer {
+func connect(t testing.TB, d *lxdenv.Daemon) lxd.InstanceServer {
 	t.Helper()
-	s, err := remote.Open(t.TempDir())
+	root, err := os.MkdirTemp("", "stint-lxdrt-root-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(root) })
+	s, err := remote.Open(root)
 	require.NoError(t, err)
 	r, err := s.Add(context.Background(), "t", "unix://"+d.Socket, remote.AddOptions{})
 	require.NoError(t, err)
