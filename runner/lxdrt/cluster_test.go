@@ -83,10 +83,19 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, rt.Destroy(ctx, name))
 	})
 
+	t.Run("UnknownTarget", func(t *testing.T) {
+		name := containertest.Name(t)
+		err := rt.CreateWith(ctx, name, container.Config{Root: container.Root{Image: busybox(t)}}, lxdrt.CreateOptions{Target: "c9"})
+		require.Error(t, err)
+		t.Log(err)
+		var ue *lxdrt.UsageError
+		require.ErrorAs(t, err, &ue, "a member that doesn't exist is the user's mistake")
+		assert.Contains(t, err.Error(), "c9")
+	})
+
 	nothingLeft(t, cl, []string{"c1", "c2", "c3"})
 
 	t.Run("MemberDown", func(t *testing.T) {
-		c1.MustLxc(t, "config", "set", "cluster.offline_threshold", "11")
 		cl.Member("c3").Stop(t)
 		name := containertest.Name(t)
 		start := time.Now()
@@ -112,7 +121,7 @@ func TestCluster(t *testing.T) {
 				}
 			}
 			return false
-		}, 90*time.Second, time.Second)
+		}, 150*time.Second, time.Second)
 		for range 2 {
 			name, out := job(t, "", "echo still", container.Config{})
 			assert.Equal(t, "still\n", out)

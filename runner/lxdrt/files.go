@@ -1,6 +1,7 @@
 package lxdrt
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
@@ -17,16 +18,46 @@ import (
 	"github.com/stintdev/stint/runner/container"
 )
 
-// copyIn copies the host directory (or file) src to target in the stopped
-// instance through the file API: directories, regular files and symlinks
-// (as links, their targets verbatim), owned by the container's root, modes
-// kept; other kinds are skipped. Symlinks on the host are never followed.
-func (r *Runtime) copyIn(ctx context.Context, name, src, target string) error {
-	inst := InstanceName(name)
-	if err := r.mkdirAll(inst, path.Dir(path.Clean(target))); err != nil {
+// bindsDir holds the tarballs of read-only binds between Create and
+// Start; Start extracts them and removes it.
+const bindsDir = "/.stint-binds"
+
+// copyIn packs the host directory (or file) src as a tarball whose entries
+// are rooted at target, and pushes it into the stopped instance as the
+// i-th bind (bindsDir/<i>.tar) in one request; Start extracts it. Entries
+// are directories, regular files and symlinks (as links, targets
+// verbatim), owned by root, modes kept; other kinds are left out. Host
+// symlinks are never followed.
+func (r *Runtime) copyIn(ctx context.Context, name string, i int, src, target string) error {
+	f, err := os.CreateTemp("", "stint-bind-*.tar")
+	if err != nil {
 		return err
 	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if err := packTree(ctx, f, src, strings.TrimPrefix(path.Clean(target), "/")); err != nil {
+		return fmt.Errorf("pack %s: %w", src, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	inst := InstanceName(name)
+	if i == 1 {
+		if err := r.c.CreateInstanceFile(inst, bindsDir, lxd.InstanceFileArgs{Type: "directory", Mode: 0o700}); err != nil {
+			return fmt.Errorf("mkdir %s: %w", bindsDir, err)
+		}
+	}
+	dst := fmt.Sprintf("%s/%d.tar", bindsDir, i)
+	if err := r.c.CreateInstanceFile(inst, dst, lxd.InstanceFileArgs{Type: "file", Mode: 0o600, Content: f, WriteMode: "overwrite"}); err != nil {
+		return fmt.Errorf("push %s: %w", dst, err)
+	}
+	return nil
+}
+
+// packTree writes src as a tarball whose entries are named under prefix.
+func packTree(ctx context.Context, w io.Writer, src, prefix string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -37,55 +68,42 @@ func (r *Runtime) copyIn(ctx context.Context, name, src, target string) error {
 		if err != nil {
 			return err
 		}
-		dst := path.Join(target, filepath.ToSlash(rel))
 		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
-		args := lxd.InstanceFileArgs{UID: 0, GID: 0, Mode: int(fi.Mode().Perm()), WriteMode: "overwrite"}
+		hdr := &tar.Header{Name: path.Join(prefix, filepath.ToSlash(rel)), Mode: int64(fi.Mode().Perm()), ModTime: fi.ModTime(), Format: tar.FormatPAX}
 		switch {
 		case d.IsDir():
-			args.Type = "directory"
+			hdr.Typeflag, hdr.Name = tar.TypeDir, hdr.Name+"/"
 		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
+			if hdr.Linkname, err = os.Readlink(p); err != nil {
 				return err
 			}
-			args.Type, args.Content = "symlink", strings.NewReader(link)
+			hdr.Typeflag = tar.TypeSymlink
 		case d.Type().IsRegular():
-			f, err := os.Open(p)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			args.Type, args.Content = "file", f
+			hdr.Typeflag, hdr.Size = tar.TypeReg, fi.Size()
 		default:
 			return nil // devices, fifos, sockets: not copied
 		}
-		if err := r.c.CreateInstanceFile(inst, dst, args); err != nil {
-			return fmt.Errorf("push %s: %w", dst, err)
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
 		}
-		return nil
+		if hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		in, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		_, err = io.CopyN(tw, in, hdr.Size)
+		return err
 	})
-}
-
-// mkdirAll creates dir and its parents in the instance (existing ones are
-// fine: LXD answers a directory push onto a directory with success).
-func (r *Runtime) mkdirAll(inst, dir string) error {
-	if dir == "/" || dir == "." {
-		return nil
-	}
-	if err := r.mkdirAll(inst, path.Dir(dir)); err != nil {
+	if err != nil {
 		return err
 	}
-	_, resp, err := r.c.GetInstanceFile(inst, dir)
-	if err == nil && resp.Type == "directory" {
-		return nil
-	}
-	if err := r.c.CreateInstanceFile(inst, dir, lxd.InstanceFileArgs{Type: "directory", Mode: 0o755}); err != nil {
-		return fmt.Errorf("mkdir %s: %w", dir, err)
-	}
-	return nil
+	return tw.Close()
 }
 
 // Files returns the instance's root as the container sees it, read

@@ -132,7 +132,11 @@ func (r *Runtime) ensureVolume(pool, name, member string) (string, error) {
 			Description: "stint cache " + name,
 		},
 	})
-	if err != nil && !api.StatusErrorCheck(err, http.StatusConflict) {
+	if err != nil {
+		// Another job may have made it meanwhile.
+		if _, _, gerr := c.GetStoragePoolVolume(pool, "custom", vol); gerr == nil {
+			return vol, nil
+		}
 		return "", err
 	}
 	return vol, nil

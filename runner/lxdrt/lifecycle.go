@@ -62,8 +62,13 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 		if api.StatusErrorCheck(err, http.StatusConflict) {
 			err = fmt.Errorf("%w: %w", container.ErrExists, err)
 		}
-		if api.StatusErrorCheck(err, http.StatusBadRequest) {
-			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("the remote refused the instance's config: %w", err)}
+		switch {
+		case o.Target != "" && api.StatusErrorCheck(err, http.StatusNotFound):
+			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("target %q: %w", o.Target, err)}
+		case len(cfg.Raw) > 0 && api.StatusErrorCheck(err, http.StatusBadRequest):
+			// Bad input the server saw is most likely the user's raw keys:
+			// they reach LXD unchecked.
+			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("the remote refused the instance's config (check the raw keys): %w", err)}
 		}
 		r.deleteQuietly(name)
 		return r.fail(name, op0, err)
@@ -113,8 +118,8 @@ func (r *Runtime) finishCreate(ctx context.Context, name string, p plan) error {
 			return r.fail(name, "attach cache volumes", err)
 		}
 	}
-	for _, m := range p.copies {
-		if err := r.copyIn(ctx, name, m.Source, m.Target); err != nil {
+	for i, m := range p.copies {
+		if err := r.copyIn(ctx, name, i+1, m.Source, m.Target); err != nil {
 			return r.fail(name, "copy bind "+m.Source+" to "+m.Target, err)
 		}
 	}
@@ -174,6 +179,10 @@ func (r *Runtime) ensureImage(ctx context.Context, img *container.ImageRef) erro
 		err = op.WaitContext(ctx)
 	}
 	if err != nil {
+		// Another client may have uploaded it meanwhile.
+		if _, _, gerr := r.c.GetImage(fp); gerr == nil {
+			return nil
+		}
 		return fmt.Errorf("image %s: %w", fp, err)
 	}
 	if got, _ := op.Get().Metadata["fingerprint"].(string); got != "" && got != fp {
@@ -203,12 +212,23 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	return nil
 }
 
-// readonly bind-mounts each target onto itself read-only, inside the
-// container (its root may do so in its own mount namespace).
+// bindScript extracts the i-th bind's tarball (entries rooted at /) for
+// each target, then bind-mounts the target onto itself read-only (the
+// container's root may, in its own mount namespace), and removes the
+// tarballs.
+const bindScript = `i=0
+for t do
+  i=$((i+1))
+  tar -xf "` + bindsDir + `/$i.tar" -C / && mount --bind "$t" "$t" && mount -o remount,bind,ro "$t" || exit 1
+done
+rm -rf "` + bindsDir + `"`
+
+// readonly puts the copied binds in place, read-only, before the first
+// command runs (the image needs sh, tar and mount: busybox has them).
 func (r *Runtime) readonly(ctx context.Context, name string, targets []string) error {
 	var out strings.Builder
 	st, err := r.Exec(ctx, name, container.ExecOptions{
-		Argv:   append([]string{"/bin/sh", "-c", `for t do mount --bind "$t" "$t" && mount -o remount,bind,ro "$t" || exit 1; done`, "sh"}, targets...),
+		Argv:   append([]string{"/bin/sh", "-c", bindScript, "sh"}, targets...),
 		Env:    []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
 		Stdout: &out, Stderr: &out,
 	})
@@ -216,7 +236,7 @@ func (r *Runtime) readonly(ctx context.Context, name string, targets []string) e
 		return err
 	}
 	if !st.Success() {
-		return fmt.Errorf("mount: %s: %s", st, strings.TrimSpace(out.String()))
+		return fmt.Errorf("%s: %s", st, strings.TrimSpace(out.String()))
 	}
 	return nil
 }

@@ -82,11 +82,20 @@ func testReadOnlyBind(t *testing.T, rt *lxdrt.Runtime) {
 	require.NoError(t, os.MkdirAll(filepath.Join(src, "sub"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(src, "sub", "a.txt"), []byte("from the client\n"), 0o644))
 	require.NoError(t, os.Symlink("sub/a.txt", filepath.Join(src, "link")))
-	name := run(t, rt, container.Config{Mounts: []container.Mount{{Source: src, Target: "/src", Readonly: true}}}, lxdrt.CreateOptions{})
-	out, st := sh(t, rt, name, "cat /src/sub/a.txt /src/link")
-	assert.True(t, st.Success(), out)
-	assert.Equal(t, "from the client\nfrom the client\n", out)
-	out, st = sh(t, rt, name, "touch /src/new 2>&1; echo x >> /src/sub/a.txt")
+	require.NoError(t, os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o755))
+	single := filepath.Join(t.TempDir(), "config.ini")
+	require.NoError(t, os.WriteFile(single, []byte("k=v\n"), 0o600))
+	for i := 0; i < 300; i++ { // many files go in one request
+		require.NoError(t, os.WriteFile(filepath.Join(src, "sub", "f"+strconv.Itoa(i)), []byte("x"), 0o644))
+	}
+	name := run(t, rt, container.Config{Mounts: []container.Mount{
+		{Source: src, Target: "/src", Readonly: true},
+		{Source: single, Target: "/etc/app/config.ini", Readonly: true},
+	}}, lxdrt.CreateOptions{})
+	out, st := sh(t, rt, name, "cat /src/sub/a.txt /src/link /etc/app/config.ini; /src/run.sh; ls /src/sub | wc -l; ls -a / | grep -c stint-binds")
+	assert.Equal(t, "from the client\nfrom the client\nk=v\nran\n301\n0\n", out, "tree, link, single file, modes; nothing staged left")
+	assert.Equal(t, 1, st.Code, "grep -c found no staging directory")
+	out, st = sh(t, rt, name, "touch /src/new 2>&1; echo x >> /etc/app/config.ini 2>&1; echo x >> /src/sub/a.txt")
 	assert.False(t, st.Success(), "the bind is read-only inside: %s", out)
 	assert.Contains(t, out, "Read-only file system")
 }
