@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -147,4 +148,17 @@ func TestClientCert(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), f)
 	}
+}
+
+func TestWriteList(t *testing.T) {
+	rs := []Remote{{Name: "lab", URL: "https://10.0.0.1:8443", Protocol: ProtocolLXD, Certificate: "PEM"}, Presets[0]}
+	var b strings.Builder
+	require.NoError(t, WriteList(&b, rs, false))
+	assert.Equal(t, "NAME             URL                                 PROTOCOL\n"+
+		"lab              https://10.0.0.1:8443               lxd\n"+
+		"images (preset)  https://images.linuxcontainers.org  simplestreams\n", b.String())
+	b.Reset()
+	require.NoError(t, WriteList(&b, rs, true))
+	assert.JSONEq(t, `[{"name":"lab","url":"https://10.0.0.1:8443","protocol":"lxd"},
+		{"name":"images","url":"https://images.linuxcontainers.org","protocol":"simplestreams","preset":true}]`, b.String())
 }

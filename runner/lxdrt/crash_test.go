@@ -82,6 +82,14 @@ func TestKill9ThenGC(t *testing.T) {
 	st, err := rt.State(ctx, crashed)
 	require.NoError(t, err)
 	require.Equal(t, container.StateRunning, st, "a kill -9 leaves the instance behind")
+	insts, err := rt.Instances(ctx)
+	require.NoError(t, err)
+	for _, i := range insts {
+		if i.Name == crashed {
+			assert.True(t, i.Ephemeral, "a job's instance is ephemeral while it runs")
+			assert.Equal(t, "crash", i.Tags["job"])
+		}
+	}
 	gone, err := rt.GC(ctx, func(i lxdrt.Instance) bool { return !lxdrt.Orphaned(i) })
 	require.NoError(t, err)
 	assert.Equal(t, []string{crashed}, gone)

@@ -17,11 +17,12 @@ import (
 
 // Instance is one of stint's instances on the remote.
 type Instance struct {
-	Name     string            // the contract's name
-	Instance string            // LXD's name
-	Location string            // the cluster member ("" or "none" off a cluster)
-	State    container.State   //
-	Tags     map[string]string // user.stint.* keys, without the prefix
+	Name      string            // the contract's name
+	Instance  string            // LXD's name
+	Location  string            // the cluster member ("" or "none" off a cluster)
+	State     container.State   //
+	Ephemeral bool              // deleted by LXD when it stops
+	Tags      map[string]string // user.stint.* keys, without the prefix
 }
 
 // Instances lists this owner's instances; instances of other owners and
@@ -42,7 +43,7 @@ func (r *Runtime) Instances(ctx context.Context) ([]Instance, error) {
 				tags[strings.TrimPrefix(k, keyPrefix)] = v
 			}
 		}
-		out = append(out, Instance{Name: i.Config[keyName], Instance: i.Name, Location: i.Location, State: stateOf(i.StatusCode), Tags: tags})
+		out = append(out, Instance{Name: i.Config[keyName], Instance: i.Name, Location: i.Location, State: stateOf(i.StatusCode), Ephemeral: i.Ephemeral, Tags: tags})
 	}
 	return out, nil
 }

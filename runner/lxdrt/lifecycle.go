@@ -53,7 +53,7 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 		Name:        InstanceName(name),
 		Type:        api.InstanceTypeContainer,
 		Source:      api.InstanceSource{Type: "image", Fingerprint: cfg.Root.Image.Fingerprint},
-		InstancePut: api.InstancePut{Config: p.config, Devices: p.devices, Profiles: []string{"default"}, Ephemeral: true},
+		InstancePut: api.InstancePut{Config: p.config, Devices: p.devices, Profiles: []string{"default"}, Ephemeral: ephemeral(cfg, o)},
 	})
 	if err == nil {
 		err = op.WaitContext(ctx)
@@ -78,6 +78,14 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 		return err
 	}
 	return nil
+}
+
+// ephemeral: a job's (or exec's) instance is ephemeral while it runs, so
+// LXD deletes it when its member stops it after stint died; a long-lived
+// container (its own command or the image's init) is not, or a member's
+// reboot would delete it.
+func ephemeral(cfg container.Config, o CreateOptions) bool {
+	return !o.Persistent && cfg.Init.Kinded() == container.InitMinimal
 }
 
 // finishCreate attaches cache volumes (made on the instance's own member
@@ -185,8 +193,11 @@ func (r *Runtime) ensureImage(ctx context.Context, img *container.ImageRef) erro
 		}
 		return fmt.Errorf("image %s: %w", fp, err)
 	}
-	if got, _ := op.Get().Metadata["fingerprint"].(string); got != "" && got != fp {
-		return fmt.Errorf("image %s: the remote computed fingerprint %s", fp, got)
+	// The remote names the image by the fingerprint it computed: it must
+	// be stint's, or every later job would upload it again.
+	if _, _, err := r.c.GetImage(fp); err != nil {
+		got, _ := op.Get().Metadata["fingerprint"].(string)
+		return fmt.Errorf("image %s: uploaded, but the remote does not know it by that fingerprint (it computed %q): %w", fp, got, err)
 	}
 	return nil
 }

@@ -23,6 +23,10 @@ type CreateOptions struct {
 	Tags map[string]string
 	// Ports are proxy devices from the remote host into the container.
 	Ports []Port
+	// Persistent keeps the instance non-ephemeral even with the minimal
+	// init (by default only job-like containers, with the minimal init,
+	// are ephemeral).
+	Persistent bool
 }
 
 // Port forwards a listener on the instance's host into the container, as

@@ -296,6 +296,13 @@ func testInitAndPorts(t *testing.T, rt *lxdrt.Runtime) {
 	}, 20*time.Second, 200*time.Millisecond)
 	out, _ := sh(t, rt, cmd, "cat /proc/1/cmdline | tr '\\0' ' '")
 	assert.Equal(t, "sleep 1000 ", out)
+	insts, err := rt.Instances(context.Background())
+	require.NoError(t, err)
+	for _, i := range insts {
+		if i.Name == cmd {
+			assert.False(t, i.Ephemeral, "a long-lived container survives its member's reboot")
+		}
+	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
