@@ -326,3 +326,23 @@ func (r *Runtime) deleteQuietly(name string) {
 	defer cancel()
 	_ = r.Destroy(ctx, name)
 }
+
+// Freeze freezes every process of the running instance (LXD's freeze);
+// Stop and Destroy still work on a frozen instance.
+func (r *Runtime) Freeze(ctx context.Context, name string) error {
+	inst, _, err := r.instance(name)
+	if err != nil {
+		return err
+	}
+	if inst == nil {
+		return r.fail(name, "freeze", container.ErrNotFound)
+	}
+	if inst.StatusCode != api.Running {
+		return r.fail(name, "freeze", container.ErrNotRunning)
+	}
+	op, err := r.c.UpdateInstanceState(inst.Name, api.InstanceStatePut{Action: "freeze", Timeout: -1}, "")
+	if err == nil {
+		err = op.WaitContext(ctx)
+	}
+	return r.fail(name, "freeze", err)
+}

@@ -103,6 +103,7 @@ var (
 	_ container.Runtime    = (*Runtime)(nil)
 	_ container.Capable    = (*Runtime)(nil)
 	_ container.FileReader = (*Runtime)(nil)
+	_ container.Freezer    = (*Runtime)(nil)
 )
 
 // New returns a Runtime on the server c (see remote.Store.Connect).

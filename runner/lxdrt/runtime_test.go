@@ -133,6 +133,11 @@ func testArtifactSymlinks(t *testing.T, rt *lxdrt.Runtime) {
 		ln -s `+secret+` /out/abs && ln -s ../../../../../../`+secret+` /out/rel && ln -s / /out/root &&
 		ln -s `+filepath.Dir(secret)+` /out/hostdir`)
 	require.True(t, st.Success(), out)
+	require.NoError(t, rt.Freeze(ctx, name), "frozen while artifacts are read")
+	st2, err := rt.State(ctx, name)
+	require.NoError(t, err)
+	assert.Equal(t, container.StateOther, st2)
+	t.Cleanup(func() { assert.NoError(t, rt.Stop(context.Background(), name), "a frozen instance stops") })
 	fsys, err := rt.Files(ctx, name)
 	require.NoError(t, err)
 
