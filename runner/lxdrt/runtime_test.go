@@ -250,6 +250,7 @@ func testConfig(t *testing.T, rt *lxdrt.Runtime, d *lxdenv.Daemon) {
 		Raw:        map[string]string{"security.nesting": "true"},
 		Mounts:     []container.Mount{{Type: container.MountTmpfs, Target: "/scratch", Size: 16 << 20}},
 		Privileged: true,
+		Hostname:   "myhost",
 	}
 	name := run(t, rt, cfg, lxdrt.CreateOptions{Tags: map[string]string{"job": "test", "set": "demo"}})
 	show := d.MustLxc(t, "config", "show", lxdrt.InstanceName(name))
@@ -257,8 +258,9 @@ func testConfig(t *testing.T, rt *lxdrt.Runtime, d *lxdenv.Daemon) {
 		`security.privileged: "true"`, `security.nesting: "true"`, "user.stint.job: test", "user.stint.set: demo"} {
 		assert.Contains(t, show, want)
 	}
-	out, st := sh(t, rt, name, "grep ' /scratch ' /proc/mounts; cat /proc/net/dev | grep -c :")
+	out, st := sh(t, rt, name, "hostname; grep ' /scratch ' /proc/mounts; cat /proc/net/dev | grep -c :")
 	assert.True(t, st.Success(), out)
+	assert.True(t, strings.HasPrefix(out, "myhost\n"), out)
 	assert.Contains(t, out, "tmpfs /scratch tmpfs")
 	assert.True(t, strings.HasSuffix(out, "1\n"), "network none: loopback only: %s", out)
 }
