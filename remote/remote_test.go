@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -161,4 +162,27 @@ func TestWriteList(t *testing.T) {
 	require.NoError(t, WriteList(&b, rs, true))
 	assert.JSONEq(t, `[{"name":"lab","url":"https://10.0.0.1:8443","protocol":"lxd"},
 		{"name":"images","url":"https://images.linuxcontainers.org","protocol":"simplestreams","preset":true}]`, b.String())
+}
+
+// TestStoreConcurrentAdds: writers under the lock lose nothing.
+func TestStoreConcurrentAdds(t *testing.T) {
+	root := t.TempDir()
+	errs := make(chan error, 16)
+	for i := range 16 {
+		go func() {
+			s, err := Open(root) // a store of its own, as another process would
+			if err == nil {
+				_, err = s.Add(context.Background(), "r"+strconv.Itoa(i), "https://img.example", AddOptions{Protocol: ProtocolSimplestreams})
+			}
+			errs <- err
+		}()
+	}
+	for range 16 {
+		require.NoError(t, <-errs)
+	}
+	s, err := Open(root)
+	require.NoError(t, err)
+	list, err := s.List()
+	require.NoError(t, err)
+	assert.Len(t, list, 16+len(Presets))
 }
