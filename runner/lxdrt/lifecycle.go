@@ -56,13 +56,18 @@ func (r *Runtime) CreateWith(ctx context.Context, name string, cfg container.Con
 		InstancePut: api.InstancePut{Config: p.config, Devices: p.devices, Profiles: []string{"default"}, Ephemeral: ephemeral(cfg, o)},
 	})
 	if err == nil {
-		err = op.WaitContext(ctx)
+		if err = op.WaitContext(ctx); err != nil && ctx.Err() != nil {
+			// Cancelled: the server goes on creating. Let it finish, so
+			// that the delete below finds the instance.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			_ = op.WaitContext(wctx)
+			cancel()
+		}
 	}
 	if err != nil {
-		if api.StatusErrorCheck(err, http.StatusConflict) {
-			err = fmt.Errorf("%w: %w", container.ErrExists, err)
-		}
 		switch {
+		case api.StatusErrorCheck(err, http.StatusConflict):
+			return r.fail(name, op0, fmt.Errorf("%w: %w", container.ErrExists, err)) // not ours to delete
 		case o.Target != "" && api.StatusErrorCheck(err, http.StatusNotFound):
 			return &UsageError{Remote: r.opts.Remote, Instance: name, Err: fmt.Errorf("target %q: %w", o.Target, err)}
 		case len(cfg.Raw) > 0 && api.StatusErrorCheck(err, http.StatusBadRequest):

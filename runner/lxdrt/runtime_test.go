@@ -64,6 +64,19 @@ func TestRuntime(t *testing.T) {
 	t.Run("ConfigAndTmpfs", func(t *testing.T) { testConfig(t, rt, d) })
 	t.Run("GC", func(t *testing.T) { testGC(t, rt, d) })
 	t.Run("InitAndPorts", func(t *testing.T) { testInitAndPorts(t, rt) })
+	t.Run("CancelCreate", func(t *testing.T) {
+		warm := run(t, rt, container.Config{}, lxdrt.CreateOptions{}) // the image is on the remote
+		require.NoError(t, rt.Destroy(context.Background(), warm))
+		name := containertest.Name(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+		defer cancel()
+		err := rt.Create(ctx, name, container.Config{Root: container.Root{Image: busybox(t)}})
+		require.ErrorIs(t, err, context.DeadlineExceeded, "cancelled mid-create")
+		st, err := rt.State(context.Background(), name)
+		require.NoError(t, err)
+		assert.Equal(t, container.StateAbsent, st, "a cancelled create leaves nothing")
+		assert.NotContains(t, d.MustLxc(t, "list", "-c", "n", "-f", "csv"), lxdrt.InstanceName(name))
+	})
 	t.Run("LocalDisk", func(t *testing.T) {
 		local := runtime(t, c, lxdrt.Options{LocalDisks: true})
 		src := t.TempDir()
