@@ -111,8 +111,18 @@ func New(c lxd.InstanceServer, opts Options) (*Runtime, error) {
 	if opts.Owner == "" {
 		return nil, fmt.Errorf("lxd runtime on remote %q: no owner", opts.Remote)
 	}
+	for _, ext := range requiredExtensions {
+		if !c.HasExtension(ext) {
+			return nil, &Error{Remote: opts.Remote, Op: "connect", Err: fmt.Errorf("the server lacks API extension %q (LXD 5.0 has it): %w", ext, container.ErrUnsupported)}
+		}
+	}
 	return &Runtime{c: c, opts: opts, uploads: map[string]*sync.Mutex{}}, nil
 }
+
+// requiredExtensions are the API extensions stint relies on, all in LXD
+// 5.0 (and Incus): without file_get_symlink the file API would follow a
+// symlink out of the instance instead of reporting it.
+var requiredExtensions = []string{"file_get_symlink", "container_exec_user_group_cwd", "proxy"}
 
 // OwnerID is the owner key for a stint root on this host: host name and
 // the root's absolute path, so two clients never claim each other's
