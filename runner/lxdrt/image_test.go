@@ -22,21 +22,7 @@ import (
 // storeRef is the ImageRef the engine gives for an image of the local
 // store: its stored files, opened as they are (no export copy).
 func storeRef(img *images.Image) *container.ImageRef {
-	return &container.ImageRef{Fingerprint: img.Fingerprint, Open: func(context.Context) (container.ImageFiles, error) {
-		var f container.ImageFiles
-		m, err := os.Open(img.Path())
-		if err != nil {
-			return f, err
-		}
-		f.Meta = m
-		if img.Split {
-			if f.Rootfs, err = os.Open(img.RootfsPath()); err != nil {
-				m.Close()
-				return f, err
-			}
-		}
-		return f, nil
-	}}
+	return lxdrt.FileImage(img.Fingerprint, img.Path(), img.RootfsPath())
 }
 
 // TestSplitImage: a split image (metadata tarball + squashfs, straight

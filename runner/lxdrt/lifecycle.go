@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -350,4 +351,26 @@ func (r *Runtime) Freeze(ctx context.Context, name string) error {
 		err = op.WaitContext(ctx)
 	}
 	return r.fail(name, "freeze", err)
+}
+
+// FileImage is the ImageRef of an image whose files are on this host in
+// LXD's format (the image store's: meta is the unified tarball or the
+// metadata tarball, rootfs the split rootfs or ""), opened only when the
+// remote lacks the fingerprint.
+func FileImage(fingerprint, meta, rootfs string) *container.ImageRef {
+	return &container.ImageRef{Fingerprint: fingerprint, Open: func(context.Context) (container.ImageFiles, error) {
+		var f container.ImageFiles
+		m, err := os.Open(meta)
+		if err != nil {
+			return f, err
+		}
+		f.Meta = m
+		if rootfs != "" {
+			if f.Rootfs, err = os.Open(rootfs); err != nil {
+				m.Close()
+				return container.ImageFiles{}, err
+			}
+		}
+		return f, nil
+	}}
 }
