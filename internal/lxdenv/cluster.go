@@ -65,28 +65,29 @@ func StartCluster(t testing.TB) *Cluster {
 	if ok, err := lk.TryLockContext(ctx, 500*time.Millisecond); !ok || err != nil {
 		t.Fatalf("lxdenv: cluster lock %s: %v", clusterLock, err)
 	}
-	c := &Cluster{Prefix: fmt.Sprintf("stc%d", os.Getpid()%100000), Pool: "local"}
 	t.Cleanup(func() { _ = lk.Unlock() })
+	scripts := writeScripts(t)
+	sweepClusters(t, scripts)
+	c := &Cluster{Prefix: fmt.Sprintf("stc%d", os.Getpid()%100000), Pool: "local", scripts: scripts}
 	var err error
 	if c.Net, err = freeNet(); err != nil {
 		t.Fatalf("lxdenv: %v", err)
 	}
-	if c.scripts, err = os.MkdirTemp("", dirPrefix+"scripts-"); err != nil {
+	// A record of the cluster, so that the next StartCluster tears it down
+	// if this process dies without its cleanup.
+	rec := filepath.Join(clusterRecords, c.Prefix)
+	if err := os.MkdirAll(clusterRecords, 0o755); err != nil {
 		t.Fatalf("lxdenv: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(c.scripts) })
-	for name, b := range map[string][]byte{"cluster-up.sh": clusterUp, "cluster-down.sh": clusterDown, "lxd-in-netns.sh": lxdInNetns} {
-		if err := os.WriteFile(filepath.Join(c.scripts, name), b, 0o755); err != nil {
-			t.Fatalf("lxdenv: %v", err)
-		}
-	}
-	if err := os.Chmod(c.scripts, 0o755); err != nil {
+	if err := os.WriteFile(rec, fmt.Appendf(nil, "%d %s\n", os.Getpid(), c.Net), 0o644); err != nil {
 		t.Fatalf("lxdenv: %v", err)
 	}
 	t.Cleanup(func() {
 		if out, err := c.script("cluster-down.sh"); err != nil {
 			t.Errorf("lxdenv: cluster-down: %v\n%s", err, out)
+			return
 		}
+		os.Remove(rec)
 	})
 	out, err := c.script("cluster-up.sh")
 	if err != nil {
@@ -104,12 +105,61 @@ func StartCluster(t testing.TB) *Cluster {
 }
 
 func (c *Cluster) script(name string) (string, error) {
+	return runScript(c.scripts, name, c.Prefix, c.Net)
+}
+
+func runScript(dir, name, prefix, network string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(c.scripts, name))
-	cmd.Env = append(os.Environ(), "LXDC_PREFIX="+c.Prefix, "LXDC_NET="+c.Net, "LC_ALL=C")
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, name))
+	cmd.Env = append(os.Environ(), "LXDC_PREFIX="+prefix, "LXDC_NET="+network, "LC_ALL=C")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// clusterRecords holds one file per cluster up ("PID NET", named by its
+// prefix), removed by its teardown.
+const clusterRecords = "/run/stint-lxdenv-clusters"
+
+// writeScripts writes the recipe's scripts into a temporary directory
+// removed when t ends.
+func writeScripts(t testing.TB) string {
+	dir, err := os.MkdirTemp("", dirPrefix+"scripts-")
+	if err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for name, b := range map[string][]byte{"cluster-up.sh": clusterUp, "cluster-down.sh": clusterDown, "lxd-in-netns.sh": lxdInNetns} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
+			t.Fatalf("lxdenv: %v", err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
+	return dir
+}
+
+// sweepClusters tears down clusters whose test process died without its
+// cleanup (a test binary killed by its timeout), from their records.
+// Called under the cluster lock, so no live cluster is being built.
+func sweepClusters(t testing.TB, scripts string) {
+	ents, _ := os.ReadDir(clusterRecords)
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(clusterRecords, e.Name()))
+		f := strings.Fields(string(b))
+		if err != nil || len(f) != 2 {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[0]); err != nil || alive(pid) {
+			continue
+		}
+		if out, err := runScript(scripts, "cluster-down.sh", e.Name(), f[1]); err != nil {
+			t.Logf("lxdenv: sweep cluster %s: %v\n%s", e.Name(), err, out)
+			continue
+		}
+		os.Remove(filepath.Join(clusterRecords, e.Name()))
+	}
 }
 
 // Member returns the member called name (c1..c3).

@@ -1,10 +1,14 @@
 package lxdenv
 
 import (
+	"bufio"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -63,4 +67,47 @@ func TestCluster(t *testing.T) {
 	assert.Error(t, err, "the bridge is gone")
 	_, err = os.Stat("/run/netns/" + c.Prefix + "1")
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestClusterHelper forms a cluster and waits to be killed (run by
+// TestClusterSweep as a separate process).
+func TestClusterHelper(t *testing.T) {
+	if os.Getenv("STINT_LXDENV_CLUSTER_HELPER") == "" {
+		t.Skip("run by TestClusterSweep")
+	}
+	c := StartCluster(t)
+	fmt.Println("up", c.Prefix)
+	time.Sleep(10 * time.Minute)
+}
+
+// TestClusterSweep: a test process killed with its cluster up (no
+// cleanup ran) leaves a cluster that the next StartCluster tears down.
+func TestClusterSweep(t *testing.T) {
+	Requires(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "STINT_LXDENV_CLUSTER_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var prefix string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "up "); ok {
+			prefix = p
+			break
+		}
+	}
+	require.NotEmpty(t, prefix, "the helper's cluster came up")
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	_, err = os.Stat("/var/lib/" + prefix + "-c1")
+	require.NoError(t, err, "the killed helper left its cluster")
+
+	StartCluster(t)
+	for i := 1; i <= 3; i++ {
+		_, err = os.Stat(fmt.Sprintf("/var/lib/%s-c%d", prefix, i))
+		assert.ErrorIs(t, err, os.ErrNotExist)
+	}
+	_, err = net.InterfaceByName(prefix + "br0")
+	assert.Error(t, err, "the dead cluster's bridge is gone")
 }
