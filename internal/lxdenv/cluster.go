@@ -66,6 +66,7 @@ func StartCluster(t testing.TB) *Cluster {
 		t.Fatalf("lxdenv: cluster lock %s: %v", clusterLock, err)
 	}
 	t.Cleanup(func() { _ = lk.Unlock() })
+	sweep(t)
 	scripts := writeScripts(t)
 	sweepClusters(t, scripts)
 	c := &Cluster{Prefix: fmt.Sprintf("stc%d", os.Getpid()%100000), Pool: "local", scripts: scripts}
@@ -129,6 +130,10 @@ func writeScripts(t testing.TB) string {
 		t.Fatalf("lxdenv: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	// sweep removes it if this process dies without its cleanup.
+	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		t.Fatalf("lxdenv: %v", err)
+	}
 	for name, b := range map[string][]byte{"cluster-up.sh": clusterUp, "cluster-down.sh": clusterDown, "lxd-in-netns.sh": lxdInNetns} {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o755); err != nil {
 			t.Fatalf("lxdenv: %v", err)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -110,4 +111,47 @@ func TestClusterSweep(t *testing.T) {
 	}
 	_, err = net.InterfaceByName(prefix + "br0")
 	assert.Error(t, err, "the dead cluster's bridge is gone")
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"scripts-*"))
+	assert.Len(t, left, 1, "only this test's scripts are left: %v", left)
+}
+
+// TestDaemonHelper starts a daemon and waits to be killed (run by
+// TestDaemonSweep as a separate process).
+func TestDaemonHelper(t *testing.T) {
+	if os.Getenv("STINT_LXDENV_DAEMON_HELPER") == "" {
+		t.Skip("run by TestDaemonSweep")
+	}
+	d := StartDaemon(t)
+	fmt.Println("up", d.Dir)
+	time.Sleep(10 * time.Minute)
+}
+
+// TestDaemonSweep: a daemon whose test process was killed is shut down
+// and removed by the next StartDaemon.
+func TestDaemonSweep(t *testing.T) {
+	Requires(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDaemonHelper$", "-test.v")
+	cmd.Env = append(os.Environ(), "STINT_LXDENV_DAEMON_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	var dir string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if p, ok := strings.CutPrefix(sc.Text(), "up "); ok {
+			dir = p
+			break
+		}
+	}
+	require.NotEmpty(t, dir)
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	pid, err := readPid(dir + "/lxd.pid")
+	require.NoError(t, err)
+	require.True(t, alive(pid), "the killed helper left its lxd running")
+
+	StartDaemon(t)
+	_, err = os.Stat(dir)
+	assert.ErrorIs(t, err, os.ErrNotExist, "the dead test's daemon directory is gone")
+	assert.Eventually(t, func() bool { return !alive(pid) }, 30*time.Second, 100*time.Millisecond, "its lxd is gone")
 }
