@@ -23,9 +23,9 @@ type Service struct {
 	Container string `json:"container,omitempty"` // its container's name
 }
 
-// hostLabel is a valid DNS label, the form a service alias must have to be
-// resolvable from the job's container.
-var hostLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// hostName is a valid DNS name of labels joined by dots, the form a service
+// alias must have to be resolvable from the job's container.
+var hostName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // ParseServices reads CUSTOM_ENV_CI_JOB_SERVICES. The runner always sets
 // it; without services it is empty. A service without an alias gets one
@@ -50,8 +50,8 @@ func ParseServices(value string) ([]Service, error) {
 		if s.Alias == "" {
 			s.Alias = defaultAlias(s.Name)
 		}
-		if !hostLabel.MatchString(s.Alias) {
-			return nil, fmt.Errorf("%w: service %s: alias %q is not a host name (a-z, 0-9, -)", ErrBadService, s.Name, s.Alias)
+		if len(s.Alias) > 253 || !hostName.MatchString(s.Alias) {
+			return nil, fmt.Errorf("%w: service %s: alias %q is not a host name (a-z, 0-9, - and dots)", ErrBadService, s.Name, s.Alias)
 		}
 		if seen[s.Alias] {
 			return nil, fmt.Errorf("%w: two services named %q", ErrBadService, s.Alias)
@@ -62,7 +62,7 @@ func ParseServices(value string) ([]Service, error) {
 }
 
 // defaultAlias is docker's dash form of a service's image name: the tag or
-// digest dropped, "/" replaced by "-".
+// digest dropped, "/" (and a registry's ":port") replaced by "-".
 func defaultAlias(image string) string {
 	name := image
 	if i := strings.LastIndex(name, "@"); i >= 0 {
@@ -71,5 +71,5 @@ func defaultAlias(image string) string {
 	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
 		name = name[:i]
 	}
-	return strings.ToLower(strings.ReplaceAll(name, "/", "-"))
+	return strings.ToLower(strings.NewReplacer("/", "-", ":", "-").Replace(name))
 }

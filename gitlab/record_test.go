@@ -1,0 +1,113 @@
+package gitlab
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestRunnerProcess(t *testing.T) {
+	cases := []struct {
+		name  string
+		procs []proc
+		want  Process
+	}{
+		// The runner (100) started stint (300) directly: stint leads its group.
+		{"direct", []proc{{300, 100, 300, 9}, {100, 1, 100, 5}}, Process{PID: 100, Start: 5, BootID: "boot-1"}},
+		// config.toml names a wrapper (200) that runs stint without exec:
+		// the runner is the parent of the group's leader, not of stint.
+		{"wrapper", []proc{{300, 200, 200, 9}, {200, 100, 200, 8}, {100, 1, 100, 5}},
+			Process{PID: 100, Start: 5, BootID: "boot-1"}},
+		// The leader is gone: stint's own parent stands in.
+		{"leader gone", []proc{{300, 250, 200, 9}, {250, 100, 100, 8}, {100, 1, 100, 5}},
+			Process{PID: 250, Start: 8, BootID: "boot-1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := fakeProcFS(t, c.procs...).Runner()
+			if err != nil || got != c.want {
+				t.Fatalf("Runner() = %+v, %v; want %+v", got, err, c.want)
+			}
+		})
+	}
+}
+
+func TestAlive(t *testing.T) {
+	fs := fakeProcFS(t, proc{300, 100, 300, 9}, proc{100, 1, 100, 5})
+	cases := []struct {
+		name   string
+		runner Process
+		want   bool
+	}{
+		{"same process", Process{PID: 100, Start: 5, BootID: "boot-1"}, true},
+		{"no boot id recorded", Process{PID: 100, Start: 5}, true},
+		{"pid reused", Process{PID: 100, Start: 4, BootID: "boot-1"}, false},
+		{"another boot", Process{PID: 100, Start: 5, BootID: "boot-0"}, false},
+		{"gone", Process{PID: 4242, Start: 5, BootID: "boot-1"}, false},
+		{"abandoned record", Process{}, false},
+	}
+	for _, c := range cases {
+		if got := fs.Alive(Record{Runner: c.runner}); got != c.want {
+			t.Errorf("%s: Alive = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHostProcess(t *testing.T) {
+	me, err := HostProc.Process(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Alive(Record{Runner: me}) {
+		t.Errorf("this test process %+v is not Alive", me)
+	}
+	me.Start++
+	if Alive(Record{Runner: me}) {
+		t.Errorf("a process with another start time is Alive")
+	}
+	if _, err := HostProc.Runner(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestRecords(t *testing.T) {
+	rs := Records{Dir: filepath.Join(t.TempDir(), "jobs")}
+	if _, err := rs.Read("gitlab-x"); !errors.Is(err, ErrNoRecord) {
+		t.Fatalf("Read absent: %v", err)
+	}
+	if l, err := rs.List(); err != nil || len(l) != 0 {
+		t.Fatalf("List of a missing dir = %v, %v", l, err)
+	}
+	rec := Record{Job: JobContainer{Name: "gitlab-x", Image: "busybox"}, Runner: Process{PID: 1, Start: 2},
+		Created: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}
+	for _, r := range []Record{rec, {Job: JobContainer{Name: "gitlab-a"}}} {
+		if err := rs.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.Failed = true
+	if err := rs.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rs.Read("gitlab-x")
+	if err != nil || !got.Failed || got.Runner != rec.Runner || !got.Created.Equal(rec.Created) {
+		t.Fatalf("Read = %+v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(rs.Dir, "gitlab-torn.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := rs.List()
+	if err != nil || len(l) != 3 || l[0].Job.Name != "gitlab-a" || l[1].Job.Name != "gitlab-torn" || l[2].Job.Name != "gitlab-x" {
+		t.Fatalf("List = %+v, %v", l, err)
+	}
+	for _, n := range []string{"gitlab-x", "gitlab-x", "gitlab-a", "gitlab-torn"} {
+		if err := rs.Remove(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ents, _ := os.ReadDir(rs.Dir); len(ents) != 0 {
+		t.Errorf("left in the records dir: %v", ents)
+	}
+}
