@@ -80,7 +80,10 @@ func (f *fakeEngine) Cleanup(_ context.Context, job JobContainer, commit bool) e
 
 // fakeProc builds a procfs under dir with one stat file per process
 // (pid, ppid, pgrp, start) and "self" pointing at the first.
-type proc struct{ pid, ppid, pgrp int; start uint64 }
+type proc struct {
+	pid, ppid, pgrp int
+	start           uint64
+}
 
 func fakeProcFS(t *testing.T, procs ...proc) ProcFS {
 	t.Helper()
