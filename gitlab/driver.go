@@ -240,8 +240,15 @@ func (d *Driver) Sweep(ctx context.Context) ([]string, error) {
 	return SweepJobs(ctx, d.Engine, d.Records, d.Proc)
 }
 
-// SweepJobs is Driver.Sweep without a driver config, for `stint gc`.
+// SweepJobs is Driver.Sweep without a driver config, for `stint gc`. Only
+// one process sweeps a records directory at a time; another that finds it
+// busy returns at once, having removed nothing.
 func SweepJobs(ctx context.Context, eng Engine, rs Records, proc ProcFS) ([]string, error) {
+	unlock, ok, err := rs.trySweepLock()
+	if err != nil || !ok {
+		return nil, err
+	}
+	defer unlock()
 	recs, err := rs.List()
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -166,6 +167,26 @@ func (rs Records) Read(name string) (Record, error) {
 		return Record{}, fmt.Errorf("parse job record %s: %w", rs.path(name), err)
 	}
 	return rec, nil
+}
+
+// trySweepLock takes the directory's sweep lock (flock on .sweep.lock)
+// without waiting; ok is false when another process holds it.
+func (rs Records) trySweepLock() (unlock func(), ok bool, err error) {
+	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
+		return nil, false, fmt.Errorf("job records %s: %w", rs.Dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(rs.Dir, ".sweep.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("job records sweep lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("job records sweep lock: %w", err)
+	}
+	return func() { _ = f.Close() }, true, nil
 }
 
 // Remove deletes name's record; removing an absent record is not an error.

@@ -1,6 +1,7 @@
 package gitlab
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -109,5 +110,26 @@ func TestRecords(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(rs.Dir); len(ents) != 0 {
 		t.Errorf("left in the records dir: %v", ents)
+	}
+}
+
+func TestSweepLock(t *testing.T) {
+	rs := Records{Dir: t.TempDir()}
+	unlock, ok, err := rs.trySweepLock()
+	if err != nil || !ok {
+		t.Fatalf("first lock: %v %v", ok, err)
+	}
+	if _, ok, err := rs.trySweepLock(); err != nil || ok {
+		t.Fatalf("second lock while held: %v %v", ok, err)
+	}
+	removed, err := SweepJobs(context.Background(), newFake(), rs, HostProc)
+	if err != nil || removed != nil {
+		t.Errorf("SweepJobs while another sweeps: %v %v", removed, err)
+	}
+	unlock()
+	if u, ok, err := rs.trySweepLock(); err != nil || !ok {
+		t.Fatalf("lock after unlock: %v %v", ok, err)
+	} else {
+		u()
 	}
 }
