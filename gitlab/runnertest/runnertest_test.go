@@ -54,17 +54,22 @@ func jobErr(t *testing.T, res *Result, kind Kind, code int) {
 	}
 }
 
-// TestHarnessOnShellDriver proves the harness against a driver written in
-// sh: every outcome the runner distinguishes.
-func TestHarnessOnShellDriver(t *testing.T) {
-	full := []string{"config", "prepare", "run prepare_script", "run get_sources", "run build_script",
-		"run after_script", "run cleanup_file_variables", "cleanup"}
-	cases := []struct {
-		name  string
-		job   Job
-		opts  func(*Options)
-		check func(t *testing.T, res *Result)
-	}{
+// harnessCase is one job through testdata/driver.sh.
+type harnessCase struct {
+	name  string
+	job   Job
+	opts  func(*Options)
+	check func(t *testing.T, res *Result)
+}
+
+// full is the calls of a job of script lines with an after_script.
+var full = []string{"config", "prepare", "run prepare_script", "run get_sources", "run build_script",
+	"run after_script", "run cleanup_file_variables", "cleanup"}
+
+// TestHarnessStages proves the harness against a driver written in sh:
+// the stages, the job's environment and how a stage's failure counts.
+func TestHarnessStages(t *testing.T) {
+	runCases(t, []harnessCase{
 		{"passes", job("", "echo hello from job $CI_JOB_ID", "env | sort"), nil, func(t *testing.T, res *Result) {
 			if res.Err != nil {
 				t.Fatalf("job failed: %v\n%s", res.Err, res.Trace)
@@ -103,6 +108,37 @@ func TestHarnessOnShellDriver(t *testing.T) {
 				t.Errorf("calls %q", calls(res))
 			}
 		}},
+		{"cancelled before the script", job("", "echo never"), func(o *Options) {
+			o.BeforeStage = func(s string) error {
+				if s == "build_script" {
+					return errors.New("cancelled from the UI")
+				}
+				return nil
+			}
+		}, func(t *testing.T, res *Result) {
+			jobErr(t, res, SystemFailure, -1)
+			if strings.Contains(res.Trace, "\nnever") || calls(res)[len(res.Calls)-1] != "cleanup" {
+				t.Errorf("calls %q\n%s", calls(res), res.Trace)
+			}
+		}},
+		{"cache", Job{ID: 78, ProjectID: 5, RunnerID: 9, Script: []string{"mkdir -p out", "echo built > out/x"},
+			Cache: &Cache{Key: "main", Paths: []string{"out"}}}, nil, func(t *testing.T, res *Result) {
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			for _, s := range []string{"restore_cache", "archive_cache"} {
+				if !slices.Contains(res.Stages, s) {
+					t.Errorf("stages %q lack %s", res.Stages, s)
+				}
+			}
+		}},
+	})
+}
+
+// TestHarnessCalls proves the runner's handling of the calls themselves:
+// retries, leaked pipes, timeouts.
+func TestHarnessCalls(t *testing.T) {
+	runCases(t, []harnessCase{
 		{"prepare retried", job("prepare_fail_once", "true"), nil, func(t *testing.T, res *Result) {
 			if res.Err != nil {
 				t.Fatal(res.Err)
@@ -157,31 +193,10 @@ func TestHarnessOnShellDriver(t *testing.T) {
 				t.Errorf("cleanup call = %+v", c)
 			}
 		}},
-		{"cancelled before the script", job("", "echo never"), func(o *Options) {
-			o.BeforeStage = func(s string) error {
-				if s == "build_script" {
-					return errors.New("cancelled from the UI")
-				}
-				return nil
-			}
-		}, func(t *testing.T, res *Result) {
-			jobErr(t, res, SystemFailure, -1)
-			if strings.Contains(res.Trace, "\nnever") || calls(res)[len(res.Calls)-1] != "cleanup" {
-				t.Errorf("calls %q\n%s", calls(res), res.Trace)
-			}
-		}},
-		{"cache", Job{ID: 78, ProjectID: 5, RunnerID: 9, Script: []string{"mkdir -p out", "echo built > out/x"},
-			Cache: &Cache{Key: "main", Paths: []string{"out"}}}, nil, func(t *testing.T, res *Result) {
-			if res.Err != nil {
-				t.Fatal(res.Err)
-			}
-			for _, s := range []string{"restore_cache", "archive_cache"} {
-				if !slices.Contains(res.Stages, s) {
-					t.Errorf("stages %q lack %s", res.Stages, s)
-				}
-			}
-		}},
-	}
+	})
+}
+
+func runCases(t *testing.T, cases []harnessCase) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
