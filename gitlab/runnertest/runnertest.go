@@ -83,8 +83,8 @@ type Options struct {
 	EOFGrace time.Duration
 	// BeforeStage, when set, runs before each run call; an error stops the
 	// job there as a cancellation would (cleanup still runs).
-	BeforeStage func(stage string) error
-	Trace       io.Writer // a live copy of the job log
+	BeforeStage func(stage string) error `json:"-"`
+	Trace       io.Writer                `json:"-"` // a live copy of the job log
 }
 
 func (o Options) withDefaults() Options {

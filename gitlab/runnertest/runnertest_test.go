@@ -3,10 +3,13 @@ package runnertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -219,5 +222,49 @@ func runCases(t *testing.T, cases []harnessCase) {
 				t.Errorf("the driver's cleanup left %v", ents)
 			}
 		})
+	}
+}
+
+// TestRunnerDies: a runner killed mid-job makes no further call, not even
+// cleanup; the driver's call in flight lives on in its own process group,
+// and the process the driver recorded as its runner is gone.
+func TestRunnerDies(t *testing.T) {
+	root := t.TempDir()
+	opts := fastOptions(root)
+	j := job("", "sleep 5")
+	j.ID = 4242 // its temp dir is found by this id below
+	r := StartRunner(t, Request{Driver: shDriver(t), Job: j, Options: opts,
+		DieAt: "build_script", DieAfter: 500 * time.Millisecond})
+	rep, err := r.Wait()
+	if err == nil {
+		t.Fatalf("the runner survived: %+v", rep)
+	}
+	box := filepath.Join(root, "fake-9-5-0-4242")
+	pid, _ := os.ReadFile(filepath.Join(box, "runner.pid"))
+	if strings.TrimSpace(string(pid)) != strconv.Itoa(r.PID) {
+		t.Errorf("the driver recorded runner %q, the runner was %d", pid, r.PID)
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", r.PID)); err == nil {
+		t.Errorf("runner %d still in /proc", r.PID)
+	}
+	log, _ := os.ReadFile(filepath.Join(root, "calls.log"))
+	if strings.Contains(string(log), "cleanup") || !strings.Contains(string(log), "run ") {
+		t.Errorf("calls after the runner died:\n%s", log)
+	}
+	run, _ := os.ReadFile(filepath.Join(box, "run.pid"))
+	pgid, err := strconv.Atoi(strings.TrimSpace(string(run)))
+	if err != nil {
+		t.Fatalf("run.pid: %q", run)
+	}
+	if err := syscall.Kill(-pgid, 0); err != nil {
+		t.Errorf("the run call in flight died with the runner: %v", err)
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL) // the orphan, and its temp dir
+	if tmp, err := filepath.Glob(filepath.Join(os.TempDir(), "custom-executor*")); err == nil {
+		for _, d := range tmp {
+			if b, _ := os.ReadFile(filepath.Join(d, "response.json")); strings.Contains(string(b), `"id":4242,`) {
+				_ = os.RemoveAll(d)
+			}
+		}
 	}
 }

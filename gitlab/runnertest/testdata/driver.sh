@@ -32,6 +32,7 @@ prepare)
 	prepare_detached) sleep 5 </dev/null >/dev/null 2>&1 & ;; # the same, done right
 	esac
 	mkdir -p "$box/builds" "$box/cache"
+	echo "$PPID" >"$box/runner.pid" # the runner that owns the job
 	echo "prepared $name with FAKE_JOB_ENV=$FAKE_JOB_ENV"
 	;;
 run)
@@ -42,6 +43,7 @@ run)
 	fi
 	if [ "$mode" = "run_exit_$stage" ]; then exit 42; fi
 	mkdir -p "$box/scripts"
+	echo "$$" >"$box/run.pid" # this call's process group
 	cp "$script" "$box/scripts/$stage"
 	code=0
 	env -i PATH="$PATH" HOME="$box" "$box/scripts/$stage" || code=$?
