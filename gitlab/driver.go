@@ -74,7 +74,7 @@ func (d *Driver) Prepare(ctx context.Context, call Call) error {
 	if err != nil {
 		return err
 	}
-	runner, err := d.Proc.Runner()
+	runner, err := d.Proc.Runner(call.JobResponseFile)
 	if err != nil {
 		return fmt.Errorf("job %s: find the calling runner: %w", job.Name, err)
 	}

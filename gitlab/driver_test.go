@@ -31,7 +31,7 @@ func newDriver(t *testing.T) *driverFixture {
 	}
 	f := &driverFixture{eng: newFake(), log: &bytes.Buffer{}, dir: dir}
 	f.d = &Driver{Config: cfg, Engine: f.eng, Records: Records{Dir: filepath.Join(dir, "jobs")},
-		Proc: fakeProcFS(t, proc{300, 100, 300, 9}, proc{100, 1, 100, 5}), Version: "0.1.0", Log: f.log}
+		Proc: fakeProcFS(t, proc{300, 100, 300, 9, nil}, proc{100, 1, 100, 5, nil}), Version: "0.1.0", Log: f.log}
 	vars := ids("12", "34", "0", "5678")
 	vars[VarJobServices] = ""
 	f.call = Call{Vars: vars, BuildFailureCode: 1, SystemFailureCode: 2,

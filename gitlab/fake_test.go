@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -78,11 +79,13 @@ func (f *fakeEngine) Cleanup(_ context.Context, job JobContainer, commit bool) e
 	return nil
 }
 
-// fakeProc builds a procfs under dir with one stat file per process
-// (pid, ppid, pgrp, start) and "self" pointing at the first.
+// fakeProcFS builds a procfs under a temp dir with one stat file per
+// process (pid, ppid, pgrp, start), an environ file, and "self" standing
+// for the first.
 type proc struct {
 	pid, ppid, pgrp int
 	start           uint64
+	env             []string
 }
 
 func fakeProcFS(t *testing.T, procs ...proc) ProcFS {
@@ -100,6 +103,10 @@ func fakeProcFS(t *testing.T, procs ...proc) ProcFS {
 				t.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(dir, n, "stat"), []byte(stat), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			env := strings.Join(p.env, "\x00")
+			if err := os.WriteFile(filepath.Join(dir, n, "environ"), []byte(env), 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

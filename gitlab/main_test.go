@@ -30,7 +30,7 @@ func TestInvocationMain(t *testing.T) {
 	main := func(sub, cfg string, args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
 		inv := Invocation{Sub: sub, Args: args, ConfigFile: cfg, Environ: environ, Stdout: &out, Stderr: &errb,
-			Version: "0.1.0", Proc: fakeProcFS(t, proc{300, 100, 300, 9}, proc{100, 1, 100, 5}),
+			Version: "0.1.0", Proc: fakeProcFS(t, proc{300, 100, 300, 9, nil}, proc{100, 1, 100, 5, nil}),
 			Open: func(context.Context, *Config) (Engine, func() error, error) {
 				opens++
 				return eng, func() error { return nil }, nil

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -95,14 +96,35 @@ func (p ProcFS) Process(pid int) (Process, error) {
 }
 
 // Runner returns the runner process that called this driver. The runner
-// starts each driver call in a process group of its own (Setpgid), so the
-// runner is the parent of this process group's leader: that holds even when
-// config.toml names a wrapper script that runs stint without exec. When the
-// leader is gone, the parent of this process stands in.
-func (p ProcFS) Runner() (Process, error) {
+// sets JOB_RESPONSE_FILE (a path unique to the job) for its driver calls
+// only, so the runner is the nearest ancestor whose environment lacks
+// JOB_RESPONSE_FILE=marker: a wrapper script, sudo and sudo's pty monitor,
+// which inherit it, are passed over. With no marker (an environment that
+// dropped it), or no readable ancestor lacking it, the runner is the parent
+// of this process group's leader: the runner starts each call in a process
+// group of its own.
+func (p ProcFS) Runner(marker string) (Process, error) {
 	self, err := p.stat("self")
 	if err != nil {
 		return Process{}, err
+	}
+	if marker != "" {
+		want := EnvJobResponseFile + "=" + marker
+		pid := self.ppid
+		for range 16 {
+			env, err := os.ReadFile(filepath.Join(string(p), strconv.Itoa(pid), "environ"))
+			if err != nil || pid <= 1 {
+				break
+			}
+			if !slices.Contains(strings.Split(string(env), "\x00"), want) {
+				return p.Process(pid)
+			}
+			st, err := p.stat(strconv.Itoa(pid))
+			if err != nil {
+				break
+			}
+			pid = st.ppid
+		}
 	}
 	parent := self.ppid
 	if leader, err := p.stat(strconv.Itoa(self.pgrp)); err == nil {

@@ -10,24 +10,32 @@ import (
 )
 
 func TestRunnerProcess(t *testing.T) {
+	const marker = "/tmp/custom-executor1/response.json"
+	call := []string{"PATH=/bin", "JOB_RESPONSE_FILE=" + marker}
+	runner := Process{PID: 100, Start: 5, BootID: "boot-1"}
 	cases := []struct {
-		name  string
-		procs []proc
-		want  Process
+		name   string
+		marker string
+		procs  []proc
+		want   Process
 	}{
 		// The runner (100) started stint (300) directly: stint leads its group.
-		{"direct", []proc{{300, 100, 300, 9}, {100, 1, 100, 5}}, Process{PID: 100, Start: 5, BootID: "boot-1"}},
-		// config.toml names a wrapper (200) that runs stint without exec:
-		// the runner is the parent of the group's leader, not of stint.
-		{"wrapper", []proc{{300, 200, 200, 9}, {200, 100, 200, 8}, {100, 1, 100, 5}},
-			Process{PID: 100, Start: 5, BootID: "boot-1"}},
-		// The leader is gone: stint's own parent stands in.
-		{"leader gone", []proc{{300, 250, 200, 9}, {250, 100, 100, 8}, {100, 1, 100, 5}},
+		{"direct", marker, []proc{{300, 100, 300, 9, call}, {100, 1, 100, 5, nil}}, runner},
+		// config.toml names a wrapper (200) that runs stint without exec.
+		{"wrapper", marker, []proc{{300, 200, 200, 9, call}, {200, 100, 200, 8, call}, {100, 1, 100, 5, nil}}, runner},
+		// sudo (200) with use_pty: its monitor (250) runs stint in a
+		// session of its own; the environment leads to the runner.
+		{"sudo with a pty", marker, []proc{{300, 250, 300, 9, call}, {250, 200, 250, 8, call},
+			{200, 100, 200, 7, call}, {100, 1, 100, 5, []string{"HOME=/home/gitlab-runner"}}}, runner},
+		// No marker: the parent of the process group's leader.
+		{"no marker, wrapper", "", []proc{{300, 200, 200, 9, nil}, {200, 100, 200, 8, nil}, {100, 1, 100, 5, nil}}, runner},
+		// No marker and the leader is gone: stint's own parent stands in.
+		{"no marker, leader gone", "", []proc{{300, 250, 200, 9, nil}, {250, 100, 100, 8, nil}, {100, 1, 100, 5, nil}},
 			Process{PID: 250, Start: 8, BootID: "boot-1"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := fakeProcFS(t, c.procs...).Runner()
+			got, err := fakeProcFS(t, c.procs...).Runner(c.marker)
 			if err != nil || got != c.want {
 				t.Fatalf("Runner() = %+v, %v; want %+v", got, err, c.want)
 			}
@@ -36,7 +44,7 @@ func TestRunnerProcess(t *testing.T) {
 }
 
 func TestAlive(t *testing.T) {
-	fs := fakeProcFS(t, proc{300, 100, 300, 9}, proc{100, 1, 100, 5})
+	fs := fakeProcFS(t, proc{300, 100, 300, 9, nil}, proc{100, 1, 100, 5, nil})
 	cases := []struct {
 		name   string
 		runner Process
@@ -68,7 +76,7 @@ func TestHostProcess(t *testing.T) {
 	if Alive(Record{Runner: me}) {
 		t.Errorf("a process with another start time is Alive")
 	}
-	if _, err := HostProc.Runner(); err != nil {
+	if _, err := HostProc.Runner("/nonexistent/response.json"); err != nil {
 		t.Error(err)
 	}
 }
