@@ -67,7 +67,9 @@ type Runner struct {
 
 // StartRunner builds the fakerunner command and starts req in it, so that a
 // test can watch a runner die mid-job (Request.DieAt). It needs the go
-// command; the build output goes under t.TempDir().
+// command; the build output goes under t.TempDir(). The job's id should be
+// unique among the tests running at once: it finds the temp dir a dead
+// runner left, to remove it when the test ends.
 func StartRunner(t testing.TB, req Request) *Runner {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fakerunner")
@@ -86,7 +88,21 @@ func StartRunner(t testing.TB, req Request) *Runner {
 		t.Fatalf("start fakerunner: %v", err)
 	}
 	r.PID = r.cmd.Process.Pid
+	// A runner that dies leaves its executor's temp dir, as gitlab-runner
+	// does; the test's job id finds it.
+	t.Cleanup(func() { removeTempDirs(req.Job.ID) })
 	return r
+}
+
+// removeTempDirs removes the executor temp dirs of job id.
+func removeTempDirs(id int64) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "custom-executor*"))
+	for _, d := range dirs {
+		b, _ := os.ReadFile(filepath.Join(d, "response.json"))
+		if strings.Contains(string(b), fmt.Sprintf(`"id":%d,`, id)) {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // Wait waits for the runner. A runner that died returns an error (an

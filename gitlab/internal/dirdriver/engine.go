@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/stintdev/stint/gitlab"
+)
+
+// dirEngine is a gitlab.Engine whose containers are directories under
+// <root>/containers, each with a "monitor" process (a detached sleep) like
+// a real container's, so that a leak of the caller's stdout would show.
+type dirEngine struct{ root string }
+
+func (e *dirEngine) dir(name string) string { return filepath.Join(e.root, "containers", name) }
+
+func (e *dirEngine) Remotes(context.Context) ([]string, error) { return []string{"hub"}, nil }
+
+func (e *dirEngine) HasImage(_ context.Context, ref string) (bool, error) {
+	return ref == "busybox" || ref == "debian", nil
+}
+
+func (e *dirEngine) Prepare(ctx context.Context, job gitlab.JobContainer) error {
+	names := []string{job.Name}
+	for _, s := range job.Services {
+		names = append(names, s.Container)
+	}
+	for _, n := range names {
+		if err := os.MkdirAll(e.dir(n), 0o755); err != nil {
+			return fmt.Errorf("container %s: %w", n, err)
+		}
+		if err := e.startMonitor(n); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(e.dir(job.Name), "image"), []byte(job.Image+"\n"), 0o644)
+}
+
+// startMonitor starts a process that outlives the call, detached from the
+// caller's streams as a container monitor must be.
+func (e *dirEngine) startMonitor(name string) error {
+	cmd := exec.Command("sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("container %s: monitor: %w", name, err)
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	_ = cmd.Process.Release()
+	return os.WriteFile(filepath.Join(e.dir(name), "monitor.pid"), []byte(pid), 0o644)
+}
+
+func (e *dirEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, error) {
+	dir := e.dir(name)
+	if _, err := os.Stat(filepath.Join(dir, "monitor.pid")); err != nil {
+		return -1, fmt.Errorf("container %s: not running: %w", name, err)
+	}
+	script := filepath.Join(dir, "rootfs", x.Path)
+	if err := os.MkdirAll(filepath.Dir(script), 0o755); err != nil {
+		return -1, err
+	}
+	if err := os.WriteFile(script, x.Script, 0o700); err != nil {
+		return -1, err
+	}
+	argv := append(x.Argv[:len(x.Argv)-1:len(x.Argv)-1], script)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = x.Env, dir, x.Stdout, x.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ctx.Err() == nil {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	return 0, nil
+}
+
+func (e *dirEngine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool) error {
+	names := []string{job.Name}
+	for _, s := range job.Services {
+		names = append(names, s.Container)
+	}
+	for _, n := range names {
+		pid, err := os.ReadFile(filepath.Join(e.dir(n), "monitor.pid"))
+		if err == nil {
+			if p, err := strconv.Atoi(strings.TrimSpace(string(pid))); err == nil {
+				_ = syscall.Kill(p, syscall.SIGKILL)
+			}
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := os.RemoveAll(e.dir(n)); err != nil {
+			return fmt.Errorf("remove container %s: %w", n, err)
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(e.root, "commits.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = fmt.Fprintf(f, "%s commit=%v\n", job.Name, commit)
+	return err
+}
