@@ -285,6 +285,8 @@ func Interpreter(script []byte) []string {
 	switch {
 	case len(f) == 0:
 		return []string{"/bin/sh"}
+	case path.Base(f[0]) == "env" && len(f) > 2 && f[1] == "-S":
+		return f[2:]
 	case path.Base(f[0]) == "env" && len(f) > 1:
 		return f[1:]
 	}

@@ -295,6 +295,7 @@ func TestInterpreter(t *testing.T) {
 		"#!/usr/bin/env sh\n\ntrap 'exit 1' TERM\n": {"sh"},
 		"#!/usr/bin/env bash\n":                     {"bash"},
 		"#!/bin/bash -e\n":                          {"/bin/bash", "-e"},
+		"#!/usr/bin/env -S bash -e\n":               {"bash", "-e"},
 		"#!\n":                                      {"/bin/sh"},
 		"echo no shebang\n":                         {"/bin/sh"},
 		"":                                          {"/bin/sh"},
