@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/stintdev/stint/gitlab"
+	"github.com/stintdev/stint/gitlab/internal/direngine"
 )
 
 func main() {
@@ -31,7 +32,7 @@ func main() {
 	inv := gitlab.Invocation{Sub: sub, Args: args, ConfigFile: cfgFile, Environ: os.Environ(),
 		Stdout: os.Stdout, Stderr: os.Stderr, Version: "test",
 		Open: func(_ context.Context, cfg *gitlab.Config) (gitlab.Engine, func() error, error) {
-			return &dirEngine{root: cfg.Root}, func() error { return nil }, nil
+			return &direngine.Engine{Root: cfg.Root}, func() error { return nil }, nil
 		}}
 	os.Exit(inv.Main(ctx))
 }
@@ -42,7 +43,7 @@ func gc(ctx context.Context, cfgFile string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	removed, err := gitlab.SweepJobs(ctx, &dirEngine{root: cfg.Root}, gitlab.Records{Dir: gitlab.RecordsDir(cfg.Root)}, gitlab.HostProc)
+	removed, err := gitlab.SweepJobs(ctx, &direngine.Engine{Root: cfg.Root}, gitlab.Records{Dir: gitlab.RecordsDir(cfg.Root)}, gitlab.HostProc)
 	for _, n := range removed {
 		fmt.Println("removed", n)
 	}

@@ -1,4 +1,7 @@
-package main
+// Package direngine is a gitlab.Engine whose containers are directories and
+// whose scripts run on the host: the driver's tests run it under the
+// runner harness without LXC, and it runs the enginetest suite.
+package direngine
 
 import (
 	"context"
@@ -11,24 +14,25 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/stintdev/stint/gitlab"
 )
 
-// dirEngine is a gitlab.Engine whose containers are directories under
-// <root>/containers, each with a "monitor" process (a detached sleep) like
-// a real container's, so that a leak of the caller's stdout would show.
-type dirEngine struct{ root string }
+// Engine keeps its containers as directories under <Root>/containers, each
+// with a "monitor" process (a detached sleep) like a real container's, so
+// that a monitor holding the caller's stdout would show.
+type Engine struct{ Root string }
 
-func (e *dirEngine) dir(name string) string { return filepath.Join(e.root, "containers", name) }
+func (e *Engine) dir(name string) string { return filepath.Join(e.Root, "containers", name) }
 
-func (e *dirEngine) Remotes(context.Context) ([]string, error) { return []string{"hub"}, nil }
+func (e *Engine) Remotes(context.Context) ([]string, error) { return []string{"hub"}, nil }
 
-func (e *dirEngine) HasImage(_ context.Context, ref string) (bool, error) {
+func (e *Engine) HasImage(_ context.Context, ref string) (bool, error) {
 	return ref == "busybox" || ref == "debian", nil
 }
 
-func (e *dirEngine) Prepare(ctx context.Context, job gitlab.JobContainer) error {
+func (e *Engine) Prepare(ctx context.Context, job gitlab.JobContainer) error {
 	names := []string{job.Name}
 	for _, s := range job.Services {
 		names = append(names, s.Container)
@@ -46,7 +50,7 @@ func (e *dirEngine) Prepare(ctx context.Context, job gitlab.JobContainer) error 
 
 // startMonitor starts a process that outlives the call, detached from the
 // caller's streams as a container monitor must be.
-func (e *dirEngine) startMonitor(name string) error {
+func (e *Engine) startMonitor(name string) error {
 	cmd := exec.Command("sleep", "300")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -57,7 +61,7 @@ func (e *dirEngine) startMonitor(name string) error {
 	return os.WriteFile(filepath.Join(e.dir(name), "monitor.pid"), []byte(pid), 0o644)
 }
 
-func (e *dirEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, error) {
+func (e *Engine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, error) {
 	dir := e.dir(name)
 	if _, err := os.Stat(filepath.Join(dir, "monitor.pid")); err != nil {
 		return -1, fmt.Errorf("container %s: not running: %w", name, err)
@@ -72,6 +76,10 @@ func (e *dirEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, 
 	argv := append(x.Argv[:len(x.Argv)-1:len(x.Argv)-1], script)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = x.Env, dir, x.Stdout, x.Stderr
+	// A cancelled script goes with everything it started, as in a container.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
@@ -83,7 +91,7 @@ func (e *dirEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, 
 	return 0, nil
 }
 
-func (e *dirEngine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool) error {
+func (e *Engine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool) error {
 	names := []string{job.Name}
 	for _, s := range job.Services {
 		names = append(names, s.Container)
@@ -101,7 +109,7 @@ func (e *dirEngine) Cleanup(_ context.Context, job gitlab.JobContainer, commit b
 			return fmt.Errorf("remove container %s: %w", n, err)
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(e.root, "commits.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(filepath.Join(e.Root, "commits.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
