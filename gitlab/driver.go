@@ -162,7 +162,7 @@ func (d *Driver) Run(ctx context.Context, call Call, script string, stage Stage,
 	if err != nil {
 		return err
 	}
-	rec, err := d.Records.Read(name)
+	_, err = d.Records.Read(name)
 	if errors.Is(err, ErrNoRecord) {
 		return fmt.Errorf("run %s in %s: %w", stage, name, ErrNotPrepared)
 	} else if err != nil {
@@ -175,12 +175,12 @@ func (d *Driver) Run(ctx context.Context, call Call, script string, stage Stage,
 	target := path.Join(ScriptDir, string(stage))
 	code, err := d.Engine.Exec(ctx, name, Exec{
 		Path: target, Script: body, Argv: append(Interpreter(body), target),
-		Env: ContainerEnv(d.Config.Profile.Env), Dir: "/", Stdout: stdout, Stderr: stderr,
+		Env: ContainerEnv(d.Config.Profile.Env), Dir: "/", Stdout: writerOnly{stdout}, Stderr: writerOnly{stderr},
 	})
 	if err != nil {
 		err = fmt.Errorf("run %s in %s: %w", stage, name, err)
 	}
-	d.noteOutcome(&rec, stage, code, err)
+	d.noteOutcome(name, stage, code, err)
 	if err != nil {
 		return err
 	}
@@ -190,22 +190,30 @@ func (d *Driver) Run(ctx context.Context, call Call, script string, stage Stage,
 	return nil
 }
 
+// writerOnly hides that a writer is an *os.File (the runner's pipe), so
+// that an engine copies into it rather than handing the descriptor to the
+// container: a process the job leaves in the background must not keep the
+// runner's pipe open, or the runner waits for its end of file forever.
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
+
 // noteOutcome records what the stage says about the job's status, which
-// decides at cleanup whether the caches commit.
-func (d *Driver) noteOutcome(rec *Record, stage Stage, code int, err error) {
-	before := *rec
-	switch {
-	case (err != nil || code != 0) && stage.failsJob():
-		rec.Failed = true
-	case stage == StageArchiveCacheOnFailure || stage == StageUploadArtifactsOnFailure:
-		rec.Failed = true // the runner says the job failed
-	case stage.User() && err == nil && code == 0:
-		rec.Passed = true
+// decides at cleanup whether the caches commit. A record gone meanwhile
+// (gc removed the job of a runner that died during this call) stays gone.
+func (d *Driver) noteOutcome(name string, stage Stage, code int, err error) {
+	failed := (err != nil || code != 0) && stage.failsJob() ||
+		stage == StageArchiveCacheOnFailure || stage == StageUploadArtifactsOnFailure // the runner says the job failed
+	passed := !failed && stage.User() && err == nil && code == 0
+	if !failed && !passed {
+		return
 	}
-	if before.Failed != rec.Failed || before.Passed != rec.Passed {
-		if werr := d.Records.Write(*rec); werr != nil {
-			d.logf("stint: %v", werr)
-		}
+	werr := d.Records.Update(name, func(rec *Record) {
+		rec.Failed = rec.Failed || failed
+		rec.Passed = rec.Passed || passed
+	})
+	if werr != nil && !errors.Is(werr, ErrNoRecord) {
+		d.logf("stint: %v", werr)
 	}
 }
 
@@ -225,8 +233,7 @@ func (d *Driver) Cleanup(ctx context.Context, call Call) error {
 		return err
 	}
 	if err := d.Engine.Cleanup(ctx, rec.Job, rec.Succeeded()); err != nil {
-		rec.Runner = Process{}
-		if werr := d.Records.Write(rec); werr != nil {
+		if werr := d.Records.Update(name, func(r *Record) { r.Runner = Process{} }); werr != nil {
 			err = errors.Join(err, werr)
 		}
 		return fmt.Errorf("clean up job %s (left for stint gc): %w", name, err)

@@ -30,7 +30,11 @@ import (
 //     stage, with exactly the environment in Exec.Env (nothing of the
 //     caller's own). It returns the script's exit status; err is only for
 //     stint's own failures (the script could not be started, the container
-//     is gone), never for a script that failed.
+//     is gone), never for a script that failed. It returns soon after the
+//     script's process exits, even when the script left a process running
+//     in the background that still holds its output. Cancelling ctx kills
+//     the script and what it started, but not the container: later stages
+//     (after_script) still run in it.
 //  4. Cleanup removes everything Prepare made for the job: the services,
 //     the container, its volume, its network. commit says whether the job
 //     passed, so that cache volumes may keep what it wrote (each cache's

@@ -94,6 +94,14 @@ func TestDriverUnderHarness(t *testing.T) {
 		t.Errorf("left after cleanup: %v", left)
 	}
 
+	// A job that leaves a process in the background (a server for its
+	// tests) with its output: the run call still ends, with its pipes.
+	job.ID, job.Script = 103, []string{"sleep 6 &", "echo left it running"}
+	res, err = runnertest.Run(context.Background(), d, job, options())
+	if err != nil || res.Err != nil || len(res.Leaks) > 0 || res.Elapsed > 5*time.Second {
+		t.Fatalf("background process: %v %v, leaks %v, %s\n%s", err, res.Err, res.Leaks, res.Elapsed, res.Trace)
+	}
+
 	job.ID, job.Script = 101, []string{"echo failing", "exit 3"}
 	res, err = runnertest.Run(context.Background(), d, job, options())
 	if err != nil {

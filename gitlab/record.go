@@ -160,11 +160,51 @@ var ErrNoRecord = errors.New("no job record")
 
 func (rs Records) path(name string) string { return filepath.Join(rs.Dir, name+".json") }
 
+// lock takes the directory's lock (flock on .lock), which every change of
+// a record holds: a `run` call that outlived its runner must not write back
+// a record that gc removed meanwhile.
+func (rs Records) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("job records %s: %w", rs.Dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(rs.Dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("job records lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("job records lock: %w", err)
+	}
+	return func() { _ = f.Close() }, nil
+}
+
 // Write stores rec under its job's name, replacing any older record.
 func (rs Records) Write(rec Record) error {
-	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
-		return fmt.Errorf("job records %s: %w", rs.Dir, err)
+	unlock, err := rs.lock()
+	if err != nil {
+		return err
 	}
+	defer unlock()
+	return rs.write(rec)
+}
+
+// Update changes name's record with mut, if it still exists (an error
+// wrapping ErrNoRecord if not).
+func (rs Records) Update(name string, mut func(*Record)) error {
+	unlock, err := rs.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rec, err := rs.Read(name)
+	if err != nil {
+		return err
+	}
+	mut(&rec)
+	return rs.write(rec)
+}
+
+func (rs Records) write(rec Record) error {
 	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode job record %s: %w", rec.Job.Name, err)
@@ -213,6 +253,11 @@ func (rs Records) trySweepLock() (unlock func(), ok bool, err error) {
 
 // Remove deletes name's record; removing an absent record is not an error.
 func (rs Records) Remove(name string) error {
+	unlock, err := rs.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := os.Remove(rs.path(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove job record %s: %w", name, err)
 	}

@@ -33,6 +33,7 @@ func Suite(t *testing.T, newEngine Factory) {
 		{"Environment", testEnvironment},
 		{"BuildsDirOutlivesAStage", testBuildsDir},
 		{"Cancel", testCancel},
+		{"Background", testBackground},
 		{"Cleanup", testCleanup},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,5 +163,19 @@ func testCleanup(t *testing.T, e gitlab.Engine, job gitlab.JobContainer) {
 	}
 	if _, _, _, err := run(ctx, e, job, "true\n", gitlab.ContainerEnv(nil)); err == nil {
 		t.Error("exec after cleanup: no error")
+	}
+}
+
+// testBackground: a process the script leaves running with its output
+// inherited does not hold Exec past the script's end.
+func testBackground(t *testing.T, e gitlab.Engine, job gitlab.JobContainer) {
+	prepare(t, e, job)
+	start := time.Now()
+	code, out, _, err := run(context.Background(), e, job, "sleep 8 &\necho started\n", gitlab.ContainerEnv(nil))
+	if err != nil || code != 0 || out != "started\n" {
+		t.Errorf("exec = %d, %q, %v", code, out, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("exec returned %s after a script that left a process in the background", d)
 	}
 }

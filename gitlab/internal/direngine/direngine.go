@@ -80,7 +80,23 @@ func (e *Engine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, err
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", name, err)
+	}
+	// Cleanup kills what a script left running, as a container's stop does.
+	if f, err := os.OpenFile(filepath.Join(dir, "pgids"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(f, cmd.Process.Pid)
+		f.Close()
+	}
+	err := cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The script is done; something it left in the background still
+		// held its output.
+		err = nil
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			return code, nil
+		}
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
 		return ee.ExitCode(), nil
@@ -95,6 +111,13 @@ func (e *Engine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool
 	names := []string{job.Name}
 	for _, s := range job.Services {
 		names = append(names, s.Container)
+	}
+	if pgids, err := os.ReadFile(filepath.Join(e.dir(job.Name), "pgids")); err == nil {
+		for _, l := range strings.Fields(string(pgids)) {
+			if p, err := strconv.Atoi(l); err == nil {
+				_ = syscall.Kill(-p, syscall.SIGKILL)
+			}
+		}
 	}
 	for _, n := range names {
 		pid, err := os.ReadFile(filepath.Join(e.dir(n), "monitor.pid"))
