@@ -71,12 +71,9 @@ func TestDriverUnderHarness(t *testing.T) {
 		Script:      []string{"echo hello from $CI_JOB_ID", "env | sort", "touch $CI_PROJECT_DIR/left-by-script"},
 		AfterScript: []string{"echo status=$CI_JOB_STATUS", "ls $CI_PROJECT_DIR"},
 		Services:    []runnertest.Service{{Name: "busybox", Alias: "db"}}}
-	res, err := runnertest.Run(context.Background(), d, job, options())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Err != nil || len(res.Leaks) > 0 {
-		t.Fatalf("job: %v, leaks %v\n%s", res.Err, res.Leaks, res.Trace)
+	res := runnertest.MustRun(t, context.Background(), d, job, options())
+	if res.Err != nil {
+		t.Fatalf("job: %v\n%s", res.Err, res.Trace)
 	}
 	for _, want := range []string{"Using Custom executor with driver stint test...", "preparing gitlab-",
 		"from image debian", "service busybox from image busybox as db", "hello from 100", "status=success", "left-by-script"} {
@@ -97,16 +94,13 @@ func TestDriverUnderHarness(t *testing.T) {
 	// A job that leaves a process in the background (a server for its
 	// tests) with its output: the run call still ends, with its pipes.
 	job.ID, job.Script = 103, []string{"sleep 6 &", "echo left it running"}
-	res, err = runnertest.Run(context.Background(), d, job, options())
-	if err != nil || res.Err != nil || len(res.Leaks) > 0 || res.Elapsed > 5*time.Second {
-		t.Fatalf("background process: %v %v, leaks %v, %s\n%s", err, res.Err, res.Leaks, res.Elapsed, res.Trace)
+	res = runnertest.MustRun(t, context.Background(), d, job, options())
+	if res.Err != nil || res.Elapsed > 5*time.Second {
+		t.Fatalf("background process: %v, %s\n%s", res.Err, res.Elapsed, res.Trace)
 	}
 
 	job.ID, job.Script = 101, []string{"echo failing", "exit 3"}
-	res, err = runnertest.Run(context.Background(), d, job, options())
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = runnertest.MustRun(t, context.Background(), d, job, options())
 	var je *runnertest.JobError
 	if !errors.As(res.Err, &je) || je.Kind != runnertest.ScriptFailure || je.ExitCode != 3 || !strings.Contains(res.Trace, "status=failed") {
 		t.Fatalf("failing job: %v\n%s", res.Err, res.Trace)

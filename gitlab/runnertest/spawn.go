@@ -2,6 +2,7 @@ package runnertest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,4 +117,20 @@ func (r *Runner) Wait() (*Report, error) {
 		return nil, fmt.Errorf("fakerunner report: %w", err)
 	}
 	return &rep, nil
+}
+
+// MustRun is Run for tests: the test fails when the harness can't run, and
+// when any call's stdout or stderr stayed open after its process exited (a
+// leaked monitor: the real runner would hang there until its timeout). The
+// job's own outcome is the result's Err, for the test to judge.
+func MustRun(t testing.TB, ctx context.Context, d Driver, job Job, opts Options) *Result {
+	t.Helper()
+	res, err := Run(ctx, d, job, opts)
+	if err != nil {
+		t.Fatalf("runner harness: %v", err)
+	}
+	for _, l := range res.Leaks {
+		t.Errorf("driver call left its output open: %v", l)
+	}
+	return res
 }
