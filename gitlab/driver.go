@@ -218,24 +218,27 @@ func (d *Driver) noteOutcome(name string, stage Stage, code int, err error) {
 }
 
 // Cleanup is `cleanup`: remove everything of the job's and its record. The
-// caches commit only when the job passed. When the engine fails (or the
-// runner's cleanup timeout kills the call), the record is kept without its
-// runner, so that the next prepare or `stint gc` finishes the work.
+// caches commit only when the job passed. The record first loses its runner,
+// so that a cleanup that fails, or that the runner's cleanup timeout kills,
+// leaves the job to the next prepare or `stint gc`; sweeps wait meanwhile.
 func (d *Driver) Cleanup(ctx context.Context, call Call) error {
 	name, err := ContainerName(call.Vars)
 	if err != nil {
 		return err
 	}
-	rec, err := d.Records.Read(name)
+	unlock, _, err := d.Records.sweepLock(0)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	var rec Record
+	err = d.Records.Update(name, func(r *Record) { r.Runner = Process{}; rec = *r })
 	if errors.Is(err, ErrNoRecord) {
 		return nil // config or prepare failed before anything was made
 	} else if err != nil {
 		return err
 	}
 	if err := d.Engine.Cleanup(ctx, rec.Job, rec.Succeeded()); err != nil {
-		if werr := d.Records.Update(name, func(r *Record) { r.Runner = Process{} }); werr != nil {
-			err = errors.Join(err, werr)
-		}
 		return fmt.Errorf("clean up job %s (left for stint gc): %w", name, err)
 	}
 	return d.Records.Remove(name)

@@ -234,6 +234,11 @@ func (rs Records) Read(name string) (Record, error) {
 // trySweepLock takes the directory's sweep lock (flock on .sweep.lock)
 // without waiting; ok is false when another process holds it.
 func (rs Records) trySweepLock() (unlock func(), ok bool, err error) {
+	return rs.sweepLock(syscall.LOCK_NB)
+}
+
+// sweepLock takes the sweep lock; flags may add LOCK_NB.
+func (rs Records) sweepLock(flags int) (unlock func(), ok bool, err error) {
 	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("job records %s: %w", rs.Dir, err)
 	}
@@ -241,7 +246,7 @@ func (rs Records) trySweepLock() (unlock func(), ok bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("job records sweep lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|flags); err != nil {
 		_ = f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, false, nil
