@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -254,6 +255,9 @@ func (d *Driver) Sweep(ctx context.Context) ([]string, error) {
 // one process sweeps a records directory at a time; another that finds it
 // busy returns at once, having removed nothing.
 func SweepJobs(ctx context.Context, eng Engine, rs Records, proc ProcFS) ([]string, error) {
+	if _, err := os.Stat(rs.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil // no GitLab job ever ran here: make nothing
+	}
 	unlock, ok, err := rs.trySweepLock()
 	if err != nil || !ok {
 		return nil, err

@@ -131,6 +131,16 @@ func TestRecords(t *testing.T) {
 	}
 }
 
+func TestSweepMakesNothing(t *testing.T) {
+	rs := Records{Dir: filepath.Join(t.TempDir(), "gitlab", "jobs")}
+	if removed, err := SweepJobs(context.Background(), newFake(), rs, HostProc); err != nil || removed != nil {
+		t.Fatalf("SweepJobs = %v, %v", removed, err)
+	}
+	if _, err := os.Stat(filepath.Dir(rs.Dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a sweep of a root without GitLab jobs made %s: %v", rs.Dir, err)
+	}
+}
+
 func TestSweepLock(t *testing.T) {
 	rs := Records{Dir: t.TempDir()}
 	unlock, ok, err := rs.trySweepLock()
