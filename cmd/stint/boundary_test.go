@@ -17,6 +17,6 @@ func TestCLIImportsTheFrontDoorOnly(t *testing.T) {
 		assert.NotContains(t, imports, p)
 	}
 	for _, p := range imports {
-		assert.Contains(t, []string{"runner", "runner/container", "runner/output", "runner/reconcile", "spec", "images"}, p)
+		assert.Contains(t, []string{"runner", "runner/container", "runner/output", "runner/reconcile", "spec", "images", "gitlab"}, p)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/stintdev/stint/gitlab"
 	"github.com/stintdev/stint/runner"
 )
 
@@ -23,9 +24,16 @@ func (c *GcCmd) Run(g *Globals) error {
 		return err
 	}
 	defer h.Close()
+	// GitLab jobs first: the runner that prepared one is gone (their
+	// long-lived records are no orphans to the runner's gc).
+	swept, sweepErr := gitlab.SweepJobs(ctx, &hostEngine{h: h}, gitlab.Records{Dir: gitlab.RecordsDir(g.Root)}, gitlab.HostProc)
 	res, err := h.GC(ctx, runner.GCOptions{Kept: c.Kept || c.All})
 	if err != nil {
 		return withCode(ExitHost, err)
+	}
+	res.Removed = append(swept, res.Removed...)
+	if sweepErr != nil {
+		res.Errors = append(res.Errors, sweepErr.Error())
 	}
 	if g.JSON {
 		if err := writeJSON(g.Stdout, res); err != nil {

@@ -57,6 +57,8 @@ type CLI struct {
 	Down     DownCmd     `cmd:"" help:"Remove every long-lived container a spec set owns."`
 	Watch    WatchCmd    `cmd:"" help:"Reconcile a spec set on every change of its files, and on drift."`
 	Logs     LogsCmd     `cmd:"" help:"Print a long-lived container's console log."`
+
+	Gitlab GitlabCmd `cmd:"" name:"gitlab" help:"GitLab Runner custom executor driver: config, prepare, run, cleanup."`
 }
 
 // VersionCmd prints the version.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stintdev/stint/gitlab/runnertest"
+)
+
+// TestGitLabDriver plays gitlab-runner against the real binary on the
+// busybox image: the trace shows the script's output, a failing script
+// gives the build-failure code, and a runner killed mid-job leaves nothing
+// after `stint gc`.
+func TestGitLabDriver(t *testing.T) {
+	f := newCLI(t) // its cleanup gcs everything and destroys the golden volumes
+	bin, dir, root := f.bin, f.dir, f.root
+	cli := stintCLI(t, bin, root)
+	if out, code := cli("image", "build", "--builder", "busybox", "--alias", "busybox"); code != 0 {
+		t.Fatalf("busybox image: %d\n%s", code, out)
+	}
+	cfg := filepath.Join(dir, "gitlab.toml")
+	if err := os.WriteFile(cfg, []byte("root = \""+root+"\"\ndefault_image = \"busybox\"\nshell = \"sh\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	argv := func(sub string) []string { return []string{bin, "gitlab", sub, "--config", cfg} }
+	d := runnertest.Driver{Config: argv("config"), Prepare: argv("prepare"), Run: argv("run"), Cleanup: argv("cleanup")}
+	opts := runnertest.Options{EOFGrace: 3 * time.Second, RetryInterval: 100 * time.Millisecond, CleanupTimeout: time.Minute}
+	job := runnertest.Job{ID: 9001, ProjectID: 1, RunnerID: 1, Script: []string{"echo hello from $(hostname)", "touch $CI_PROJECT_DIR/mark"},
+		AfterScript: []string{"echo status=$CI_JOB_STATUS", "ls $CI_PROJECT_DIR"}}
+	res := runnertest.MustRun(t, context.Background(), d, job, opts)
+	if res.Err != nil || !strings.Contains(res.Trace, "hello from gitlab-") || !strings.Contains(res.Trace, "status=success") ||
+		!strings.Contains(res.Trace, "mark") {
+		t.Fatalf("passing job: %v\n%s", res.Err, res.Trace)
+	}
+	job.ID, job.Script = 9002, []string{"exit 3"}
+	res = runnertest.MustRun(t, context.Background(), d, job, opts)
+	var je *runnertest.JobError
+	if !errors.As(res.Err, &je) || je.Kind != runnertest.ScriptFailure || je.ExitCode != 3 || !strings.Contains(res.Trace, "status=failed") {
+		t.Fatalf("failing job: %v\n%s", res.Err, res.Trace)
+	}
+	job.ID, job.Script = 9003, []string{"sleep 60"}
+	r := runnertest.StartRunner(t, runnertest.Request{Driver: d, Job: job, Options: opts, DieAt: "build_script", DieAfter: 2 * time.Second})
+	if _, err := r.Wait(); err == nil {
+		t.Fatal("the runner survived")
+	}
+	if out, code := cli("gc"); code != 0 {
+		t.Fatalf("gc: %d\n%s", code, out)
+	}
+	if out, _ := cli("ps"); strings.Contains(out, "gitlab") {
+		t.Errorf("left after gc:\n%s", out)
+	}
+}
