@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stintdev/stint/internal/testenv"
+	"github.com/stintdev/stint/runner"
 )
 
 // The one harness of the CLI tests that need a real binary (the LXC runtime
@@ -20,6 +21,7 @@ import (
 // specs; stintCLI runs it.
 
 func TestMain(m *testing.M) {
+	runner.Reexec() // tests that open a Host in process need the helpers
 	code := m.Run()
 	if stintBin != "" {
 		os.RemoveAll(filepath.Dir(stintBin))

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stintdev/stint/gitlab"
+	"github.com/stintdev/stint/gitlab/enginetest"
 	"github.com/stintdev/stint/gitlab/runnertest"
+	"github.com/stintdev/stint/runner"
 )
 
 // TestGitLabDriver plays gitlab-runner against the real binary on the
@@ -54,4 +57,21 @@ func TestGitLabDriver(t *testing.T) {
 	if out, _ := cli("ps"); strings.Contains(out, "gitlab") {
 		t.Errorf("left after gc:\n%s", out)
 	}
+}
+
+// TestGitLabEngineConformance runs the gitlab engine suite on the Host's
+// engine (local LXC, the busybox image).
+func TestGitLabEngineConformance(t *testing.T) {
+	f := newCLI(t)
+	if out, code := stintCLI(t, f.bin, f.root)("image", "build", "--builder", "busybox", "--alias", "busybox"); code != 0 {
+		t.Fatalf("busybox image: %d\n%s", code, out)
+	}
+	enginetest.Suite(t, func(t *testing.T) (gitlab.Engine, gitlab.JobContainer) {
+		h, err := runner.Open(context.Background(), f.root, runner.Options{Containers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.Close() })
+		return &hostEngine{h: h}, gitlab.JobContainer{Image: "busybox", BuildsDir: "/builds", CacheDir: "/cache", Network: "none"}
+	})
 }
