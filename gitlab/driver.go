@@ -227,9 +227,9 @@ func (d *Driver) Cleanup(ctx context.Context, call Call) error {
 	if err != nil {
 		return err
 	}
-	unlock, _, err := d.Records.sweepLock(0)
-	if err != nil {
-		return err
+	unlock, ok, err := d.Records.sweepLock(0)
+	if err != nil || !ok {
+		return err // !ok: no records dir, nothing was ever prepared here
 	}
 	defer unlock()
 	var rec Record

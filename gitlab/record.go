@@ -163,11 +163,18 @@ func (rs Records) path(name string) string { return filepath.Join(rs.Dir, name+"
 // lock takes the directory's lock (flock on .lock), which every change of
 // a record holds: a `run` call that outlived its runner must not write back
 // a record that gc removed meanwhile.
-func (rs Records) lock() (unlock func(), err error) {
-	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("job records %s: %w", rs.Dir, err)
+// Only Write makes the directory: an Update or Remove after gc removed it
+// (the test's temp dir, a root) must not make it again.
+func (rs Records) lock(create bool) (unlock func(), err error) {
+	if create {
+		if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
+			return nil, fmt.Errorf("job records %s: %w", rs.Dir, err)
+		}
 	}
 	f, err := os.OpenFile(filepath.Join(rs.Dir, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("job records %s: %w", rs.Dir, ErrNoRecord)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("job records lock: %w", err)
 	}
@@ -180,7 +187,7 @@ func (rs Records) lock() (unlock func(), err error) {
 
 // Write stores rec under its job's name, replacing any older record.
 func (rs Records) Write(rec Record) error {
-	unlock, err := rs.lock()
+	unlock, err := rs.lock(true)
 	if err != nil {
 		return err
 	}
@@ -191,7 +198,7 @@ func (rs Records) Write(rec Record) error {
 // Update changes name's record with mut, if it still exists (an error
 // wrapping ErrNoRecord if not).
 func (rs Records) Update(name string, mut func(*Record)) error {
-	unlock, err := rs.lock()
+	unlock, err := rs.lock(false)
 	if err != nil {
 		return err
 	}
@@ -237,12 +244,13 @@ func (rs Records) trySweepLock() (unlock func(), ok bool, err error) {
 	return rs.sweepLock(syscall.LOCK_NB)
 }
 
-// sweepLock takes the sweep lock; flags may add LOCK_NB.
+// sweepLock takes the sweep lock; flags may add LOCK_NB. ok is false, with
+// no error, when the directory does not exist (no job was ever recorded).
 func (rs Records) sweepLock(flags int) (unlock func(), ok bool, err error) {
-	if err := os.MkdirAll(rs.Dir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("job records %s: %w", rs.Dir, err)
-	}
 	f, err := os.OpenFile(filepath.Join(rs.Dir, ".sweep.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("job records sweep lock: %w", err)
 	}
@@ -258,7 +266,10 @@ func (rs Records) sweepLock(flags int) (unlock func(), ok bool, err error) {
 
 // Remove deletes name's record; removing an absent record is not an error.
 func (rs Records) Remove(name string) error {
-	unlock, err := rs.lock()
+	unlock, err := rs.lock(false)
+	if errors.Is(err, ErrNoRecord) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

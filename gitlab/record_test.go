@@ -143,6 +143,9 @@ func TestSweepMakesNothing(t *testing.T) {
 
 func TestSweepLock(t *testing.T) {
 	rs := Records{Dir: t.TempDir()}
+	if _, ok, err := (Records{Dir: filepath.Join(rs.Dir, "missing")}).trySweepLock(); ok || err != nil {
+		t.Errorf("sweep lock of a missing dir: %v %v", ok, err)
+	}
 	unlock, ok, err := rs.trySweepLock()
 	if err != nil || !ok {
 		t.Fatalf("first lock: %v %v", ok, err)
