@@ -2,12 +2,16 @@
 # `make bench`: stint side by side with the kernel floor, the LXC sequence,
 # LXD and podman (when installed), on the same machine in one run, with
 # warm-up and interleaved repetitions. Not a test: CI never runs it.
-# Root. REPS (default 30) sets the repetitions of the single-job table.
+# Root. REPS (default 30) sets the repetitions of the single-job table,
+# PHASE_RUNS (default 20) the runs of each phase table, ARTIFACT_RUNS
+# (default 50) the runs of the job with an artifact, ROUNDS (default 3) the
+# interleaved rounds of the throughput table; LXD=0 leaves LXD out (on a
+# host where others use it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 . bench/anchors/common.sh
-REPS=${REPS:-30}
+REPS=${REPS:-30} PHASE_RUNS=${PHASE_RUNS:-20} ARTIFACT_RUNS=${ARTIFACT_RUNS:-50} ROUNDS=${ROUNDS:-3} LXD=${LXD:-1}
 STINT=$PWD/bin/stint
 [ "$(id -u)" = 0 ] || { echo "make bench: run as root" >&2; exit 2; }
 [ -x "$STINT" ] || { echo "make bench: build stint first (make build)" >&2; exit 2; }
@@ -25,10 +29,13 @@ for r in "$SB" "$SO"; do
 done
 run="run --artifacts $B/artifacts bench/trivial.toml"
 
+FLOOR="floor btrfs (priv)" LXCU="lxc-copy+execute btrfs (unpriv)"
 contenders=(
-  "floor btrfs (priv)=bash bench/anchors/floor.sh"
-  "lxc-copy+execute btrfs (priv)=bash bench/anchors/lxc-seq.sh btrfs"
-  "lxc-copy+execute ovl (priv)=bash bench/anchors/lxc-seq.sh overlay"
+  "$FLOOR=bash bench/anchors/floor.sh"
+  "lxc-copy+execute btrfs (priv)=bash bench/anchors/lxc-seq.sh btrfs priv"
+  "lxc-copy+execute ovl (priv)=bash bench/anchors/lxc-seq.sh overlay priv"
+  "$LXCU=bash bench/anchors/lxc-seq.sh btrfs unpriv"
+  "lxc-copy+execute ovl (unpriv)=bash bench/anchors/lxc-seq.sh overlay unpriv"
   "stint run btrfs (unpriv)=$STINT --root $SB $run"
   "stint run overlay (unpriv)=$STINT --root $SO $run"
   "stint exec btrfs (unpriv)=$STINT --root $SB exec busybox -- /bin/true"
@@ -36,7 +43,9 @@ contenders=(
 )
 notes=()
 lxd_pid=
-if command -v lxd >/dev/null && command -v lxc >/dev/null; then
+if [ "$LXD" = 0 ]; then
+  notes+=("LXD: left out (LXD=0)")
+elif command -v lxd >/dev/null && command -v lxc >/dev/null; then
   lxd_pid=$(bash bench/lxd.sh "$STINT" "$SB")
   contenders+=("lxd launch+exec+stop (unpriv)=bash bench/anchors/lxd.sh")
 else
@@ -55,26 +64,37 @@ echo "# $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load before: $(
 echo
 echo "## single trivial job (/bin/true, fully torn down): $REPS interleaved repetitions after 3 warm-ups"
 echo
-bin/harness -reps "$REPS" -warmup 3 -ref "stint run btrfs (unpriv)" "${contenders[@]}"
+bin/harness -reps "$REPS" -warmup 3 -ref "$FLOOR" -ref "$LXCU" "${contenders[@]}"
 for n in "${notes[@]}"; do echo "- $n"; done
-echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid"
+echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid;"
+echo "  the unprivileged LXC rows use stint's id map ($(grep -h '^lxc.idmap = u' "$BTRFS/lxc/ubase/config"))"
+echo "- issue 16's bar: stint run btrfs (unpriv) at ratio A <= 2.0x and ratio B <= 1.0x"
 echo
-echo "## where a trivial stint job's time goes: phase events of --json (20 runs each)"
+echo "## where a trivial stint job's time goes: phase events of --json ($PHASE_RUNS runs each)"
 echo
-echo "btrfs:"; echo; bash bench/phases.sh 20 "$SB" "$STINT"; echo
-echo "overlay:"; echo; bash bench/phases.sh 20 "$SO" "$STINT"; echo
+echo "btrfs:"; echo; bash bench/phases.sh "$PHASE_RUNS" "$SB" "$STINT"; echo
+echo "overlay:"; echo; bash bench/phases.sh "$PHASE_RUNS" "$SO" "$STINT"; echo
+echo "## a job with an artifact (bench/artifact.toml), btrfs: $ARTIFACT_RUNS runs"
+echo
+art=$(bash bench/phases.sh "$ARTIFACT_RUNS" "$SB" "$STINT" bench/artifact.toml)
+echo "$art"
+echo
+echo "- artifacts phase, max over $ARTIFACT_RUNS jobs: $(echo "$art" | awk -F'|' '$2 ~ /^ artifacts / { gsub(/ /, "", $6); print $6 " ms" }') (issue 16's bar: no job over 100 ms)"
+echo
 echo "One start of the stint binary (Go runtime, cgo, liblxc loading; each job runs it 3 times: stint, start helper, attach helper):"
 echo
 bin/harness -reps 20 -warmup 3 "stint --help=$STINT --help >/dev/null" "/bin/true=/bin/true"
 echo
-echo "## throughput: 40 jobs, 4 at once"
+echo "## throughput: 40 jobs, 4 at once, $ROUNDS interleaved round(s)"
 echo
-bin/harness -throughput 40 -parallel 4 \
-  "floor btrfs=bash bench/anchors/floor.sh" \
-  "lxc-copy+execute btrfs=bash bench/anchors/lxc-seq.sh btrfs" \
-  "stint run btrfs, 4 processes=$STINT --root $SB $run"
-bin/harness -throughput 1 -parallel 1 -per 40 \
-  "stint run -j 4 btrfs, 1 process=$STINT --root $SB run -j 4 --artifacts $B/artifacts bench/forty.toml" | tail -n 1
+J4="stint run -j 4 btrfs, 1 process"
+bin/harness -throughput 40 -parallel 4 -rounds "$ROUNDS" -batch "$J4" -ref "$LXCU" \
+  "floor btrfs (priv)=bash bench/anchors/floor.sh" \
+  "lxc-copy+execute btrfs (priv)=bash bench/anchors/lxc-seq.sh btrfs priv" \
+  "$LXCU=bash bench/anchors/lxc-seq.sh btrfs unpriv" \
+  "stint run btrfs, 4 processes=$STINT --root $SB $run" \
+  "$J4=$STINT --root $SB run -j 4 --artifacts $B/artifacts bench/forty.toml"
+echo "- issue 16's bar: $J4 at ratio A >= 1.0x"
 echo
 echo "## stint's peak RSS (one trivial job, btrfs)"
 echo
