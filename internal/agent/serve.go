@@ -1,0 +1,277 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Main is stint-agent's main: it serves the protocol on ControlFD and
+// ReportFD with its own stdout and stderr for the commands, and returns the
+// process's exit code.
+func Main() int {
+	// Only stdio and the two pipes are ours to hand on; nothing else the
+	// container's start left open may reach a command.
+	if err := unix.CloseRange(ReportFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintf(os.Stderr, "stint-agent: close inherited descriptors: %v\n", err)
+		return 1
+	}
+	unix.CloseOnExec(ControlFD)
+	unix.CloseOnExec(ReportFD)
+	control, reports := os.NewFile(ControlFD, "control"), os.NewFile(ReportFD, "reports")
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stint-agent: %v\n", err)
+		return 1
+	}
+	if err := Serve(control, reports, null, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "stint-agent: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// server is the agent's state; one goroutine (Serve's) owns it.
+type server struct {
+	out     *json.Encoder
+	stdio   [3]uintptr
+	pid1    bool  // PID 1 of a pid namespace: kill(-1) reaches exactly the container
+	running int   // the pid of the command being run, 0 if none
+	groups  []int // outside a pid namespace: process groups of the commands started
+	reaping bool  // a reap (or exit) is waiting for the last child
+	exiting bool  // an exit is waiting for the last child
+	byeOnce bool  // the exit was asked for (else: the control pipe ended)
+	reaped  int   // processes killed and waited for by the current reap
+}
+
+// Serve runs the agent's loop: requests from control, reports to reports,
+// commands with stdin, stdout and stderr. It returns when asked to exit or
+// when control ends, once every process it started (and, as PID 1, every
+// process of its pid namespace) is gone.
+//
+// As PID 1 it reaps every orphan of the container. Elsewhere (tests) it
+// makes itself the child subreaper, so that orphans of its commands come to
+// it, and Reap reaches only its commands' process groups.
+func Serve(control io.Reader, reports io.Writer, stdin, stdout, stderr *os.File) error {
+	s := &server{out: json.NewEncoder(reports), stdio: [3]uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd()}, pid1: os.Getpid() == 1}
+	if !s.pid1 {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("become child subreaper: %w", err)
+		}
+	}
+	// Signals from inside the container (kill -TERM 1) are the agent's to
+	// ignore: a handler, not SIG_IGN, which commands would inherit.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
+	sigchld := make(chan os.Signal, 1)
+	signal.Notify(sigchld, syscall.SIGCHLD)
+	defer signal.Stop(sigchld)
+
+	reqs := make(chan Request)
+	ended := make(chan error, 1)
+	go readRequests(control, reqs, ended)
+
+	if err := s.report(Report{Kind: KindReady, Pid: os.Getpid()}); err != nil {
+		return err
+	}
+	for {
+		select {
+		case req := <-reqs:
+			if err := s.handle(req); err != nil {
+				return err
+			}
+		case err := <-ended:
+			// The runtime is gone (or closed without a word): nothing
+			// more will be asked; end everything and exit.
+			ended = nil
+			reqs = nil
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "stint-agent: control: %v\n", err)
+			}
+			s.startReap(true)
+		case <-sigchld:
+		}
+		// Every wake-up: collect whatever has ended (SIGCHLD coalesces).
+		done, err := s.collect()
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// readRequests decodes requests until control ends; malformed input ends it.
+func readRequests(control io.Reader, reqs chan<- Request, ended chan<- error) {
+	dec := json.NewDecoder(bufio.NewReader(control))
+	for {
+		var r Request
+		if err := dec.Decode(&r); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			ended <- err
+			return
+		}
+		reqs <- r
+	}
+}
+
+func (s *server) report(r Report) error {
+	if err := s.out.Encode(r); err != nil {
+		return fmt.Errorf("report %s: %w", r.Kind, err)
+	}
+	return nil
+}
+
+func (s *server) handle(req Request) error {
+	switch {
+	case s.reaping:
+		return s.report(Report{Kind: KindError, Error: fmt.Sprintf("request %q during a reap", req.Op)})
+	case req.Op == OpRun && s.running != 0:
+		return s.report(Report{Kind: KindError, Error: "a command is running"})
+	case req.Op == OpRun:
+		pid, err := s.start(req.Command)
+		if err != nil {
+			return s.report(Report{Kind: KindFailed, Error: err.Error()})
+		}
+		s.running = pid
+		s.groups = append(s.groups, pid)
+		return nil
+	case req.Op == OpReap:
+		s.startReap(false)
+		return nil
+	case req.Op == OpExit:
+		s.byeOnce = true
+		s.startReap(true)
+		return nil
+	default:
+		return s.report(Report{Kind: KindError, Error: fmt.Sprintf("unknown op %q", req.Op)})
+	}
+}
+
+// start starts cmd (see OpRun) and returns its pid.
+func (s *server) start(cmd Command) (int, error) {
+	if len(cmd.Argv) == 0 {
+		return 0, errors.New("no command")
+	}
+	path, err := lookPath(cmd.Argv[0], cmd.Env)
+	if err != nil {
+		return 0, err
+	}
+	dir := cmd.Cwd
+	if dir == "" {
+		dir = "/"
+	}
+	groups := make([]uint32, len(cmd.Groups))
+	for i, g := range cmd.Groups {
+		groups[i] = uint32(g)
+	}
+	env := cmd.Env
+	if env == nil {
+		env = []string{} // exactly nothing: ForkExec would not add ours, but be plain about it
+	}
+	pid, err := syscall.ForkExec(path, cmd.Argv, &syscall.ProcAttr{
+		Dir:   dir,
+		Env:   env,
+		Files: s.stdio[:],
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: uint32(cmd.UID), Gid: uint32(cmd.GID), Groups: groups},
+		},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	return pid, nil
+}
+
+// lookPath finds argv0 as execvp(3) would, on the PATH of the command's own
+// environment (not the agent's).
+func lookPath(argv0 string, env []string) (string, error) {
+	if strings.Contains(argv0, "/") {
+		return argv0, nil
+	}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, argv0)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found in PATH %q", argv0, path)
+}
+
+// startReap kills every other process (see OpReap); collect reports the
+// end once the last is waited for.
+func (s *server) startReap(exit bool) {
+	s.reaping, s.reaped = true, 0
+	s.exiting = s.exiting || exit
+	if s.pid1 {
+		_ = syscall.Kill(-1, syscall.SIGKILL)
+		return
+	}
+	for _, pg := range s.groups {
+		_ = syscall.Kill(-pg, syscall.SIGKILL)
+	}
+}
+
+// collect waits for every child that has ended, reports the running
+// command's end, and finishes a reap once no child is left. done: the agent
+// should exit now.
+func (s *server) collect() (done bool, err error) {
+	for {
+		var ws syscall.WaitStatus
+		pid, werr := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+		if werr == syscall.EINTR {
+			continue
+		}
+		if werr == syscall.ECHILD {
+			break // no child at all
+		}
+		if werr != nil {
+			return true, fmt.Errorf("wait for children: %w", werr)
+		}
+		if pid == 0 {
+			return false, nil // children remain, none has ended yet
+		}
+		if pid == s.running {
+			s.running = 0
+			if err := s.report(Report{Kind: KindExited, Status: int(ws)}); err != nil {
+				return true, err
+			}
+			continue
+		}
+		if s.reaping {
+			s.reaped++
+		}
+	}
+	// No child is left.
+	if !s.reaping {
+		return false, nil
+	}
+	s.reaping, s.groups = false, nil
+	switch {
+	case s.exiting && s.byeOnce:
+		return true, s.report(Report{Kind: KindBye, Reaped: s.reaped})
+	case s.exiting:
+		return true, nil
+	default:
+		return false, s.report(Report{Kind: KindReaped, Reaped: s.reaped})
+	}
+}
