@@ -111,7 +111,9 @@ type StartError struct {
 	Msg   string // the agent's own words
 }
 
-func (e *StartError) Error() string { return fmt.Sprintf("start %s in the container: %s", e.Argv0, e.Msg) }
+func (e *StartError) Error() string {
+	return fmt.Sprintf("start %s in the container: %s", e.Argv0, e.Msg)
+}
 
 // Client is the runtime's end of the protocol. Its methods block until the
 // agent reports; to give up on a command, stop the container (the reports
