@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,7 +21,11 @@ import (
 func buildAgent(t *testing.T, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "stint-agent")
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "github.com/stintdev/stint/cmd/stint-agent")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		testenv.Unavailable(t, "the test builds stint-agent and needs go on PATH")
+	}
+	cmd := exec.Command(gobin, "build", "-o", bin, "github.com/stintdev/stint/cmd/stint-agent")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "build stint-agent: %s", out)
@@ -59,9 +61,11 @@ func busyboxRootfs(t *testing.T, dir string, m idmap.Map) {
 // `lxc-start -F` (liblxc's start, not daemonized, so the container's init
 // inherits the pipes), as the runtime's fast path would.
 type lxcAgent struct {
-	c      *Client
-	start  *exec.Cmd
-	out    *bytes.Buffer
+	c     *Client
+	start *exec.Cmd
+	// out is a file, not a buffer fed by a goroutine: a command's output is
+	// in it by the time its exit is reported.
+	out    *os.File
 	ready  time.Duration // lxc-start until the agent's Ready
 	lxcLog string
 }
@@ -80,7 +84,9 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 	require.NoError(t, os.MkdirAll(filepath.Join(lxcpath, name), 0o750))
 	// The container's root (an unprivileged host uid) must reach the rootfs.
 	testenv.Reachable(t, lxcpath)
-	a := &lxcAgent{out: &bytes.Buffer{}, lxcLog: filepath.Join(lxcpath, name, "lxc.log")}
+	out, err := os.Create(filepath.Join(dir, "out"))
+	require.NoError(t, err)
+	a := &lxcAgent{out: out, lxcLog: filepath.Join(lxcpath, name, "lxc.log")}
 	// The lean job configuration: no ttys, no console, no init.lxc, no
 	// busybox; seccomp and the capability drop stay.
 	conf := []string{
@@ -137,10 +143,21 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 	a.ready = time.Since(t0)
 	if err != nil {
 		log, _ := os.ReadFile(a.lxcLog)
-		t.Fatalf("agent in LXC: %v\noutput: %s\nlxc log: %s", err, a.out, log)
+		t.Fatalf("agent in LXC: %v\noutput: %s\nlxc log: %s", err, a.output(t), log)
 	}
 	require.Equal(t, 1, pid, "the agent is the container's PID 1")
 	return a
+}
+
+// output returns what was written so far, and forgets it.
+func (a *lxcAgent) output(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(a.out.Name())
+	require.NoError(t, err)
+	require.NoError(t, a.out.Truncate(0))
+	_, err = a.out.Seek(0, 0)
+	require.NoError(t, err)
+	return string(b)
 }
 
 func TestAgentAsLXCInit(t *testing.T) {
@@ -162,7 +179,7 @@ func TestAgentAsLXCInit(t *testing.T) {
 	ws := run(sh("kill -KILL $$"))
 	assert.True(t, ws.Signaled() && ws.Signal() == syscall.SIGKILL, "%v", ws)
 
-	a.out.Reset()
+	a.output(t)
 	run(Command{Argv: []string{"/bin/env"}, Env: []string{"SECRET=s", "PATH=/bin"}})
 	run(sh("id -u; id -g; cat /proc/self/uid_map | head -n 1"))
 	run(Command{Argv: []string{"/bin/sh", "-c", "id -u; id -g; pwd"}, Env: []string{"PATH=/bin"}, UID: 1000, GID: 1000, Cwd: "/home/app"})
@@ -172,7 +189,7 @@ func TestAgentAsLXCInit(t *testing.T) {
 	m, err := idmap.Load("/etc/subuid", "/etc/subgid")
 	require.NoError(t, err)
 	want := fmt.Sprintf("SECRET=s\nPATH=/bin\n0\n0\n0 %d %d\n1000\n1000\n/home/app\n0\n1\n2\n", m.HostUID, m.Size)
-	got := strings.Join(strings.Fields(a.out.String()), " ")
+	got := strings.Join(strings.Fields(a.output(t)), " ")
 	assert.Equal(t, strings.Join(strings.Fields(want), " "), got,
 		"exact env (no container=lxc, nothing of the agent's), root of the id map, uid 1000 in its home, only stdio")
 
@@ -187,6 +204,6 @@ func TestAgentAsLXCInit(t *testing.T) {
 	t0 := time.Now()
 	run(sh("sleep 100 >/dev/null 2>&1 &"))
 	require.NoError(t, a.c.Exit())
-	require.NoError(t, a.start.Wait(), "lxc-start: %s", a.out)
+	require.NoError(t, a.start.Wait(), "lxc-start: %s", a.output(t))
 	t.Logf("exit until lxc-start returned: %v", time.Since(t0))
 }
