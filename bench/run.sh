@@ -18,6 +18,10 @@ STINT=$PWD/bin/stint
 
 bash bench/setup.sh
 go build -o bin/harness ./bench/harness
+# The fast path's model (bench/agentseq): stint-agent as PID 1 under lxc-start -F.
+go build -o bin/agentseq ./bench/agentseq
+CGO_ENABLED=0 go build -o bin/stint-agent ./cmd/stint-agent
+mkdir -p "$BTRFS/agentseq"
 
 # stint's own roots: one on the btrfs loop filesystem (auto picks btrfs), one
 # on the host's ext4 (auto picks overlay). The first run builds the busybox
@@ -36,6 +40,7 @@ contenders=(
   "lxc-copy+execute ovl (priv)=bash bench/anchors/lxc-seq.sh overlay priv"
   "$LXCU=bash bench/anchors/lxc-seq.sh btrfs unpriv"
   "lxc-copy+execute ovl (unpriv)=bash bench/anchors/lxc-seq.sh overlay unpriv"
+  "model: agent fast path btrfs (unpriv)=bin/agentseq -base $BTRFS/lxc/ubase/rootfs -agent $PWD/bin/stint-agent -dir $BTRFS/agentseq"
   "stint run btrfs (unpriv)=$STINT --root $SB $run"
   "stint run overlay (unpriv)=$STINT --root $SO $run"
   "stint exec btrfs (unpriv)=$STINT --root $SB exec busybox -- /bin/true"
@@ -68,6 +73,7 @@ bin/harness -reps "$REPS" -warmup 3 -ref "$FLOOR" -ref "$LXCU" "${contenders[@]}
 for n in "${notes[@]}"; do echo "- $n"; done
 echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid;"
 echo "  the unprivileged LXC rows use stint's id map ($(grep -h '^lxc.idmap = u' "$BTRFS/lxc/ubase/config"))"
+echo "- model: bench/agentseq, stint's fast path without stint (snapshot, lean config, lxc-start -F, stint-agent as PID 1, one line, exit)"
 echo "- issue 16's bar: stint run btrfs (unpriv) at ratio A <= 2.0x and ratio B <= 1.0x"
 echo
 echo "## where a trivial stint job's time goes: phase events of --json ($PHASE_RUNS runs each)"
