@@ -375,15 +375,17 @@ func (r *Runtime) RootDir(_ context.Context, name string) (string, error) {
 	return fmt.Sprintf("/proc/%d/root", pid), nil
 }
 
-// Freeze freezes every process of the container (the cgroup freezer).
-func (r *Runtime) Freeze(_ context.Context, name string) error {
-	c, err := lxc.NewContainer(name, r.lxcpath)
+// Freeze freezes every process of the container: it writes the cgroup
+// freezer itself (internal/freezer, a short bounded back-off), not through
+// liblxc, whose cgroup-v1 freeze sleeps a whole second whenever its first
+// read of freezer.state says FREEZING; a job's artifacts waited for it.
+func (r *Runtime) Freeze(ctx context.Context, name string) error {
+	f, err := r.freezer(name)
 	if err != nil {
 		return fmt.Errorf("freeze container %s: %w", name, err)
 	}
-	defer lxc.Release(c)
-	if err := c.Freeze(); err != nil {
-		return fmt.Errorf("freeze container %s: %w%s", name, err, r.logErrors(name))
+	if err := f.Freeze(ctx); err != nil {
+		return fmt.Errorf("freeze container %s: %w", name, err)
 	}
 	return nil
 }
