@@ -84,33 +84,32 @@ func run(base, bin, dir string) (err error) {
 }
 
 func startAndRun(lxcpath, name string) error {
-	ctlR, ctlW, err := os.Pipe()
+	rt, ag, err := agent.Socketpair()
 	if err != nil {
 		return err
 	}
-	repR, repW, err := os.Pipe()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
-	defer repR.Close()
+	defer null.Close()
 	start := exec.Command("lxc-start", "-F", "-P", lxcpath, "-n", name)
 	// No newuidmap on PATH: root writes the maps itself, as stint's helper does.
 	start.Env = []string{"PATH=/nonexistent", "LC_ALL=C"}
 	start.Stdout, start.Stderr = os.Stdout, os.Stderr
-	start.ExtraFiles = []*os.File{ctlR, repW}
+	start.ExtraFiles = []*os.File{ag}
 	start.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := start.Start(); err != nil {
 		return err
 	}
-	ctlR.Close()
-	repW.Close()
-	c := agent.NewClient(ctlW, repR)
+	ag.Close()
+	c := agent.NewClient(rt)
 	if _, err := c.Ready(); err != nil {
 		_ = c.Close()
 		_ = start.Wait()
 		return err
 	}
-	ws, err := c.Run(agent.Command{Argv: []string{"/bin/sh", "-c", "/bin/true"}, Env: []string{"PATH=/bin"}})
+	ws, err := c.Run(agent.Command{Argv: []string{"/bin/sh", "-c", "/bin/true"}, Env: []string{"PATH=/bin"}}, null, os.Stdout, os.Stderr)
 	if err == nil && ws.ExitStatus() != 0 {
 		err = fmt.Errorf("/bin/true: %v", ws)
 	}

@@ -63,6 +63,7 @@ func busyboxRootfs(t *testing.T, dir string, m idmap.Map) {
 type lxcAgent struct {
 	c     *Client
 	start *exec.Cmd
+	null  *os.File
 	// out is a file, not a buffer fed by a goroutine: a command's output is
 	// in it by the time its exit is reported.
 	out    *os.File
@@ -112,20 +113,23 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(lxcpath, name, "config"), []byte(strings.Join(conf, "\n")+"\n"), 0o640))
 
-	ctlR, ctlW, err := os.Pipe()
+	rt, ag, err := Socketpair()
 	require.NoError(t, err)
-	repR, repW, err := os.Pipe()
+	a.null, err = os.Open(os.DevNull)
 	require.NoError(t, err)
+	t.Cleanup(func() { a.null.Close() })
+	startLog, err := os.Create(filepath.Join(dir, "lxc-start.out"))
+	require.NoError(t, err)
+	defer startLog.Close()
 	a.start = exec.Command("lxc-start", "-F", "-P", lxcpath, "-n", name)
 	a.start.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"}
-	a.start.Stdout, a.start.Stderr = a.out, a.out
-	a.start.ExtraFiles = []*os.File{ctlR, repW} // fds 3 and 4, in the container too
+	a.start.Stdout, a.start.Stderr = startLog, startLog
+	a.start.ExtraFiles = []*os.File{ag} // fd 3, in the container too
 	a.start.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	t0 := time.Now()
 	require.NoError(t, a.start.Start())
-	ctlR.Close()
-	repW.Close()
-	a.c = NewClient(ctlW, repR)
+	ag.Close()
+	a.c = NewClient(rt)
 	t.Cleanup(func() {
 		_ = a.c.Close()
 		done := make(chan struct{})
@@ -135,15 +139,15 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 		case <-time.After(20 * time.Second):
 			_ = exec.Command("lxc-stop", "-k", "-P", lxcpath, "-n", name).Run()
 			<-done
-			t.Errorf("the container did not stop within 20s of the control pipe's end")
+			t.Errorf("the container did not stop within 20s of the socket's end")
 		}
-		repR.Close()
 	})
 	pid, err := a.c.Ready()
 	a.ready = time.Since(t0)
 	if err != nil {
 		log, _ := os.ReadFile(a.lxcLog)
-		t.Fatalf("agent in LXC: %v\noutput: %s\nlxc log: %s", err, a.output(t), log)
+		out, _ := os.ReadFile(startLog.Name())
+		t.Fatalf("agent in LXC: %v\nlxc-start: %s\nlxc log: %s", err, out, log)
 	}
 	require.Equal(t, 1, pid, "the agent is the container's PID 1")
 	return a
@@ -166,7 +170,7 @@ func TestAgentAsLXCInit(t *testing.T) {
 	run := func(cmd Command) syscall.WaitStatus {
 		t.Helper()
 		t0 := time.Now()
-		ws, err := a.c.Run(cmd)
+		ws, err := a.c.Run(cmd, a.null, a.out, a.out)
 		require.NoError(t, err)
 		t.Logf("%q: %v", cmd.Argv, time.Since(t0))
 		return ws
@@ -204,6 +208,6 @@ func TestAgentAsLXCInit(t *testing.T) {
 	t0 := time.Now()
 	run(sh("sleep 100 >/dev/null 2>&1 &"))
 	require.NoError(t, a.c.Exit())
-	require.NoError(t, a.start.Wait(), "lxc-start: %s", a.output(t))
+	require.NoError(t, a.start.Wait(), "lxc-start")
 	t.Logf("exit until lxc-start returned: %v", time.Since(t0))
 }

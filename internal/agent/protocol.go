@@ -6,46 +6,42 @@
 //
 // # Protocol
 //
-// The agent inherits two pipes across the container's start, besides its
-// stdio: it reads requests on ControlFD and writes reports on ReportFD. Each
-// message is one JSON object on a line of its own. The runtime (Client)
-// speaks first only after the agent's Ready; every request then gets exactly
-// one report, in order:
+// The agent inherits one end of a SOCK_SEQPACKET unix socket as ControlFD
+// across the container's start (Socketpair makes the pair). Each message
+// is one JSON object, whole; a request may carry descriptors (SCM_RIGHTS).
+// The runtime (Client) speaks first only after the agent's Ready; every
+// request then gets exactly one report, in order:
 //
-//  1. Start: the agent marks every descriptor beyond stdio and its two pipes
-//     close-on-exec, and reports Ready with its pid (as the host sees it,
-//     the runtime knows it from the container's init pid).
-//  2. OpRun: start Argv with exactly Env (nothing added, nothing kept),
-//     as UID, GID and Groups, in Cwd, in a session of its own (no
-//     controlling terminal), stdin /dev/null, stdout and stderr the agent's
-//     own (inherited: output streams without a copy through the agent).
-//     One command at a time. Reported: Exited with the wait(2) status once
-//     it ends, or Failed when it could not be started. The agent reaps
-//     every orphan meanwhile, as PID 1 must. An OOM kill shows as SIGKILL;
-//     the runtime tells it apart by the container's memory cgroup.
+//  1. Start: the agent marks every descriptor but stdio and ControlFD
+//     close-on-exec, and reports Ready with its pid.
+//  2. OpRun, with three descriptors (the command's stdin, stdout and
+//     stderr, as the runtime made them: exec's pipes, a file, /dev/null):
+//     start Argv with exactly Env (nothing added, nothing kept), as UID,
+//     GID and Groups, in Cwd, in a session of its own (no controlling
+//     terminal), with those three as its only descriptors; the agent closes
+//     its copies at once, so the runtime sees EOF on the command's output
+//     when the command (and whatever inherited it) is done, as with an
+//     attach. One command at a time. Reported: Exited with the wait(2)
+//     status, or Failed when it could not be started. The agent reaps every
+//     orphan meanwhile, as PID 1 must. An OOM kill shows as SIGKILL; the
+//     runtime tells it apart by the container's memory cgroup.
 //  3. OpReap: kill every other process of the container (kill(-1) from
 //     PID 1 reaches exactly its pid namespace) and report Reaped once all
-//     are waited for: nothing runs any more, so artifacts can be read
-//     without freezing anything.
-//  4. OpExit, or EOF on ControlFD (the runtime is gone): reap as OpReap,
+//     are waited for.
+//  4. OpExit, or the socket's end (the runtime is gone): reap as OpReap,
 //     report Bye (for OpExit), and exit 0. PID 1's exit stops the container.
 package agent
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"os"
 	"sync"
 	"syscall"
 )
 
-// The descriptors the agent inherits for its protocol.
-const (
-	ControlFD = 3 // requests, runtime → agent
-	ReportFD  = 4 // reports, agent → runtime
-)
+// ControlFD is the agent's end of its socket, inherited.
+const ControlFD = 3
 
 // Op is a request's operation.
 type Op string
@@ -116,20 +112,19 @@ func (e *StartError) Error() string {
 }
 
 // Client is the runtime's end of the protocol. Its methods block until the
-// agent reports; to give up on a command, stop the container (the reports
-// then end with ErrGone). It is safe for concurrent use, one request at a
+// agent reports; to give up on a command, stop the container (the socket
+// then ends: ErrGone). It is safe for concurrent use, one request at a
 // time.
 type Client struct {
-	mu      sync.Mutex
-	control io.WriteCloser
-	enc     *json.Encoder
-	dec     *json.Decoder
+	mu   sync.Mutex
+	sock *os.File
+	c    *conn
 }
 
-// NewClient speaks to an agent through control (its ControlFD) and reports
-// (its ReportFD).
-func NewClient(control io.WriteCloser, reports io.Reader) *Client {
-	return &Client{control: control, enc: json.NewEncoder(control), dec: json.NewDecoder(bufio.NewReader(reports))}
+// NewClient speaks to an agent through sock, the runtime's end of
+// Socketpair. The Client owns sock.
+func NewClient(sock *os.File) *Client {
+	return &Client{sock: sock, c: newConn(int(sock.Fd()))}
 }
 
 // Ready waits for the agent's first report and returns its pid.
@@ -143,15 +138,19 @@ func (c *Client) Ready() (int, error) {
 	return r.Pid, nil
 }
 
-// Run runs cmd and returns how it ended. A command the agent could not
-// start is a *StartError.
-func (c *Client) Run(cmd Command) (syscall.WaitStatus, error) {
+// Run runs cmd with stdin, stdout and stderr and returns how it ended. A
+// command the agent could not start is a *StartError. The caller keeps its
+// three files (the agent has copies until the command ends).
+func (c *Client) Run(cmd Command, stdin, stdout, stderr *os.File) (syscall.WaitStatus, error) {
 	if len(cmd.Argv) == 0 {
 		return 0, fmt.Errorf("agent run: no command")
 	}
+	if stdin == nil || stdout == nil || stderr == nil {
+		return 0, fmt.Errorf("agent run %s: stdin, stdout and stderr are all needed", cmd.Argv[0])
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.send(Request{Op: OpRun, Command: cmd}); err != nil {
+	if err := c.send(Request{Op: OpRun, Command: cmd}, int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd())); err != nil {
 		return 0, err
 	}
 	r, err := c.read(KindExited, KindFailed)
@@ -177,7 +176,7 @@ func (c *Client) Reap() (int, error) {
 }
 
 // Exit asks the agent to kill everything and exit (which stops the
-// container), waits for its Bye and closes the control pipe.
+// container), waits for its Bye and closes the socket.
 func (c *Client) Exit() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -185,20 +184,17 @@ func (c *Client) Exit() error {
 	if err == nil {
 		_, err = c.read(KindBye)
 	}
-	if cerr := c.control.Close(); err == nil && cerr != nil && !errors.Is(cerr, syscall.EPIPE) {
-		err = fmt.Errorf("agent control pipe: %w", cerr)
+	if cerr := c.sock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("agent socket: %w", cerr)
 	}
 	return err
 }
 
-// Close closes the control pipe without a word: the agent reaps and exits.
-func (c *Client) Close() error { return c.control.Close() }
+// Close closes the socket without a word: the agent reaps and exits.
+func (c *Client) Close() error { return c.sock.Close() }
 
-func (c *Client) send(r Request) error {
-	if err := c.enc.Encode(r); err != nil {
-		if errors.Is(err, syscall.EPIPE) {
-			return fmt.Errorf("agent request %s: %w", r.Op, ErrGone)
-		}
+func (c *Client) send(r Request, fds ...int) error {
+	if err := c.c.send(r, fds...); err != nil {
 		return fmt.Errorf("agent request %s: %w", r.Op, err)
 	}
 	return nil
@@ -206,11 +202,10 @@ func (c *Client) send(r Request) error {
 
 func (c *Client) read(want ...Kind) (Report, error) {
 	var r Report
-	if err := c.dec.Decode(&r); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return r, fmt.Errorf("waiting for agent %s: %w", want[0], ErrGone)
-		}
-		return r, fmt.Errorf("waiting for agent %s: %w: %w", want[0], ErrProtocol, err)
+	fds, err := c.c.recv(&r)
+	closeAll(fds) // reports carry none
+	if err != nil {
+		return r, fmt.Errorf("waiting for agent %s: %w", want[0], err)
 	}
 	for _, k := range want {
 		if r.Kind == k {

@@ -1,9 +1,8 @@
 package agent
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,31 +12,41 @@ import (
 )
 
 // fakeAgent answers the client's requests with the given reports, one per
-// request after a Ready, and records the requests.
-func fakeAgent(t *testing.T, reports ...Report) (*Client, <-chan Request) {
+// request after a Ready, and records the requests with how many
+// descriptors came along; then it ends the socket.
+func fakeAgent(t *testing.T, reports ...Report) (*Client, <-chan request) {
 	t.Helper()
-	ctlR, ctlW := io.Pipe()
-	repR, repW := io.Pipe()
-	got := make(chan Request, 16)
+	rt, ag, err := Socketpair()
+	require.NoError(t, err)
+	got := make(chan request, 16)
 	go func() {
-		defer repW.Close()
-		enc := json.NewEncoder(repW)
-		_ = enc.Encode(Report{Kind: KindReady, Pid: 1})
-		dec := json.NewDecoder(bufio.NewReader(ctlR))
+		defer ag.Close()
+		c := newConn(int(ag.Fd()))
+		_ = c.send(Report{Kind: KindReady, Pid: 1})
 		for _, r := range reports {
-			var req Request
-			if err := dec.Decode(&req); err != nil {
+			var req request
+			fds, err := c.recv(&req.Request)
+			if err != nil {
 				return
 			}
+			req.fds = fds
+			closeAll(fds)
 			got <- req
-			_ = enc.Encode(r)
+			_ = c.send(r)
 		}
 		close(got)
-		repW.Close()
-		_, _ = io.Copy(io.Discard, ctlR) // the pipe is synchronous: take what comes after
 	}()
-	t.Cleanup(func() { ctlR.Close(); repR.Close() })
-	return NewClient(ctlW, repR), got
+	t.Cleanup(func() { rt.Close() })
+	return NewClient(rt), got
+}
+
+// stdio is /dev/null three times, for Run.
+func stdio(t *testing.T) (*os.File, *os.File, *os.File) {
+	t.Helper()
+	f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { f.Close() })
+	return f, f, f
 }
 
 func TestClientRoundTrip(t *testing.T) {
@@ -52,19 +61,22 @@ func TestClientRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, pid)
 
+	in, out, errw := stdio(t)
 	cmd := Command{Argv: []string{"/bin/sh", "-c", "exit 3"}, Env: []string{"A=1"}, UID: 1000, GID: 1000, Groups: []int{27}, Cwd: "/src"}
-	ws, err := c.Run(cmd)
+	ws, err := c.Run(cmd, in, out, errw)
 	require.NoError(t, err)
 	assert.Equal(t, 3, ws.ExitStatus())
-	assert.Equal(t, Request{Op: OpRun, Command: cmd}, <-got, "the command reaches the agent whole")
+	req := <-got
+	assert.Equal(t, Request{Op: OpRun, Command: cmd}, req.Request, "the command reaches the agent whole")
+	assert.Len(t, req.fds, 3, "with its stdin, stdout and stderr")
 
-	ws, err = c.Run(Command{Argv: []string{"x"}})
+	ws, err = c.Run(Command{Argv: []string{"x"}}, in, out, errw)
 	require.NoError(t, err)
 	assert.True(t, ws.Signaled())
 	assert.Equal(t, syscall.SIGKILL, ws.Signal())
 	<-got
 
-	_, err = c.Run(Command{Argv: []string{"/nope"}})
+	_, err = c.Run(Command{Argv: []string{"/nope"}}, in, out, errw)
 	var se *StartError
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, "/nope", se.Argv0)
@@ -74,7 +86,9 @@ func TestClientRoundTrip(t *testing.T) {
 	n, err := c.Reap()
 	require.NoError(t, err)
 	assert.Equal(t, 2, n)
-	assert.Equal(t, OpReap, (<-got).Op)
+	req = <-got
+	assert.Equal(t, OpReap, req.Op)
+	assert.Empty(t, req.fds)
 
 	require.NoError(t, c.Exit())
 	assert.Equal(t, OpExit, (<-got).Op)
@@ -84,7 +98,8 @@ func TestClientAgentGone(t *testing.T) {
 	c, _ := fakeAgent(t) // Ready, then the reports end
 	_, err := c.Ready()
 	require.NoError(t, err)
-	_, err = c.Run(Command{Argv: []string{"/bin/true"}})
+	in, out, errw := stdio(t)
+	_, err = c.Run(Command{Argv: []string{"/bin/true"}}, in, out, errw)
 	assert.ErrorIs(t, err, ErrGone)
 }
 
@@ -92,7 +107,8 @@ func TestClientWrongReport(t *testing.T) {
 	c, _ := fakeAgent(t, Report{Kind: KindReaped})
 	_, err := c.Ready()
 	require.NoError(t, err)
-	_, err = c.Run(Command{Argv: []string{"/bin/true"}})
+	in, out, errw := stdio(t)
+	_, err = c.Run(Command{Argv: []string{"/bin/true"}}, in, out, errw)
 	assert.ErrorIs(t, err, ErrProtocol)
 
 	c, _ = fakeAgent(t, Report{Kind: KindError, Error: "a command is running"})
@@ -104,7 +120,10 @@ func TestClientWrongReport(t *testing.T) {
 
 func TestClientRefusesEmptyCommand(t *testing.T) {
 	c, _ := fakeAgent(t)
-	_, err := c.Run(Command{})
+	in, out, errw := stdio(t)
+	_, err := c.Run(Command{}, in, out, errw)
+	assert.Error(t, err)
+	_, err = c.Run(Command{Argv: []string{"/bin/true"}}, nil, nil, nil)
 	assert.Error(t, err)
 }
 

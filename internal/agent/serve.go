@@ -1,11 +1,8 @@
 package agent
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,24 +13,15 @@ import (
 )
 
 // Main is stint-agent's main: it serves the protocol on ControlFD and
-// ReportFD with its own stdout and stderr for the commands, and returns the
-// process's exit code.
+// returns the process's exit code.
 func Main() int {
-	// Only stdio and the two pipes are ours to hand on; nothing else the
-	// container's start left open may reach a command.
-	if err := unix.CloseRange(ReportFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// Nothing the container's start left open may reach a command: each
+	// gets only the three descriptors its request brings.
+	if err := unix.CloseRange(0, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		fmt.Fprintf(os.Stderr, "stint-agent: close inherited descriptors: %v\n", err)
 		return 1
 	}
-	unix.CloseOnExec(ControlFD)
-	unix.CloseOnExec(ReportFD)
-	control, reports := os.NewFile(ControlFD, "control"), os.NewFile(ReportFD, "reports")
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "stint-agent: %v\n", err)
-		return 1
-	}
-	if err := Serve(control, reports, null, os.Stdout, os.Stderr); err != nil {
+	if err := Serve(ControlFD); err != nil {
 		fmt.Fprintf(os.Stderr, "stint-agent: %v\n", err)
 		return 1
 	}
@@ -42,8 +30,7 @@ func Main() int {
 
 // server is the agent's state; one goroutine (Serve's) owns it.
 type server struct {
-	out     *json.Encoder
-	stdio   [3]uintptr
+	c       *conn
 	pid1    bool  // PID 1 of a pid namespace: kill(-1) reaches exactly the container
 	running int   // the pid of the command being run, 0 if none
 	groups  []int // outside a pid namespace: process groups of the commands started
@@ -53,16 +40,15 @@ type server struct {
 	reaped  int   // processes killed and waited for by the current reap
 }
 
-// Serve runs the agent's loop: requests from control, reports to reports,
-// commands with stdin, stdout and stderr. It returns when asked to exit or
-// when control ends, once every process it started (and, as PID 1, every
-// process of its pid namespace) is gone.
+// Serve runs the agent's loop on the socket fd. It returns when asked to
+// exit or when the socket ends, once every process it started (and, as
+// PID 1, every process of its pid namespace) is gone.
 //
 // As PID 1 it reaps every orphan of the container. Elsewhere (tests) it
 // makes itself the child subreaper, so that orphans of its commands come to
 // it, and Reap reaches only its commands' process groups.
-func Serve(control io.Reader, reports io.Writer, stdin, stdout, stderr *os.File) error {
-	s := &server{out: json.NewEncoder(reports), stdio: [3]uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd()}, pid1: os.Getpid() == 1}
+func Serve(fd int) error {
+	s := &server{c: newConn(fd), pid1: os.Getpid() == 1}
 	if !s.pid1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("become child subreaper: %w", err)
@@ -76,9 +62,9 @@ func Serve(control io.Reader, reports io.Writer, stdin, stdout, stderr *os.File)
 	signal.Notify(sigchld, syscall.SIGCHLD)
 	defer signal.Stop(sigchld)
 
-	reqs := make(chan Request)
+	reqs := make(chan request)
 	ended := make(chan error, 1)
-	go readRequests(control, reqs, ended)
+	go s.readRequests(reqs, ended)
 
 	if err := s.report(Report{Kind: KindReady, Pid: os.Getpid()}); err != nil {
 		return err
@@ -108,37 +94,48 @@ func Serve(control io.Reader, reports io.Writer, stdin, stdout, stderr *os.File)
 	}
 }
 
-// readRequests decodes requests until control ends; malformed input ends it.
-func readRequests(control io.Reader, reqs chan<- Request, ended chan<- error) {
-	dec := json.NewDecoder(bufio.NewReader(control))
+// request is a Request with the descriptors that came with it.
+type request struct {
+	Request
+	fds []int
+}
+
+// readRequests receives requests until the socket ends (ErrGone: nil) or
+// fails; a malformed message ends it too.
+func (s *server) readRequests(reqs chan<- request, ended chan<- error) {
 	for {
-		var r Request
-		if err := dec.Decode(&r); err != nil {
-			if errors.Is(err, io.EOF) {
+		var r request
+		fds, err := s.c.recv(&r.Request)
+		if err != nil {
+			if errors.Is(err, ErrGone) {
 				err = nil
 			}
 			ended <- err
 			return
 		}
+		r.fds = fds
 		reqs <- r
 	}
 }
 
 func (s *server) report(r Report) error {
-	if err := s.out.Encode(r); err != nil {
+	if err := s.c.send(r); err != nil {
 		return fmt.Errorf("report %s: %w", r.Kind, err)
 	}
 	return nil
 }
 
-func (s *server) handle(req Request) error {
+func (s *server) handle(req request) error {
+	defer closeAll(req.fds) // the command has its own copies
 	switch {
 	case s.reaping:
 		return s.report(Report{Kind: KindError, Error: fmt.Sprintf("request %q during a reap", req.Op)})
 	case req.Op == OpRun && s.running != 0:
 		return s.report(Report{Kind: KindError, Error: "a command is running"})
+	case req.Op == OpRun && len(req.fds) != 3:
+		return s.report(Report{Kind: KindError, Error: fmt.Sprintf("run with %d descriptors, want 3 (stdin, stdout, stderr)", len(req.fds))})
 	case req.Op == OpRun:
-		pid, err := s.start(req.Command)
+		pid, err := s.start(req.Command, req.fds)
 		if err != nil {
 			return s.report(Report{Kind: KindFailed, Error: err.Error()})
 		}
@@ -157,8 +154,8 @@ func (s *server) handle(req Request) error {
 	}
 }
 
-// start starts cmd (see OpRun) and returns its pid.
-func (s *server) start(cmd Command) (int, error) {
+// start starts cmd (see OpRun) with stdio and returns its pid.
+func (s *server) start(cmd Command, stdio []int) (int, error) {
 	if len(cmd.Argv) == 0 {
 		return 0, errors.New("no command")
 	}
@@ -181,7 +178,7 @@ func (s *server) start(cmd Command) (int, error) {
 	pid, err := syscall.ForkExec(path, cmd.Argv, &syscall.ProcAttr{
 		Dir:   dir,
 		Env:   env,
-		Files: s.stdio[:],
+		Files: []uintptr{uintptr(stdio[0]), uintptr(stdio[1]), uintptr(stdio[2])},
 		Sys: &syscall.SysProcAttr{
 			Setsid:     true,
 			Credential: &syscall.Credential{Uid: uint32(cmd.UID), Gid: uint32(cmd.GID), Groups: groups},

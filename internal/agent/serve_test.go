@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,33 +29,39 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// served is an agent process with its client and its output.
+// served is an agent process with its client and its commands' output.
 type served struct {
 	c   *Client
 	cmd *exec.Cmd
-	out *os.File // what the agent's commands write (stdout and stderr)
+	in  *os.File // /dev/null
+	out *os.File // what the commands write (stdout and stderr)
 	pid int
 }
 
 func serve(t *testing.T) *served {
 	t.Helper()
-	ctlR, ctlW, err := os.Pipe()
+	rt, ag, err := Socketpair()
 	require.NoError(t, err)
-	repR, repW, err := os.Pipe()
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
 	require.NoError(t, err)
-	out, err := os.CreateTemp(t.TempDir(), "out")
+	t.Cleanup(func() { out.Close() })
+	in, err := os.Open(os.DevNull)
 	require.NoError(t, err)
-	stray, err := os.Open(os.DevNull) // a descriptor the agent must not hand on (fd 5)
+	t.Cleanup(func() { in.Close() })
+	agentLog, err := os.Create(filepath.Join(dir, "agent.log"))
+	require.NoError(t, err)
+	stray, err := os.Open(os.DevNull) // a descriptor the agent must not hand on (fd 4)
 	require.NoError(t, err)
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = []string{selfEnv + "=agent"}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.ExtraFiles = []*os.File{ctlR, repW, stray}
+	cmd.Stdout, cmd.Stderr = agentLog, agentLog
+	cmd.ExtraFiles = []*os.File{ag, stray}
 	require.NoError(t, cmd.Start())
-	ctlR.Close()
-	repW.Close()
+	ag.Close()
 	stray.Close()
-	s := &served{c: NewClient(ctlW, repR), cmd: cmd, out: out}
+	agentLog.Close()
+	s := &served{c: NewClient(rt), cmd: cmd, in: in, out: out}
 	t.Cleanup(func() {
 		_ = s.c.Close()
 		done := make(chan struct{})
@@ -62,9 +70,11 @@ func serve(t *testing.T) *served {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Errorf("the agent did not exit within 10s of its control pipe's end")
+			t.Errorf("the agent did not exit within 10s of its socket's end")
 		}
-		repR.Close()
+		if b, _ := os.ReadFile(filepath.Join(dir, "agent.log")); len(b) > 0 {
+			t.Logf("agent's own output: %s", b)
+		}
 	})
 	s.pid, err = s.c.Ready()
 	require.NoError(t, err)
@@ -84,7 +94,7 @@ func (s *served) output(t *testing.T) string {
 
 func (s *served) run(t *testing.T, cmd Command) syscall.WaitStatus {
 	t.Helper()
-	ws, err := s.c.Run(cmd)
+	ws, err := s.c.Run(cmd, s.in, s.out, s.out)
 	require.NoError(t, err)
 	return ws
 }
@@ -138,7 +148,7 @@ func TestServeStartFailures(t *testing.T) {
 		{Argv: []string{"/bin/true"}, Cwd: "/nonexistent"},
 	} {
 		cmd.UID, cmd.GID = os.Getuid(), os.Getgid()
-		_, err := s.c.Run(cmd)
+		_, err := s.c.Run(cmd, s.in, s.out, s.out)
 		var se *StartError
 		assert.ErrorAs(t, err, &se, "%v", cmd)
 	}
@@ -148,9 +158,11 @@ func TestServeStartFailures(t *testing.T) {
 
 func TestServeHandsOnOnlyStdio(t *testing.T) {
 	s := serve(t)
+	// The agent's socket (fd 3) and a stray descriptor it inherited (fd 4)
+	// must not reach a command.
 	// The shell's own descriptors (ls lists its parent's).
 	s.run(t, sh("ls /proc/$$/fd"))
-	assert.Equal(t, "0\n1\n2\n", s.output(t), "neither the protocol's pipes nor a stray inherited descriptor reach a command")
+	assert.Equal(t, "0\n1\n2\n", s.output(t), "only the three descriptors of the request")
 }
 
 func TestServeNewSessionWithoutTerminal(t *testing.T) {
@@ -194,4 +206,32 @@ func TestServeRunsAsUserAndGroups(t *testing.T) {
 	s := serve(t)
 	s.run(t, Command{Argv: []string{"/bin/sh", "-c", "id -u; id -g; id -G"}, UID: 1000, GID: 1001, Groups: []int{1001, 27}})
 	assert.Equal(t, "1000\n1001\n1001 27\n", s.output(t), "uid, gid and supplementary groups, none of root's")
+}
+
+func TestServeOutputEndsWithTheCommand(t *testing.T) {
+	s := serve(t)
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	done := make(chan string)
+	go func() { b, _ := io.ReadAll(r); done <- string(b) }()
+	ws, err := s.c.Run(sh("echo out; echo err >&2"), s.in, w, w)
+	require.NoError(t, err)
+	assert.Equal(t, 0, ws.ExitStatus())
+	w.Close()
+	select {
+	case got := <-done:
+		assert.Equal(t, "out\nerr\n", got, "the agent holds no copy of the command's pipe: EOF once it ends")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the command's output pipe stayed open after it ended")
+	}
+}
+
+func TestServeRefusesRunWithoutStdio(t *testing.T) {
+	s := serve(t)
+	require.NoError(t, s.c.c.send(Request{Op: OpRun, Command: sh("true")}))
+	_, err := s.c.read(KindExited)
+	assert.ErrorIs(t, err, ErrProtocol)
+	assert.Contains(t, err.Error(), "want 3")
+	assert.Equal(t, 0, s.run(t, sh("true")).ExitStatus(), "it serves on")
 }
