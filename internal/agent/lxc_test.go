@@ -131,7 +131,9 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 	ag.Close()
 	a.c = NewClient(rt)
 	t.Cleanup(func() {
-		_ = a.c.Close()
+		if a.start.ProcessState == nil {
+			_ = a.c.Exit()
+		}
 		done := make(chan struct{})
 		go func() { _ = a.start.Wait(); close(done) }()
 		select {
@@ -139,7 +141,7 @@ func startLXCAgent(t *testing.T) *lxcAgent {
 		case <-time.After(20 * time.Second):
 			_ = exec.Command("lxc-stop", "-k", "-P", lxcpath, "-n", name).Run()
 			<-done
-			t.Errorf("the container did not stop within 20s of the socket's end")
+			t.Errorf("the container did not stop within 20s of the agent's Exit")
 		}
 	})
 	pid, err := a.c.Ready()

@@ -28,8 +28,12 @@
 //  3. OpReap: kill every other process of the container (kill(-1) from
 //     PID 1 reaches exactly its pid namespace) and report Reaped once all
 //     are waited for.
-//  4. OpExit, or the socket's end (the runtime is gone): reap as OpReap,
-//     report Bye (for OpExit), and exit 0. PID 1's exit stops the container.
+//  4. OpExit: reap as OpReap, report Bye, and exit 0. PID 1's exit stops
+//     the container.
+//  5. The socket's end (the runtime is gone: stint exited keeping the job's
+//     container, or was killed): the agent serves on as a plain init,
+//     reaping orphans, and the container runs on until stopped (Stop,
+//     stint gc), as it would under LXC's init.lxc.
 package agent
 
 import (
@@ -190,7 +194,8 @@ func (c *Client) Exit() error {
 	return err
 }
 
-// Close closes the socket without a word: the agent reaps and exits.
+// Close closes the socket without a word: the agent serves on as a plain
+// init (the container keeps running).
 func (c *Client) Close() error { return c.sock.Close() }
 
 func (c *Client) send(r Request, fds ...int) error {

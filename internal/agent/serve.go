@@ -36,13 +36,16 @@ type server struct {
 	groups  []int // outside a pid namespace: process groups of the commands started
 	reaping bool  // a reap (or exit) is waiting for the last child
 	exiting bool  // an exit is waiting for the last child
-	byeOnce bool  // the exit was asked for (else: the control pipe ended)
+	gone    bool  // the socket ended: serve on as a plain init
 	reaped  int   // processes killed and waited for by the current reap
 }
 
 // Serve runs the agent's loop on the socket fd. It returns when asked to
-// exit or when the socket ends, once every process it started (and, as
-// PID 1, every process of its pid namespace) is gone.
+// exit, once every process it started (and, as PID 1, every process of its
+// pid namespace) is gone. When the socket ends (the runtime is gone: a
+// kept job's stint exited, or stint was killed), it serves on as a plain
+// init, reaping, and the container runs on as LXC's own minimal init would
+// keep it: whoever stops it (a Stop, stint gc) ends it.
 //
 // As PID 1 it reaps every orphan of the container. Elsewhere (tests) it
 // makes itself the child subreaper, so that orphans of its commands come to
@@ -76,14 +79,11 @@ func Serve(fd int) error {
 				return err
 			}
 		case err := <-ended:
-			// The runtime is gone (or closed without a word): nothing
-			// more will be asked; end everything and exit.
-			ended = nil
-			reqs = nil
+			// The runtime is gone: nothing more will be asked or heard.
+			ended, reqs, s.gone = nil, nil, true
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "stint-agent: control: %v\n", err)
+				fmt.Fprintf(os.Stderr, "stint-agent: socket: %v\n", err)
 			}
-			s.startReap(true)
 		case <-sigchld:
 		}
 		// Every wake-up: collect whatever has ended (SIGCHLD coalesces).
@@ -118,8 +118,16 @@ func (s *server) readRequests(reqs chan<- request, ended chan<- error) {
 	}
 }
 
+// report sends r; once the runtime is gone, reports go nowhere.
 func (s *server) report(r Report) error {
+	if s.gone {
+		return nil
+	}
 	if err := s.c.send(r); err != nil {
+		if errors.Is(err, ErrGone) {
+			s.gone = true
+			return nil
+		}
 		return fmt.Errorf("report %s: %w", r.Kind, err)
 	}
 	return nil
@@ -146,7 +154,6 @@ func (s *server) handle(req request) error {
 		s.startReap(false)
 		return nil
 	case req.Op == OpExit:
-		s.byeOnce = true
 		s.startReap(true)
 		return nil
 	default:
@@ -214,8 +221,8 @@ func lookPath(argv0 string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: not found in PATH %q", argv0, path)
 }
 
-// startReap kills every other process (see OpReap); collect reports the
-// end once the last is waited for.
+// startReap kills every other process (see OpReap, OpExit); collect
+// reports the end once the last is waited for.
 func (s *server) startReap(exit bool) {
 	s.reaping, s.reaped = true, 0
 	s.exiting = s.exiting || exit
@@ -264,10 +271,8 @@ func (s *server) collect() (done bool, err error) {
 	}
 	s.reaping, s.groups = false, nil
 	switch {
-	case s.exiting && s.byeOnce:
-		return true, s.report(Report{Kind: KindBye, Reaped: s.reaped})
 	case s.exiting:
-		return true, nil
+		return true, s.report(Report{Kind: KindBye, Reaped: s.reaped})
 	default:
 		return false, s.report(Report{Kind: KindReaped, Reaped: s.reaped})
 	}

@@ -63,14 +63,16 @@ func serve(t *testing.T) *served {
 	agentLog.Close()
 	s := &served{c: NewClient(rt), cmd: cmd, in: in, out: out}
 	t.Cleanup(func() {
-		_ = s.c.Close()
+		if s.cmd.ProcessState == nil {
+			_ = s.c.Exit()
+		}
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Errorf("the agent did not exit within 10s of its socket's end")
+			t.Errorf("the agent did not exit within 10s of its Exit")
 		}
 		if b, _ := os.ReadFile(filepath.Join(dir, "agent.log")); len(b) > 0 {
 			t.Logf("agent's own output: %s", b)
@@ -191,14 +193,18 @@ func TestServeReapsOrphansAndExits(t *testing.T) {
 	assert.Equal(t, 0, s.cmd.ProcessState.ExitCode())
 }
 
-func TestServeExitsWhenControlEnds(t *testing.T) {
+func TestServeServesOnAsInitWhenTheSocketEnds(t *testing.T) {
 	s := serve(t)
 	s.run(t, sh("sleep 100 & echo $!"))
 	orphan, err := strconv.Atoi(strings.TrimSpace(s.output(t)))
 	require.NoError(t, err)
 	require.NoError(t, s.c.Close())
-	require.NoError(t, s.cmd.Wait())
-	assert.ErrorIs(t, syscall.Kill(orphan, 0), syscall.ESRCH, "the runtime's end ends the job's processes")
+	time.Sleep(100 * time.Millisecond)
+	assert.NoError(t, syscall.Kill(s.pid, 0), "the agent runs on (a kept container stays up)")
+	assert.NoError(t, syscall.Kill(orphan, 0), "and so do the job's processes, until the container is stopped")
+	require.NoError(t, syscall.Kill(orphan, syscall.SIGKILL))
+	require.NoError(t, s.cmd.Process.Kill())
+	_ = s.cmd.Wait()
 }
 
 func TestServeRunsAsUserAndGroups(t *testing.T) {
