@@ -35,6 +35,10 @@ type Host struct {
 	AppArmor bool // AppArmor is enabled in the kernel
 	// Seccomp is LXC's default seccomp policy file, when installed.
 	Seccomp string
+	// Agent is the stint-agent binary (FindAgent) that becomes PID 1 of
+	// containers with the minimal init (the fast path, agent.go); "" for
+	// init.lxc and the attach helper.
+	Agent string
 }
 
 // SeccompPolicy is LXC's default denylist (kexec, module loading, ...).
@@ -109,13 +113,17 @@ func Render(name string, cfg container.Config, host Host) ([]string, error) {
 	}
 	out = append(out, sec...)
 
-	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostInit, strings.TrimPrefix(initPath, "/")))
-	add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostBusybox, strings.TrimPrefix(busyboxPath, "/")))
-	initLines, err := renderInit(hostname, cfg.Init)
-	if err != nil {
-		return nil, err
+	if host.Agent != "" && cfg.Init.Kinded() == container.InitMinimal {
+		out = append(out, renderAgentInit(host.Agent)...)
+	} else {
+		add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostInit, strings.TrimPrefix(initPath, "/")))
+		add("lxc.mount.entry", fmt.Sprintf("%s %s none bind,ro,create=file 0 0", HostBusybox, strings.TrimPrefix(busyboxPath, "/")))
+		initLines, err := renderInit(hostname, cfg.Init)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, initLines...)
 	}
-	out = append(out, initLines...)
 
 	for _, m := range cfg.Mounts {
 		line, err := mountEntry(m)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -95,18 +94,9 @@ func helperStartMain(lxcpath, name string) error {
 // configs (init and busybox are absolute paths; networks are made over
 // netlink).
 func hideShadowTools(configFile string) {
-	b, err := os.ReadFile(configFile)
-	if err != nil {
-		return
+	if !runsScripts(configFile) {
+		_ = os.Setenv("PATH", "/nonexistent")
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		key, _, _ := strings.Cut(line, "=")
-		key = strings.TrimSpace(key)
-		if strings.HasPrefix(key, "lxc.hook.") || strings.Contains(key, ".script.") || strings.HasPrefix(key, "lxc.include") {
-			return
-		}
-	}
-	_ = os.Setenv("PATH", "/nonexistent")
 }
 
 // attachRequest is what the parent passes to the attach helper, as JSON on

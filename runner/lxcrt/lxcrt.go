@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,6 +33,9 @@ type Runtime struct {
 	lxcpath string
 	self    string // the binary that serves the helper subcommands
 	host    Host
+	// sessions holds the containers this process started on the fast
+	// path (agent.go): name → *session.
+	sessions sync.Map
 }
 
 var (
@@ -59,6 +63,7 @@ func New(lxcpath string) (*Runtime, error) {
 		}
 	}
 	host := ProbeHost()
+	host.Agent = FindAgent(self)
 	if !host.AppArmor {
 		slog.Info("AppArmor is not enabled on this host: containers run without an AppArmor profile")
 	}
@@ -142,6 +147,9 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	if err := r.restage(name); err != nil {
 		return fmt.Errorf("start container %s: %w", name, err)
 	}
+	if r.usesAgent(name) {
+		return r.startAgent(ctx, name)
+	}
 	// Output into a file, not a pipe: the monitor daemonizes and must not
 	// be able to keep us waiting on a pipe it inherited.
 	out, err := os.CreateTemp(r.dir(name), "start-*.out")
@@ -192,12 +200,16 @@ func (r *Runtime) logErrors(name string) string {
 	return "\nlxc log " + r.LogFile(name) + ":\n  " + strings.Join(lines, "\n  ")
 }
 
-// Exec runs a command in the running container through the attach helper.
-// Its environment is exactly opts.Env (PATH, if any, comes first): the
-// helper clears its own and LXC's additions.
+// Exec runs a command in the running container: through its agent when
+// this process started it on the fast path (agent.go), else through the
+// attach helper. Its environment is exactly opts.Env (PATH, if any, comes
+// first): the helper clears its own and LXC's additions.
 func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOptions) (container.ExitStatus, error) {
 	if len(opts.Argv) == 0 {
 		return container.ExitStatus{}, fmt.Errorf("exec in container %s: no command", name)
+	}
+	if st, ok, err := r.agentExec(ctx, name, opts); ok {
+		return st, err
 	}
 	cwd := opts.Cwd
 	if cwd == "" {
@@ -328,6 +340,16 @@ func (r *Runtime) oomKilled(name string) bool {
 // it is stopped. It uses a handle of its own, so a concurrent Exec or wait
 // on another handle never stalls it.
 func (r *Runtime) Stop(ctx context.Context, name string) error {
+	err := r.stopLXC(ctx, name)
+	if err == nil {
+		r.endSession(name)
+	}
+	return err
+}
+
+// stopLXC stops container name through liblxc (its monitor's command
+// socket, whichever process started it).
+func (r *Runtime) stopLXC(ctx context.Context, name string) error {
 	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
 		return nil
 	}

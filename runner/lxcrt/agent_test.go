@@ -1,0 +1,192 @@
+package lxcrt_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/internal/testenv"
+	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/container/containertest"
+	"github.com/stintdev/stint/runner/lxcrt"
+)
+
+var (
+	agentOnce sync.Once
+	agentBin  string
+	agentErr  error
+)
+
+// withAgent builds stint-agent (once per test binary) and points the
+// runtimes made after it at it: the fast path.
+func withAgent(t *testing.T) {
+	t.Helper()
+	testenv.RequiresLXC(t)
+	agentOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "stint-agent-bin-")
+		if err != nil {
+			agentErr = err
+			return
+		}
+		// The containers' mapped root must reach the bind-mounted binary.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			agentErr = err
+			return
+		}
+		agentBin = filepath.Join(dir, "stint-agent")
+		cmd := exec.Command("go", "build", "-o", agentBin, "github.com/stintdev/stint/cmd/stint-agent")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			agentErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	require.NoError(t, agentErr)
+	t.Setenv(lxcrt.AgentEnv, agentBin)
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return "build stint-agent: " + e.err.Error() + ": " + e.out }
+
+func TestAgentIsPID1AndRunsExecs(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	require.Equal(t, agentBin, f.rt.Host().Agent)
+	ctx := context.Background()
+	t0 := time.Now()
+	f.start(t, "fast", container.Config{})
+	t.Logf("start: %v", time.Since(t0))
+	conf, err := f.rt.Config("fast")
+	require.NoError(t, err)
+	assert.Contains(t, string(conf), "lxc.init.cmd = /.stint/agent")
+	assert.NotContains(t, string(conf), lxcrt.HostInit, "no init.lxc on the fast path")
+
+	t0 = time.Now()
+	out, st := f.sh(t, "fast", "cat /proc/1/cmdline")
+	t.Logf("one exec: %v", time.Since(t0))
+	require.True(t, st.Success(), out)
+	assert.Equal(t, "/.stint/agent", strings.TrimRight(out, "\x00"))
+
+	_, st = f.sh(t, "fast", "exit 7")
+	assert.Equal(t, container.ExitStatus{Code: 7}, st)
+	_, st = f.sh(t, "fast", "kill -TERM $$")
+	assert.Equal(t, syscall.SIGTERM, st.Signal)
+	var envOut bytes.Buffer
+	st, err = f.rt.Exec(ctx, "fast", container.ExecOptions{Argv: []string{"/bin/env"}, Env: []string{"B=2", "A=1"}, Stdout: &envOut})
+	require.NoError(t, err)
+	require.True(t, st.Success())
+	assert.Equal(t, "B=2\nA=1\n", envOut.String(), "the env is exactly the Exec's: no container=lxc, no PATH added")
+
+	// User, groups, cwd, separate streams, stdin.
+	var stdout, stderr bytes.Buffer
+	st, err = f.rt.Exec(ctx, "fast", container.ExecOptions{
+		Argv: []string{"/bin/sh", "-c", "id -u; id -G; pwd; cat; echo oops >&2"}, Env: []string{"PATH=/bin"},
+		UID: 1000, GID: 1000, Groups: []int{1000, 27}, Cwd: "/home/app",
+		Stdin: strings.NewReader("from stdin\n"), Stdout: &stdout, Stderr: &stderr,
+	})
+	require.NoError(t, err)
+	require.True(t, st.Success(), stderr.String())
+	assert.Equal(t, "1000\n1000 27\n/home/app\nfrom stdin\n", stdout.String())
+	assert.Equal(t, "oops\n", stderr.String())
+
+	// A command that isn't there: a message and 127, as a shell says.
+	stderr.Reset()
+	st, err = f.rt.Exec(ctx, "fast", container.ExecOptions{Argv: []string{"/nonexistent"}, Stderr: &stderr})
+	require.NoError(t, err)
+	assert.Equal(t, 127, st.Code)
+	assert.Contains(t, stderr.String(), "/nonexistent")
+}
+
+func TestAgentBusyFallsBackToAttach(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	f.start(t, "busy", container.Config{})
+	done := make(chan container.ExitStatus, 1)
+	go func() {
+		_, st := f.sh(t, "busy", "sleep 1")
+		done <- st
+	}()
+	time.Sleep(200 * time.Millisecond)
+	out, st := f.sh(t, "busy", "echo meanwhile")
+	assert.True(t, st.Success())
+	assert.Equal(t, "meanwhile\n", out)
+	assert.True(t, (<-done).Success())
+}
+
+func TestAgentStopEndsExecAndMonitor(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	ctx := context.Background()
+	f.start(t, "stp", container.Config{})
+	type result struct {
+		st  container.ExitStatus
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		st, err := f.rt.Exec(ctx, "stp", container.ExecOptions{Argv: []string{"/bin/sh", "-c", "sleep 600"}, Env: []string{"PATH=/bin"}})
+		res <- result{st, err}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	require.NoError(t, f.rt.Stop(ctx, "stp"))
+	select {
+	case r := <-res:
+		require.NoError(t, r.err)
+		assert.Equal(t, syscall.SIGKILL, r.st.Signal, "killed with the container, as an attached command is")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not end the running Exec")
+	}
+	assert.Empty(t, monitors(t, f.rt.LXCPath()), "lxc-start (the monitor) exited with the container")
+	st, err := f.rt.State(ctx, "stp")
+	require.NoError(t, err)
+	assert.Equal(t, container.StateStopped, st)
+	// And it starts again, on the fast path.
+	require.NoError(t, f.rt.Start(ctx, "stp"))
+	out, est := f.sh(t, "stp", "echo again")
+	assert.True(t, est.Success())
+	assert.Equal(t, "again\n", out)
+	require.NoError(t, f.rt.Destroy(ctx, "stp"))
+	assert.Empty(t, monitors(t, f.rt.LXCPath()))
+}
+
+// monitors lists the lxc-start processes running for containers in lxcpath.
+func monitors(t *testing.T, lxcpath string) []string {
+	t.Helper()
+	var out []string
+	procs, err := filepath.Glob("/proc/[0-9]*/cmdline")
+	require.NoError(t, err)
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err == nil && bytes.HasPrefix(b, []byte("lxc-start\x00")) && bytes.Contains(b, []byte(lxcpath)) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// TestConformanceAgent runs the contract's suite on the fast path.
+func TestConformanceAgent(t *testing.T) {
+	withAgent(t)
+	containertest.Suite(t, func(t *testing.T) containertest.Harness {
+		f := newFixture(t, false)
+		return containertest.Harness{
+			Runtime: f.rt,
+			Config: func(*testing.T) container.Config {
+				return container.Config{Root: container.Root{Dir: f.rootfs}, IDMap: f.idmap}
+			},
+		}
+	})
+}
