@@ -11,8 +11,14 @@ TESTFLAGS ?= -count=1 -timeout 60m
 
 all: build
 
-build:
+build: agent
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/stint ./cmd/stint
+
+# stint-agent: PID 1 of jobs' containers on the fast path, found beside
+# stint (or by $STINT_AGENT). Static, so it runs in any image.
+.PHONY: agent
+agent:
+	CGO_ENABLED=0 $(GO) build -o bin/stint-agent ./cmd/stint-agent
 
 deps:
 	@if [ "$$(id -u)" = 0 ]; then ./scripts/install-deps.sh; else echo "make deps: not root, skipping package installation"; fi
