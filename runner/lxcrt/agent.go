@@ -40,14 +40,17 @@ import (
 const agentPath = "/" + initDir + "/agent"
 
 // AgentEnv names the stint-agent binary to use, overriding the one beside
-// stint's own binary (tests, packagers).
+// stint's own binary (tests, packagers); "off" turns the fast path off.
 const AgentEnv = "STINT_AGENT"
 
 // FindAgent returns the stint-agent binary for jobs' containers: $STINT_AGENT,
 // else stint-agent beside self (stint's own binary), if it is there and
-// lxc-start too; "" when the fast path is not available.
+// lxc-start too; "" when the fast path is off or not available.
 func FindAgent(self string) string {
 	bin := os.Getenv(AgentEnv)
+	if bin == "off" {
+		return ""
+	}
 	if bin == "" {
 		bin = filepath.Join(filepath.Dir(self), "stint-agent")
 	}

@@ -61,6 +61,16 @@ type buildError struct {
 
 func (e *buildError) Error() string { return "build stint-agent: " + e.err.Error() + ": " + e.out }
 
+func TestFindAgent(t *testing.T) {
+	withAgent(t)
+	assert.Equal(t, agentBin, lxcrt.FindAgent("/nonexistent/stint"), "$STINT_AGENT first")
+	t.Setenv(lxcrt.AgentEnv, "off")
+	assert.Equal(t, "", lxcrt.FindAgent(agentBin), "off turns the fast path off, even with the agent beside stint")
+	t.Setenv(lxcrt.AgentEnv, "")
+	assert.Equal(t, agentBin, lxcrt.FindAgent(filepath.Join(filepath.Dir(agentBin), "stint")), "beside stint")
+	assert.Equal(t, "", lxcrt.FindAgent("/nonexistent/stint"))
+}
+
 func TestAgentIsPID1AndRunsExecs(t *testing.T) {
 	withAgent(t)
 	f := newFixture(t, false)
