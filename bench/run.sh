@@ -43,6 +43,7 @@ contenders=(
   "model: agent fast path btrfs (unpriv)=bin/agentseq -base $BTRFS/lxc/ubase/rootfs -agent $PWD/bin/stint-agent -dir $BTRFS/agentseq"
   "stint run btrfs (unpriv)=$STINT --root $SB $run"
   "stint run overlay (unpriv)=$STINT --root $SO $run"
+  "stint run btrfs, attach path (unpriv)=STINT_AGENT=off $STINT --root $SB $run"
   "stint exec btrfs (unpriv)=$STINT --root $SB exec busybox -- /bin/true"
   "stint exec overlay (unpriv)=$STINT --root $SO exec busybox -- /bin/true"
 )
@@ -73,6 +74,7 @@ bin/harness -reps "$REPS" -warmup 3 -ref "$FLOOR" -ref "$LXCU" "${contenders[@]}
 for n in "${notes[@]}"; do echo "- $n"; done
 echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid;"
 echo "  the unprivileged LXC rows use stint's id map ($(grep -h '^lxc.idmap = u' "$BTRFS/lxc/ubase/config"))"
+echo "- attach path: STINT_AGENT=off, jobs under init.lxc with each line through the attach helper (as before issue 16)"
 echo "- model: bench/agentseq, stint's fast path without stint (snapshot, lean config, lxc-start -F, stint-agent as PID 1, one line, exit)"
 echo "- issue 16's bar: stint run btrfs (unpriv) at ratio A <= 2.0x and ratio B <= 1.0x"
 echo
