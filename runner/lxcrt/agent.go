@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,9 +81,10 @@ func renderAgentInit(bin string) []kv {
 
 // session is a container started on the fast path, in this process.
 type session struct {
-	mu     sync.Mutex // held by the Exec that uses the agent
+	mu     sync.Mutex // held by the Exec (or Stop) that uses the agent
 	client *agent.Client
 	done   chan struct{} // closed once lxc-start (the monitor) has exited
+	frozen atomic.Bool   // Freeze froze the agent too: Stop thaws it first
 }
 
 // usesAgent reports whether container name's config makes the agent its
@@ -170,6 +172,56 @@ func (r *Runtime) reap(name string, s *session) {
 	}
 	_ = s.client.Close()
 	r.sessions.CompareAndDelete(name, s)
+}
+
+// stopAgent stops a container this process started on the fast path by
+// asking its agent to exit (it kills every other process and waits for
+// them; PID 1's exit stops the container) and waiting for the monitor to
+// finish; a frozen container is thawed first (the agent is frozen too).
+// It reports false, having changed nothing that matters, when the agent
+// can't do it: no session, busy with an Exec, no thaw, or no answer. Stop
+// then goes through liblxc.
+func (r *Runtime) stopAgent(ctx context.Context, name string) bool {
+	v, ok := r.sessions.Load(name)
+	if !ok {
+		return false
+	}
+	s := v.(*session)
+	if !s.mu.TryLock() {
+		return false
+	}
+	defer s.mu.Unlock()
+	if s.frozen.Load() {
+		f, err := r.freezer(name)
+		if err != nil || f.Thaw(ctx) != nil {
+			return false
+		}
+		s.frozen.Store(false)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- s.client.Exit() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			return false
+		}
+	case <-time.After(5 * time.Second):
+		return false // liblxc's stop kills it; the Exit then ends
+	}
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		return false
+	}
+	r.sessions.CompareAndDelete(name, s)
+	return true
+}
+
+// markFrozen notes that container name's agent is frozen.
+func (r *Runtime) markFrozen(name string) {
+	if v, ok := r.sessions.Load(name); ok {
+		v.(*session).frozen.Store(true)
+	}
 }
 
 // endSession forgets container name's session, if any, once stopped.

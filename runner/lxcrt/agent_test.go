@@ -172,6 +172,27 @@ func TestAgentStopEndsExecAndMonitor(t *testing.T) {
 	assert.Empty(t, monitors(t, f.rt.LXCPath()))
 }
 
+func TestAgentStopsIdleAndFrozenContainers(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	ctx := context.Background()
+	for name, freeze := range map[string]bool{"idle": false, "frozen": true} {
+		f.start(t, name, container.Config{})
+		_, st := f.sh(t, name, "sleep 600 >/dev/null 2>&1 &")
+		require.True(t, st.Success())
+		if freeze {
+			require.NoError(t, f.rt.Freeze(ctx, name))
+		}
+		t0 := time.Now()
+		require.NoError(t, f.rt.Stop(ctx, name))
+		t.Logf("stop (frozen: %v): %v", freeze, time.Since(t0))
+		st2, err := f.rt.State(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, container.StateStopped, st2)
+		assert.Empty(t, monitors(t, f.rt.LXCPath()), "frozen: %v", freeze)
+	}
+}
+
 // monitors lists the lxc-start processes running for containers in lxcpath.
 func monitors(t *testing.T, lxcpath string) []string {
 	t.Helper()

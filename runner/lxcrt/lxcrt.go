@@ -340,6 +340,9 @@ func (r *Runtime) oomKilled(name string) bool {
 // it is stopped. It uses a handle of its own, so a concurrent Exec or wait
 // on another handle never stalls it.
 func (r *Runtime) Stop(ctx context.Context, name string) error {
+	if r.stopAgent(ctx, name) {
+		return nil
+	}
 	err := r.stopLXC(ctx, name)
 	if err == nil {
 		r.endSession(name)
@@ -406,6 +409,7 @@ func (r *Runtime) Freeze(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("freeze container %s: %w", name, err)
 	}
+	r.markFrozen(name) // before: a half-done freeze may have caught the agent
 	if err := f.Freeze(ctx); err != nil {
 		return fmt.Errorf("freeze container %s: %w", name, err)
 	}
