@@ -129,8 +129,8 @@ func report(cs []*contender, refs []string) {
 			fmt.Fprintf(os.Stderr, "harness: reference %q has no samples\n", ref)
 		}
 	}
-	head := fmt.Sprintf("| %-34s | %9s | %8s | %8s | %8s | %5s |", "contender", "median ms", "min ms", "p95 ms", "max ms", "fails")
-	rule := fmt.Sprintf("|%s|%s|%s|%s|%s|%s|", dashes(36), dashes(10)+":", dashes(9)+":", dashes(9)+":", dashes(9)+":", dashes(6)+":")
+	head := fmt.Sprintf("| %-40s | %9s | %8s | %8s | %8s | %5s |", "contender", "median ms", "min ms", "p95 ms", "max ms", "fails")
+	rule := fmt.Sprintf("|%s|%s|%s|%s|%s|%s|", dashes(42), dashes(10)+":", dashes(9)+":", dashes(9)+":", dashes(9)+":", dashes(6)+":")
 	for i := range refs {
 		head += fmt.Sprintf(" %8s |", fmt.Sprintf("ratio %c", 'A'+i))
 		rule += dashes(9) + ":|"
@@ -139,7 +139,7 @@ func report(cs []*contender, refs []string) {
 	fmt.Println(rule)
 	for _, c := range cs {
 		if len(c.samples) == 0 {
-			line := fmt.Sprintf("| %-34s | %9s | %8s | %8s | %8s | %5d |", c.name, "-", "-", "-", "-", c.failures)
+			line := fmt.Sprintf("| %-40s | %9s | %8s | %8s | %8s | %5d |", c.name, "-", "-", "-", "-", c.failures)
 			for range refs {
 				line += fmt.Sprintf(" %8s |", "-")
 			}
@@ -151,7 +151,7 @@ func report(cs []*contender, refs []string) {
 			lo, hi = min(lo, d), max(hi, d)
 		}
 		med := median(c.samples)
-		line := fmt.Sprintf("| %-34s | %9s | %8s | %8s | %8s | %5d |", c.name, ms(med), ms(lo), ms(percentile(c.samples, 95)), ms(hi), c.failures)
+		line := fmt.Sprintf("| %-40s | %9s | %8s | %8s | %8s | %5d |", c.name, ms(med), ms(lo), ms(percentile(c.samples, 95)), ms(hi), c.failures)
 		for i := range refs {
 			r := "-"
 			if refMed[i] > 0 {
@@ -194,8 +194,8 @@ func runThroughput(cs []*contender, t throughputRun) {
 		sort.Float64s(r)
 		return r[len(r)/2] // the median round (the upper one of two)
 	}
-	head := fmt.Sprintf("| %-34s | %9s | %8s | %8s | %5s |", "contender", "jobs/min", "min", "max", "fails")
-	rule := fmt.Sprintf("|%s|%s|%s|%s|%s|", dashes(36), dashes(10)+":", dashes(9)+":", dashes(9)+":", dashes(6)+":")
+	head := fmt.Sprintf("| %-40s | %9s | %8s | %8s | %5s |", "contender", "jobs/min", "min", "max", "fails")
+	rule := fmt.Sprintf("|%s|%s|%s|%s|%s|", dashes(42), dashes(10)+":", dashes(9)+":", dashes(9)+":", dashes(6)+":")
 	for i := range t.refs {
 		head += fmt.Sprintf(" %8s |", fmt.Sprintf("ratio %c", 'A'+i))
 		rule += dashes(9) + ":|"
@@ -204,7 +204,7 @@ func runThroughput(cs []*contender, t throughputRun) {
 	fmt.Println(rule)
 	for k, c := range cs {
 		lo, hi := slices.Min(rates[k]), slices.Max(rates[k])
-		line := fmt.Sprintf("| %-34s | %9.0f | %8.0f | %8.0f | %5d |", c.name, medRate(k), lo, hi, fails[k])
+		line := fmt.Sprintf("| %-40s | %9.0f | %8.0f | %8.0f | %5d |", c.name, medRate(k), lo, hi, fails[k])
 		for _, ref := range t.refs {
 			r := "-"
 			if j := slices.IndexFunc(cs, func(c *contender) bool { return c.name == ref }); j >= 0 && medRate(j) > 0 {
