@@ -14,6 +14,7 @@ import (
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
+	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/internal/agent"
 	"github.com/stintdev/stint/runner/container"
@@ -109,6 +110,14 @@ func (r *Runtime) startAgent(ctx context.Context, name string) error {
 		return fmt.Errorf("start container %s: %w", name, err)
 	}
 	defer out.Close()
+	// Held until the agent (in the container's cgroups) is ready: see
+	// startlock.go.
+	unlock, err := hostLock(unix.LOCK_SH)
+	if err != nil {
+		rt.Close()
+		return fmt.Errorf("start container %s: %w", name, err)
+	}
+	defer unlock()
 	cmd := exec.Command("lxc-start", "-F", "-P", r.lxcpath, "-n", name)
 	path := "/nonexistent" // see hideShadowTools
 	if runsScripts(filepath.Join(r.dir(name), "config")) {
