@@ -51,7 +51,18 @@ func stintBinary(t *testing.T) string {
 		out, err := exec.Command(goBin, "build", "-o", stintBin, ".").CombinedOutput()
 		if err != nil {
 			buildErr = errors.New("go build stint: " + err.Error() + "\n" + string(out))
+			return
 		}
+		// stint-agent beside stint, as `make build` installs it: the
+		// tests run jobs on the fast path (runner/lxcrt/agent.go). Its
+		// directory must let the containers' mapped root reach it.
+		agent := exec.Command(goBin, "build", "-o", filepath.Join(dir, "stint-agent"), "../stint-agent")
+		agent.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := agent.CombinedOutput(); err != nil {
+			buildErr = errors.New("go build stint-agent: " + err.Error() + "\n" + string(out))
+			return
+		}
+		buildErr = os.Chmod(dir, 0o755)
 	})
 	require.NoError(t, buildErr)
 	return stintBin
