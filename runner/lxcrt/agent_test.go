@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,48 +20,25 @@ import (
 	"github.com/stintdev/stint/runner/lxcrt"
 )
 
-var (
-	agentOnce sync.Once
-	agentBin  string
-	agentErr  error
-)
-
-// withAgent builds stint-agent (once per test binary) and points the
-// runtimes made after it at it: the fast path.
-func withAgent(t *testing.T) {
+// withAgent builds stint-agent into a directory of the test (go's build
+// cache makes the second build cheap) and points the runtimes made after
+// it at it: the fast path. It returns the binary.
+func withAgent(t *testing.T) string {
 	t.Helper()
 	testenv.RequiresLXC(t)
-	agentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "stint-agent-bin-")
-		if err != nil {
-			agentErr = err
-			return
-		}
-		// The containers' mapped root must reach the bind-mounted binary.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			agentErr = err
-			return
-		}
-		agentBin = filepath.Join(dir, "stint-agent")
-		cmd := exec.Command("go", "build", "-o", agentBin, "github.com/stintdev/stint/cmd/stint-agent")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			agentErr = &buildError{err: err, out: string(out)}
-		}
-	})
-	require.NoError(t, agentErr)
-	t.Setenv(lxcrt.AgentEnv, agentBin)
+	dir := t.TempDir()
+	testenv.Reachable(t, dir) // the containers' mapped root binds it
+	bin := filepath.Join(dir, "stint-agent")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/stintdev/stint/cmd/stint-agent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "build stint-agent: %s", out)
+	t.Setenv(lxcrt.AgentEnv, bin)
+	return bin
 }
-
-type buildError struct {
-	err error
-	out string
-}
-
-func (e *buildError) Error() string { return "build stint-agent: " + e.err.Error() + ": " + e.out }
 
 func TestFindAgent(t *testing.T) {
-	withAgent(t)
+	agentBin := withAgent(t)
 	assert.Equal(t, agentBin, lxcrt.FindAgent("/nonexistent/stint"), "$STINT_AGENT first")
 	t.Setenv(lxcrt.AgentEnv, "off")
 	assert.Equal(t, "", lxcrt.FindAgent(agentBin), "off turns the fast path off, even with the agent beside stint")
@@ -72,7 +48,7 @@ func TestFindAgent(t *testing.T) {
 }
 
 func TestAgentIsPID1AndRunsExecs(t *testing.T) {
-	withAgent(t)
+	agentBin := withAgent(t)
 	f := newFixture(t, false)
 	require.Equal(t, agentBin, f.rt.Host().Agent)
 	ctx := context.Background()
