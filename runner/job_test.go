@@ -311,7 +311,11 @@ func TestBridgeNetwork(t *testing.T) {
 	assert.Contains(t, f.out.String(), "1 packets received")
 	st, err := m.List(context.Background())
 	require.NoError(t, err)
-	assert.Empty(t, st.Leases, "the lease was not released")
+	// The network state is host-wide: other roots' jobs (a test package
+	// running beside this one) may hold leases; none may be this root's.
+	for name, l := range st.Leases {
+		assert.NotEqual(t, f.root, l.Root, "the lease of %s was not released", name)
+	}
 	f.assertClean(t)
 }
 
