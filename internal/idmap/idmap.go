@@ -84,21 +84,13 @@ func Ensure(subuid, subgid string) (Map, error) {
 	if !errors.Is(err, ErrNoRange) && !errors.Is(err, os.ErrNotExist) {
 		return Map{}, err
 	}
-	line := fmt.Sprintf("root:%d:%d\n", Default.HostUID, Default.Size)
+	line := fmt.Sprintf("root:%d:%d", Default.HostUID, Default.Size)
 	for _, f := range []string{subuid, subgid} {
 		if _, _, err := first(f); err == nil {
 			continue
 		}
-		fh, err := os.OpenFile(f, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return Map{}, fmt.Errorf("add root's range to %s: %w", f, err)
-		}
-		_, werr := fh.WriteString(line)
-		if cerr := fh.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			return Map{}, fmt.Errorf("add root's range to %s: %w", f, werr)
+		if err := appendLine(f, line); err != nil {
+			return Map{}, fmt.Errorf("add root's range: %w", err)
 		}
 	}
 	return Load(subuid, subgid)
