@@ -47,6 +47,8 @@ type Options struct {
 	// empty). With the defaults, a user missing from /etc/passwd is looked
 	// up through NSS (LDAP, sssd) too.
 	Passwd, Group string
+	// Proc is where FindAgent reads processes ("/proc" when empty).
+	Proc string
 }
 
 // Sentinel errors, checked with errors.Is.

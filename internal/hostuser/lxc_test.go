@@ -231,7 +231,9 @@ func startProto(t *testing.T, base, root, project string, h idmap.Holed, u User,
 	require.NoError(t, os.WriteFile(filepath.Join(project, ".rootfile"), []byte("root's\n"), 0o644))
 	var rnd [4]byte
 	_, _ = rand.Read(rnd[:])
-	p := proto{lxcpath: filepath.Join(base, "lxc"), name: "stint-devenv-" + hex.EncodeToString(rnd[:]), u: u}
+	// Not "stint-": stint's gc removes the empty cgroups of "stint-"
+	// containers it has no record of, which a starting one has for a moment.
+	p := proto{lxcpath: filepath.Join(base, "lxc"), name: "devenv-proto-" + hex.EncodeToString(rnd[:]), u: u}
 	log := filepath.Join(base, p.name+".log")
 	require.NoError(t, os.MkdirAll(filepath.Join(p.lxcpath, p.name), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(p.lxcpath, p.name, "config"),
