@@ -27,57 +27,19 @@ import (
 	"github.com/stintdev/stint/internal/testenv"
 )
 
-// testUser creates a host user and group with a free id (not 0, not
-// 1000), removed when the test ends, and returns them as Invoking finds
-// them under sudo.
+// testUser makes a host user (testenv.MakeHostUser) and returns them as
+// Invoking finds them under sudo.
 func testUser(t *testing.T) User {
 	t.Helper()
-	testenv.RequiresTool(t, "useradd", "userdel", "groupadd", "groupdel")
-	var rnd [3]byte
-	_, _ = rand.Read(rnd[:])
-	name := "stintdev" + hex.EncodeToString(rnd[:])
-	for id := 4200 + int(rnd[0])*3; id < 60000; id++ {
-		if id == 1000 || idTaken(id) {
-			continue
-		}
-		if out, err := exec.Command("groupadd", "-g", strconv.Itoa(id), name).CombinedOutput(); err != nil {
-			t.Logf("groupadd %d: %v: %s", id, err, out)
-			continue
-		}
-		out, err := exec.Command("useradd", "-M", "-N", "-u", strconv.Itoa(id), "-g", strconv.Itoa(id),
-			"-s", "/bin/sh", "-d", "/home/"+name, name).CombinedOutput()
-		if err != nil {
-			_ = exec.Command("groupdel", name).Run()
-			t.Logf("useradd %d: %v: %s", id, err, out)
-			continue
-		}
-		t.Cleanup(func() {
-			if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
-				t.Errorf("userdel %s: %v: %s", name, err, out)
-			}
-			if out, err := exec.Command("groupdel", name).CombinedOutput(); err != nil && idTaken(id) {
-				t.Errorf("groupdel %s: %v: %s", name, err, out)
-			}
-		})
-		s := strconv.Itoa(id)
-		u, err := Invoking(Options{Getenv: func(k string) string {
-			return map[string]string{"SUDO_UID": s, "SUDO_GID": s, "SUDO_USER": name}[k]
-		}})
-		require.NoError(t, err)
-		return u
+	hu := testenv.MakeHostUser(t)
+	env := map[string]string{}
+	for _, kv := range hu.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
 	}
-	t.Fatal("no free id for a test user")
-	return User{}
-}
-
-// idTaken reports whether id is a uid or gid of this host.
-func idTaken(id int) bool {
-	for _, db := range []string{"passwd", "group"} {
-		if exec.Command("getent", db, strconv.Itoa(id)).Run() == nil {
-			return true
-		}
-	}
-	return false
+	u, err := Invoking(Options{Getenv: func(k string) string { return env[k] }})
+	require.NoError(t, err)
+	return u
 }
 
 // busyboxRoot builds a minimal root from the host's static busybox, owned
@@ -277,30 +239,13 @@ func TestReserveNewuidmap(t *testing.T) {
 	require.Error(t, err, "newuidmap took a hole that /etc/subuid doesn't allow")
 	assert.Contains(t, err.Error(), "not allowed")
 
-	t.Cleanup(func() { unreserve(t, u) })
+	// testenv.MakeHostUser's cleanup removes the lines Reserve adds.
 	require.NoError(t, idmap.Reserve("/etc/subuid", "/etc/subgid", u.UID, u.GID))
 	p, err := startProto(t, base, root, project, h, u, path)
 	require.NoError(t, err)
 	out, err := p.attach(t, "id", "-u")
 	require.NoError(t, err, out)
 	assert.Equal(t, strconv.Itoa(int(u.UID)), out)
-}
-
-// unreserve removes the lines Reserve added for u (only those).
-func unreserve(t *testing.T, u User) {
-	for file, id := range map[string]uint32{"/etc/subuid": u.UID, "/etc/subgid": u.GID} {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Errorf("unreserve: %v", err)
-			continue
-		}
-		line := fmt.Sprintf("root:%d:1\n", id)
-		if kept := strings.Replace(string(b), line, "", 1); kept != string(b) {
-			if err := os.WriteFile(file, []byte(kept), 0o644); err != nil {
-				t.Errorf("unreserve: %v", err)
-			}
-		}
-	}
 }
 
 // checkPty opens a terminal of the container's own devpts from the host,
