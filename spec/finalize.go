@@ -228,6 +228,9 @@ func (lo *loader) profile(l *layer) Profile {
 	if l.keepOnFailure != nil {
 		p.KeepOnFailure = &l.keepOnFailure.V
 	}
+	if l.hostUser != nil {
+		p.HostUser = &l.hostUser.V
+	}
 	return p
 }
 
@@ -269,6 +272,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 			Raw:           r.subMap(m.raw),
 			Privileged:    boolOf(m.privileged),
 			KeepOnFailure: boolOf(m.keepOnFailure),
+			HostUser:      boolOf(m.hostUser),
 			Pos:           pos(l.At, l.f),
 		}
 		if len(v.vars) > 0 {
@@ -373,5 +377,6 @@ func (lo *loader) container(l *layer) Container {
 	if len(m.ports) > 0 && c.Network.Mode != "bridge" {
 		lo.ps.addf(m.ports[0].At, `set network = "bridge"`, "ports need network mode \"bridge\", not %q", c.Network.Mode)
 	}
+	lo.devKeys(&c, m, r)
 	return c
 }

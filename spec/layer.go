@@ -14,9 +14,9 @@ import (
 // Keys valid in each kind of table. "mounts" and "artifacts" are accepted as
 // spellings of "mount" and "artifact" (the JSON form uses the plural).
 var (
-	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell"}
-	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell"}
-	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged"}
+	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell", "host_user"}
+	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user"}
+	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged", "workdir", "user", "host_user", "home", "ssh_agent"}
 	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size"}
 	artifactKeys  = []string{"path", "dest", "when"}
 	networkKeys   = []string{"mode", "bridge", "ipv4"}
@@ -59,6 +59,9 @@ type layer struct {
 	commandAt     *at
 	state         *sv
 	ports         []val[Port]
+	hostUser      *val[bool]
+	home          *sv
+	sshAgent      *val[bool]
 }
 
 type mountv struct {
@@ -187,6 +190,8 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			}
 		case "ports":
 			l.ports = d.ports(v, p)
+		case "host_user", "home", "ssh_agent":
+			d.devKey(l, k, v, p)
 		}
 	})
 	return l

@@ -275,3 +275,19 @@ profiles = ["p"]
 	empty.Mounts, empty.Raw = []Mount{}, map[string]string{}
 	assert.Equal(t, a.Hash(), empty.Hash(), "empty and absent are the same")
 }
+
+// TestContainerHashDevKeys: what shapes a dev box (host_user, home,
+// ssh_agent) changes its hash; where and as whom `stint shell` enters
+// (workdir, user) does not, so a profile's workdir, which now applies to
+// containers, recreates none.
+func TestContainerHashDevKeys(t *testing.T) {
+	base := mustLoad(t, "[container.c]\nimage = \"busybox\"\n").Containers[0]
+	for _, extra := range []string{"host_user = true", "host_user = true\nhome = \"persist\"", "host_user = true\nssh_agent = true"} {
+		c := mustLoad(t, "[container.c]\nimage = \"busybox\"\n"+extra+"\n").Containers[0]
+		assert.NotEqual(t, base.Hash(), c.Hash(), extra)
+	}
+	for _, extra := range []string{`workdir = "/src"`, `user = "dev"`, `home = "image"`} {
+		c := mustLoad(t, "[container.c]\nimage = \"busybox\"\n"+extra+"\n").Containers[0]
+		assert.Equal(t, base.Hash(), c.Hash(), extra)
+	}
+}

@@ -140,7 +140,10 @@ type Job struct {
 	Raw           map[string]string `json:"raw,omitempty"` // raw LXC keys, applied last
 	Privileged    bool              `json:"privileged,omitempty"`
 	KeepOnFailure bool              `json:"keep_on_failure,omitempty"`
-	Pos           Pos               `json:"pos"`
+	// HostUser gives the job the invoking user, mapped 1:1 (as for
+	// containers); `user` still says whom the lines run as.
+	HostUser bool `json:"host_user,omitempty"`
+	Pos      Pos  `json:"pos"`
 }
 
 // Port is one published port ("8080:80/tcp", "127.0.0.1:8080:80/udp").
@@ -171,8 +174,26 @@ type Container struct {
 	Limits     Limits            `json:"limits"`
 	Raw        map[string]string `json:"raw,omitempty"`
 	Privileged bool              `json:"privileged,omitempty"`
-	Pos        Pos               `json:"pos"`
+	// Workdir and User are where and as whom `stint shell` enters ("":
+	// the user's home; the host user with HostUser, else root).
+	Workdir string `json:"workdir,omitempty"`
+	User    string `json:"user,omitempty"`
+	// HostUser gives the container the invoking user, their uid and gid
+	// mapped 1:1 (docs/devenv.md).
+	HostUser bool `json:"host_user,omitempty"`
+	// Home is HomeImage ("", the default) or HomePersist: the host user's
+	// home in a named volume of the set.
+	Home string `json:"home,omitempty"`
+	// SSHAgent hands the invoking user's SSH agent to `stint shell`.
+	SSHAgent bool `json:"ssh_agent,omitempty"`
+	Pos      Pos  `json:"pos"`
 }
+
+// Home values of a container.
+const (
+	HomeImage   = "image"
+	HomePersist = "persist"
+)
 
 // Profile is a [profile.NAME] table as written (profiles are merged into the
 // jobs and containers that name them; this is for inspection).
@@ -190,5 +211,6 @@ type Profile struct {
 	Raw           map[string]string `json:"raw,omitempty"`
 	Privileged    *bool             `json:"privileged,omitempty"`
 	KeepOnFailure *bool             `json:"keep_on_failure,omitempty"`
+	HostUser      *bool             `json:"host_user,omitempty"`
 	Pos           Pos               `json:"pos"`
 }

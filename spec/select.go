@@ -65,10 +65,12 @@ func knownJobs(set *Set) string {
 // resolved JSON, hex): the reconciler recreates a container whose hash
 // changed. What only names or locates it (Name, Pos, the profile names) and
 // its desired State (starting or stopping is not a change of the container)
-// do not count. Empty and absent lists and maps hash the same (the JSON
+// do not count, nor do Workdir and User: they are where and as whom
+// `stint shell` enters, not part of the container. Empty and absent lists and maps hash the same (the JSON
 // omits both).
 func (c Container) Hash() string {
 	c.Name, c.Pos, c.Profiles, c.State = "", Pos{}, nil, ""
+	c.Workdir, c.User = "", ""
 	b, err := json.Marshal(c)
 	if err != nil {
 		// Container holds only strings, numbers, bools, maps and slices of
