@@ -72,9 +72,7 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 	index := map[string]int{}
 	for _, mv := range ms {
 		m := Mount{Type: mv.typ.V, Readonly: mv.readonly}
-		if mv.target == nil {
-			r.ps.addf(mv.At, "", "mount without a target")
-		} else {
+		if mv.target != nil {
 			m.Target = path.Clean(r.absolute(*mv.target, "mount target"))
 		}
 		forbid := func(key string, where *at) {
@@ -97,6 +95,11 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 					r.ps.addf(mv.source.At, "", "mount source %q does not exist (resolved to %s)", src, m.Source)
 				}
 			}
+			if mv.target == nil {
+				// The same path inside as on the host: a project where
+				// its developer has it (docs/devenv.md).
+				m.Target = path.Clean(m.Source)
+			}
 		case MountCache:
 			forbid("source", atOf(mv.source))
 			forbid("size", atOf(mv.size))
@@ -116,7 +119,13 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 				m.Size = mv.size.V
 			}
 		}
-		if i, dup := index[m.Target]; dup && mv.target != nil {
+		if m.Target == "" {
+			if m.Type != MountBind {
+				r.ps.addf(mv.At, "", "mount without a target")
+			}
+			continue
+		}
+		if i, dup := index[m.Target]; dup {
 			out[i] = m
 			continue
 		}
