@@ -82,9 +82,19 @@ func (f ImageFiles) Close() error {
 	return err
 }
 
-// IDMap maps container ids 0..Size-1 to host ids HostUID.., HostGID...
+// IDMap maps container ids 0..Size-1 to host ids HostUID.., HostGID...,
+// but for Hole.
 type IDMap struct {
 	HostUID, HostGID, Size uint32
+	// Hole, when set, is one host user's uid and gid, mapped 1:1 (container
+	// uid Hole.UID is host uid Hole.UID) instead of into the range: a
+	// developer's files are theirs on both sides of a bind (host_user).
+	Hole *IDHole
+}
+
+// IDHole is a uid and a gid a container shares with the host.
+type IDHole struct {
+	UID, GID uint32
 }
 
 // MountType is the kind of a Mount.

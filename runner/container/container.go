@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"os"
 )
 
 // Runtime runs system containers.
@@ -144,6 +145,15 @@ type FileReader interface {
 // works on a frozen container.
 type Freezer interface {
 	Freeze(ctx context.Context, name string) error
+}
+
+// Terminaler is a Runtime that can open a pseudo-terminal inside a running
+// container (lxcrt: in the container's own devpts, so that `tty` names
+// /dev/pts/N there), its slave handed to host uid:gid (-1 leaves one
+// alone). The caller keeps the master and gives the slave to Exec as
+// stdin, stdout and stderr with TTY set; it closes both.
+type Terminaler interface {
+	OpenTerminal(ctx context.Context, name string, uid, gid int) (master, slave *os.File, err error)
 }
 
 // ConsoleLogger is a Runtime that keeps a container's own log (lxcrt: the

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stintdev/stint/internal/idmap"
 	"github.com/stintdev/stint/runner/container"
 )
 
@@ -282,8 +283,13 @@ func renderSecurity(name string, cfg container.Config, host Host) ([]kv, error) 
 		if cfg.IDMap == nil || cfg.IDMap.Size == 0 {
 			return nil, fmt.Errorf("container %s: unprivileged without an id map", name)
 		}
-		add("lxc.idmap", fmt.Sprintf("u 0 %d %d", cfg.IDMap.HostUID, cfg.IDMap.Size))
-		add("lxc.idmap", fmt.Sprintf("g 0 %d %d", cfg.IDMap.HostGID, cfg.IDMap.Size))
+		lines, err := idmapLines(*cfg.IDMap)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", name, err)
+		}
+		for _, l := range lines {
+			add("lxc.idmap", l)
+		}
 	}
 
 	return out, nil
@@ -317,4 +323,18 @@ func renderLimits(lim container.Limits, host Host) []kv {
 	}
 
 	return out
+}
+
+// idmapLines renders an id map as lxc.idmap values: the range, or the
+// range with a hole for one host user (internal/idmap checks the hole).
+func idmapLines(m container.IDMap) ([]string, error) {
+	base := idmap.Map{HostUID: m.HostUID, HostGID: m.HostGID, Size: m.Size}
+	if m.Hole == nil {
+		return base.LXC(), nil
+	}
+	h, err := base.WithHole(m.Hole.UID, m.Hole.GID)
+	if err != nil {
+		return nil, err
+	}
+	return h.LXC(), nil
 }

@@ -44,6 +44,8 @@ func TestRender(t *testing.T) {
 		{"init-boot", container.Config{Root: container.Root{Dir: "/pool/c1"}, Hostname: "box", IDMap: idm,
 			Init: container.Init{Kind: container.InitBoot, ConsoleLog: "/l"}}, Host{}},
 		{"privileged-v1", container.Config{Root: container.Root{Dir: "/pool/c1"}, Privileged: true}, Host{Seccomp: "/s.seccomp"}},
+		{"host-user-hole", container.Config{Root: container.Root{Dir: "/pool/c1"}, Hostname: "dev",
+			IDMap: &container.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536, Hole: &container.IDHole{UID: 4242, GID: 4343}}}, Host{}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -71,6 +73,7 @@ func TestRenderErrors(t *testing.T) {
 		"bridge network without an attachment":   {Root: container.Root{Dir: "/r"}, IDMap: idm, Network: container.Network{Mode: container.NetworkBridge}},
 		"network mode \"macvlan\"":               {Root: container.Root{Dir: "/r"}, IDMap: idm, Network: container.Network{Mode: "macvlan"}},
 		"bind mount /x":                          {Root: container.Root{Dir: "/r"}, IDMap: idm, Mounts: []container.Mount{{Type: "bind", Source: "/nonexistent-stint", Target: "/x"}}},
+		"host root is never mapped":              {Root: container.Root{Dir: "/r"}, IDMap: &container.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536, Hole: &container.IDHole{}}},
 	}
 	for want, cfg := range cases {
 		_, err := Render("c1", cfg, Host{})
