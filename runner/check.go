@@ -63,6 +63,20 @@ func CheckIDMap() (string, error) {
 	return fmt.Sprintf("uids %d-%d, gids %d-%d", m.HostUID, m.HostUID+m.Size-1, m.HostGID, m.HostGID+m.Size-1), nil
 }
 
+// CheckIdmappedMounts says whether this kernel makes idmapped mounts (a
+// real one, of a throwaway tmpfs: idmap.IdmappedMounts); an error says why
+// not.
+func CheckIdmappedMounts() (string, error) {
+	ok, err := idmap.IdmappedMounts()
+	switch {
+	case err != nil:
+		return "", err
+	case !ok:
+		return "", fmt.Errorf("not supported")
+	}
+	return "yes (host_user uses an id map with a hole all the same)", nil
+}
+
 // Reexec serves stint's hidden helper subcommands: main calls it first.
 // It closes the descriptors the caller left open (they must not reach a
 // container), and when os.Args names a helper (the LXC runtime re-execs

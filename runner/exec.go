@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/stintdev/stint/internal/hostuser"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
@@ -19,7 +20,13 @@ var ErrTimedOut = errors.New("timed out")
 // with the caller's streams, and tears the container down afterwards, as
 // lxc-start-ephemeral did. It returns how the command ended; a timeout or a
 // cancelled ctx kills the whole container and returns an error.
-func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions) (st container.ExitStatus, err error) {
+func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions) (container.ExitStatus, error) {
+	return r.exec(ctx, job, argv, stdio, nil)
+}
+
+// exec is Exec; with attach, the command gets a terminal opened in the
+// container, whose master attach copies to and from (Host.ExecTerminal).
+func (r *Runner) exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions, attach AttachFunc) (st container.ExitStatus, err error) {
 	if job.Name == "" {
 		job.Name = "exec"
 	}
@@ -29,7 +36,7 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio co
 			err = launchErr
 			return false
 		}
-		st, err = r.execIn(ctx, job, inst, argv, stdio)
+		st, err = r.execIn(ctx, job, inst, argv, stdio, attach)
 		return false
 	}, func(_ bool, terr error, _ time.Time) {
 		err = errors.Join(err, terr)
@@ -38,7 +45,7 @@ func (r *Runner) Exec(ctx context.Context, job spec.Job, argv []string, stdio co
 }
 
 // execIn runs argv in the started container of inst.
-func (r *Runner) execIn(ctx context.Context, job spec.Job, inst *instance, argv []string, stdio container.ExecOptions) (container.ExitStatus, error) {
+func (r *Runner) execIn(ctx context.Context, job spec.Job, inst *instance, argv []string, stdio container.ExecOptions, attach AttachFunc) (container.ExitStatus, error) {
 	name := inst.req.Container
 	runCtx := ctx
 	if job.Timeout > 0 {
@@ -51,6 +58,17 @@ func (r *Runner) execIn(ctx context.Context, job spec.Job, inst *instance, argv 
 	opts := stdio
 	opts.Argv, opts.Env = argv, inst.env
 	opts.UID, opts.GID, opts.Groups, opts.Cwd = inst.user.UID, inst.user.GID, inst.user.Groups, job.Workdir
+	if attach != nil {
+		var hostUser *hostuser.User
+		if inst.req.Dev != nil {
+			hostUser = &inst.req.Dev.user
+		}
+		done, err := r.terminalFor(ctx, name, inst.user, inst.req.Privileged, hostUser, &opts, attach)
+		if err != nil {
+			return container.ExitStatus{}, fmt.Errorf("exec in %s: %w", name, err)
+		}
+		defer done()
+	}
 	st, err := r.Runtime.Exec(context.WithoutCancel(ctx), name, opts)
 	switch {
 	case ctx.Err() != nil:

@@ -34,6 +34,9 @@ type Options struct {
 	// Set is the spec set in use: its [storage] table chooses the pool and
 	// its [image.*] tables resolve images. nil: driver auto under the root.
 	Set *spec.Set
+	// Getenv reads the caller's environment for host_user (SUDO_UID,
+	// SUDO_GID, SUDO_USER, SSH_AUTH_SOCK); nil: os.Getenv.
+	Getenv func(string) string
 }
 
 // Host is one stint root opened: the front door through which the CLI asks
@@ -188,14 +191,19 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 		return nil, err
 	}
 	r = &Runner{
-		Runtime:  rt,
-		Storage:  drv,
-		State:    st,
-		IDMap:    idm,
-		CacheDir: h.layout.Cache(),
-		LogDir:   h.layout.Logs(),
-		Collect:  CollectLocal,
-		Net:      nm,
+		Runtime:   rt,
+		Storage:   drv,
+		State:     st,
+		IDMap:     idm,
+		CacheDir:  h.layout.Cache(),
+		LogDir:    h.layout.Logs(),
+		Collect:   CollectLocal,
+		Net:       nm,
+		HostUser:  h.hostUser,
+		VolumeDir: h.layout.Volumes(),
+		AgentDir:  h.layout.Agents(),
+		SpecDir:   h.layout.Reconcile(),
+		Getenv:    h.opts.Getenv,
 	}
 	// [image.X] from = ...: built by the runner in its containers.
 	r.Images = &StoreImages{Store: imgs, Set: h.opts.Set, Recipes: r}
@@ -249,9 +257,30 @@ func (h *Host) RunJobs(ctx context.Context, jobs []spec.Job, opts RunOptions) ([
 // Exec runs argv in an ad hoc ephemeral container made as for job (see
 // Runner.Exec), with the caller's streams.
 func (h *Host) Exec(ctx context.Context, job spec.Job, argv []string, stdio container.ExecOptions) (container.ExitStatus, error) {
-	r, err := h.engine(ctx)
+	r, err := h.execRunner(ctx, job)
 	if err != nil {
 		return container.ExitStatus{}, err
+	}
+	return r.Exec(ctx, job, argv, stdio)
+}
+
+// ExecTerminal is Exec with a terminal: one opened in the container's own
+// devpts (`tty` names it there), its master handed to attach, which copies
+// between it and the caller's terminal; the func attach returns is called
+// once the command ended.
+func (h *Host) ExecTerminal(ctx context.Context, job spec.Job, argv []string, attach AttachFunc) (container.ExitStatus, error) {
+	r, err := h.execRunner(ctx, job)
+	if err != nil {
+		return container.ExitStatus{}, err
+	}
+	return r.exec(ctx, job, argv, container.ExecOptions{}, attach)
+}
+
+// execRunner is the engine for an exec of job.
+func (h *Host) execRunner(ctx context.Context, job spec.Job) (*Runner, error) {
+	r, err := h.engine(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if job.Image == "busybox" && h.opts.Set == nil {
 		// The busybox image needs no spec: built on first use, unless the
@@ -264,7 +293,7 @@ func (h *Host) Exec(ctx context.Context, job spec.Job, argv []string, stdio cont
 		r.Images = si
 		h.mu.Unlock()
 	}
-	return r.Exec(ctx, job, argv, stdio)
+	return r, nil
 }
 
 // GC removes what dead stint processes left behind (see Runner.GC).
@@ -340,6 +369,10 @@ func (h *Host) Ps(ctx context.Context) ([]Entry, error) {
 		s, err := rt.State(ctx, r.Name)
 		if err != nil {
 			s = "unknown"
+		}
+		if s == container.StateStopped && r.Phase == state.PhaseRunning {
+			// Its PID 1 ended since it was started: the record is behind.
+			r.Phase = state.PhaseStopped
 		}
 		out = append(out, Entry{Record: r, State: s})
 	}

@@ -101,5 +101,10 @@ func (s *StoreImages) image(img *images.Image) Image {
 				Name: name, Privileged: privileged, Ephemeral: true, UID: uid, GID: gid,
 			})
 		},
+		RenderStart: func(rootfs, name string, privileged bool, uid, gid int) error {
+			return images.RenderTemplates(img, rootfs, images.TriggerStart, images.TemplateContext{
+				Name: name, Privileged: privileged, UID: uid, GID: gid,
+			})
+		},
 	}
 }

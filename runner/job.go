@@ -32,6 +32,9 @@ type Image struct {
 	// Render, when set, renders the image's templates into a clone for
 	// container name; uid and gid are the container root's host ids.
 	Render func(rootfs, name string, privileged bool, uid, gid int) error
+	// RenderStart, when set, renders the templates an image wants at every
+	// start (LXD's "start"), for a long-lived container's starts.
+	RenderStart func(rootfs, name string, privileged bool, uid, gid int) error
 }
 
 // ImageResolver finds (building or importing when needed) the image a job
@@ -78,6 +81,16 @@ type Runner struct {
 	KeepOnFailure bool
 	// Net attaches bridge-mode containers; nil: bridge mode is refused.
 	Net *stintnet.Manager
+	// HostUser says who the invoking user is, for host_user; nil: unknown.
+	HostUser HostUserFunc
+	// VolumeDir keeps spec sets' volumes (<root>/volumes/<set>/...).
+	VolumeDir string
+	// AgentDir keeps containers' SSH agent socket directories.
+	AgentDir string
+	// SpecDir keeps what `stint shell` needs of kept jobs.
+	SpecDir string
+	// Getenv reads the caller's environment (SSH_AUTH_SOCK); nil: os.Getenv.
+	Getenv func(string) string
 
 	evMu  sync.Mutex
 	outMu sync.Mutex

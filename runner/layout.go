@@ -13,6 +13,8 @@ import "path/filepath"
 //	<root>/logs/              job output and long-lived containers' consoles
 //	<root>/cache/             cache volumes (cache mounts)
 //	<root>/reconcile/         long-lived containers' stored specs and set owners
+//	<root>/volumes/           spec sets' volumes (persisted homes)
+//	<root>/agents/            containers' SSH agent socket directories
 type Layout struct {
 	Root string
 }
@@ -34,6 +36,12 @@ func (l Layout) Cache() string { return filepath.Join(l.Root, "cache") }
 
 // Reconcile keeps long-lived containers' stored specs.
 func (l Layout) Reconcile() string { return filepath.Join(l.Root, "reconcile") }
+
+// Volumes keeps spec sets' volumes (<set>/home-<user>).
+func (l Layout) Volumes() string { return filepath.Join(l.Root, "volumes") }
+
+// Agents keeps containers' SSH agent socket directories.
+func (l Layout) Agents() string { return filepath.Join(l.Root, "agents") }
 
 // ConsoleLog is long-lived container name's console log.
 func (l Layout) ConsoleLog(name string) string { return filepath.Join(l.Logs(), name+".log") }

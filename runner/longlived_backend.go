@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/renameio/v2"
 
@@ -199,10 +200,28 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	if err := h.Update(func(rec *state.Record) { rec.Image = img.Fingerprint }); err != nil {
 		return err
 	}
+	// The image's "create" templates (/etc/hostname, /etc/hosts, ...), as
+	// for jobs, with the container's own name.
+	if img.Render != nil {
+		uid, gid := 0, 0
+		if !c.Privileged {
+			uid, gid = int(r.IDMap.HostUID), int(r.IDMap.HostGID)
+		}
+		if err := img.Render(vol.Rootfs, c.Name, c.Privileged, uid, gid); err != nil {
+			return fmt.Errorf("create container %s: %w", name, err)
+		}
+	}
 	// The network is attached at creation, so that a taken fixed address
 	// or host port fails the create, and the address is the container's
 	// from now until it is destroyed (Teardown releases it).
 	req := containerRequest(set, c, name, b.ConsoleLog(name))
+	if req.Dev, err = b.devFor(set, c, name, true); err != nil {
+		return err
+	}
+	if err := r.giveHostUser(req, vol.Rootfs); err != nil {
+		return fmt.Errorf("create container %s: %w", name, err)
+	}
+	minimalUnlessBootable(&req, vol.Rootfs)
 	lease, err := r.attachNetwork(ctx, h, req)
 	if err != nil {
 		return err
@@ -233,6 +252,15 @@ func (b *LongLived) define(ctx context.Context, req Request, rootfs string, leas
 func (b *LongLived) claim(set, name string) (*state.Handle, error) {
 	rtName := reconcile.RuntimeName(set, name)
 	h, err := b.Runner.State.Claim(rtName)
+	// A lock is also held for an instant by what only looks: a gc probing
+	// it (state.Store.Orphans, Sweep), or a process forked by this one
+	// (helpers, other containers' starts) until it execs. Create then
+	// Start of the same container met that in apply now and then; a
+	// process that really holds the record holds it far longer.
+	for i := 0; errors.Is(err, state.ErrBusy) && i < 20; i++ {
+		time.Sleep(25 * time.Millisecond)
+		h, err = b.Runner.State.Claim(rtName)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", rtName, err)
 	}
@@ -271,6 +299,16 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	// Attach again: the same address, and the bridge and its rules back
 	// after a reboot (the kernel forgets them; the lease does not).
 	req := containerRequest(set, *c, rec.Name, b.ConsoleLog(rec.Name))
+	if req.Dev, err = b.devFor(set, *c, rec.Name, false); err != nil {
+		return err
+	}
+	if err := b.Runner.giveHostUser(req, vol.Rootfs); err != nil {
+		return fmt.Errorf("start container %s: %w", rec.Name, err)
+	}
+	minimalUnlessBootable(&req, vol.Rootfs)
+	if err := b.renderStart(ctx, rec.Image, *c, vol.Rootfs); err != nil {
+		return fmt.Errorf("start container %s: %w", rec.Name, err)
+	}
 	lease, err := b.Runner.attachNetwork(ctx, h, req)
 	if err != nil {
 		return err
@@ -283,6 +321,9 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	}
 	if err := b.Runner.NetworkStarted(ctx, lease); err != nil {
 		return fmt.Errorf("start container %s: %w", rec.Name, err)
+	}
+	if err := b.settle(ctx, rec.Name); err != nil {
+		return errors.Join(err, h.Update(func(r *state.Record) { r.Phase = state.PhaseStopped }))
 	}
 	return h.Update(func(r *state.Record) { r.Phase = state.PhaseRunning })
 }
@@ -338,5 +379,6 @@ func (b *LongLived) Destroy(ctx context.Context, set, name string) error {
 		_ = h.Release()
 		return fmt.Errorf("destroy container %s: %w", rtName, err)
 	}
+	b.forgetDev(rtName)
 	return b.Runner.Teardown(ctx, h)
 }

@@ -46,6 +46,10 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		// rather than clone a local root the runtime would ignore.
 		return inst, fmt.Errorf("%s %s: a runtime that makes roots from images: %w", req.what(), req.Name, container.ErrUnsupported)
 	}
+	if err := r.resolveDev(&inst.req); err != nil {
+		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
+	}
+	req = inst.req
 	img, err := r.Images.ResolveImage(ctx, req.Image)
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
@@ -108,6 +112,9 @@ func (r *Runner) provision(ctx context.Context, inst *instance, golden string) e
 			return err
 		}
 	}
+	if err := r.giveHostUser(req, vol.Rootfs); err != nil {
+		return err
+	}
 	if inst.lease, err = r.attachNetwork(ctx, inst.h, req); err != nil {
 		return err
 	}
@@ -138,7 +145,7 @@ func (r *Runner) prepareUser(inst *instance) error {
 	}
 	inst.env = JobEnv(req.Env, inst.user)
 	if req.Workdir != "" {
-		return r.makeWorkdir(inst.vol.Rootfs, req.Workdir, inst.user, req.Privileged)
+		return r.makeWorkdir(inst.vol.Rootfs, req.Workdir, inst.user, req)
 	}
 	return nil
 }
@@ -190,7 +197,7 @@ func (r *Runner) attachNetwork(ctx context.Context, h *state.Handle, req Request
 // makeWorkdir creates the job's working directory in its clone when the
 // image lacks it, owned by the job's user (shifted into the id map), as
 // `docker run -w` does. The path is resolved inside rootfs.
-func (r *Runner) makeWorkdir(rootfs, dir string, u User, privileged bool) error {
+func (r *Runner) makeWorkdir(rootfs, dir string, u User, req Request) error {
 	p, err := securejoin.SecureJoin(rootfs, dir)
 	if err != nil {
 		return fmt.Errorf("workdir %s: %w", dir, err)
@@ -202,7 +209,8 @@ func (r *Runner) makeWorkdir(rootfs, dir string, u User, privileged bool) error 
 		return fmt.Errorf("workdir %s: %w", dir, err)
 	}
 	uid, gid := u.UID, u.GID
-	if !privileged {
+	hole := req.Dev != nil && uint32(uid) == req.Dev.user.UID
+	if !req.Privileged && !hole {
 		su, _ := r.IDMap.ShiftUID(uint32(uid))
 		sg, _ := r.IDMap.ShiftGID(uint32(gid))
 		uid, gid = int(su), int(sg)
@@ -252,6 +260,7 @@ func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lea
 			return container.Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
 		}
 	}
+	devConfig(&cfg, req)
 	return cfg, nil
 }
 

@@ -169,6 +169,9 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 	if err := br.Runtime.Stop(context.WithoutCancel(ctx), name); err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
+	if err := b.neutralHost(); err != nil {
+		return nil, err
+	}
 	// The hooks, and the mount points of the runtime's own init (lxcrt's
 	// /.stint), are the build's, not the image's.
 	for _, d := range []string{hookDir, "/.stint"} {

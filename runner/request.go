@@ -47,6 +47,11 @@ type Request struct {
 	// Start: start the container once defined (all but long-lived ones,
 	// which apply starts when the spec says running).
 	Start bool
+	// HostUser: give the container the invoking user (Dev is resolved
+	// from it when launched).
+	HostUser bool
+	// Dev is what the host user brings (devbox.go); nil without one.
+	Dev *devbox
 }
 
 // jobRequest is the Request of job: a fresh container name, stint's init.
@@ -55,7 +60,7 @@ func jobRequest(job spec.Job, kind string) Request {
 		Name: job.Name, Container: ContainerName(job.Name), Kind: kind, Image: job.Image,
 		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: job.User, Workdir: job.Workdir,
 		Limits:  container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
-		Network: job.Network, Raw: job.Raw, Render: true, Start: true,
+		Network: job.Network, Raw: job.Raw, Render: true, Start: true, HostUser: job.HostUser,
 	}
 }
 

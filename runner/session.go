@@ -29,6 +29,9 @@ func (r *Runner) session(ctx context.Context, req Request, fn func(inst *instanc
 			t := time.Now()
 			var terr error
 			if keep {
+				// Best effort: without it, `stint shell` enters the kept
+				// job with a default environment instead of the job's.
+				_ = r.rememberShell(inst)
 				terr = r.keep(tctx, inst.h)
 			} else {
 				terr = r.teardown(tctx, inst.h)

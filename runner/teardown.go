@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -39,6 +40,11 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 			errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", rec.Volume, rec.Driver, r.Storage.Name()))
 		} else if err := r.Storage.Destroy(ctx, rec.Volume); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("destroy volume %s: %w", rec.Volume, err))
+		}
+	}
+	if r.SpecDir != "" {
+		if err := os.Remove(r.shellInfoPath(rec.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

@@ -17,6 +17,8 @@ type User struct {
 	UID  int
 	GID  int
 	Home string
+	// Shell is the login shell /etc/passwd names ("" when unknown).
+	Shell string
 	// Groups are the supplementary groups /etc/group lists the user in.
 	Groups []int
 }
@@ -56,7 +58,7 @@ func LookupUser(rootfs, name string) (User, error) {
 			continue
 		}
 		if fs[0] == name || (nerr == nil && uid == numeric) {
-			u := User{Name: fs[0], UID: uid, GID: gid, Home: fs[5]}
+			u := User{Name: fs[0], UID: uid, GID: gid, Home: fs[5], Shell: fs[6]}
 			u.Groups, err = groupsOf(rootfs, u.Name, gid)
 			return u, err
 		}

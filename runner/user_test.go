@@ -13,9 +13,9 @@ func TestLookupUser(t *testing.T) {
 		want User
 		err  string
 	}{
-		{"", User{Name: "root", Home: "/root", Groups: []int{10}}, ""},
-		{"app", User{Name: "app", UID: 1000, GID: 1000, Home: "/home/app", Groups: []int{10}}, ""},
-		{"1000", User{Name: "app", UID: 1000, GID: 1000, Home: "/home/app", Groups: []int{10}}, ""},
+		{"", User{Name: "root", Home: "/root", Shell: "/bin/sh", Groups: []int{10}}, ""},
+		{"app", User{Name: "app", UID: 1000, GID: 1000, Home: "/home/app", Shell: "/bin/sh", Groups: []int{10}}, ""},
+		{"1000", User{Name: "app", UID: 1000, GID: 1000, Home: "/home/app", Shell: "/bin/sh", Groups: []int{10}}, ""},
 		{"4242", User{UID: 4242, GID: 4242, Home: "/"}, ""},
 		{"nobody", User{}, "not in the container's /etc/passwd"},
 	}

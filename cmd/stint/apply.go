@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/reconcile"
 )
 
@@ -61,7 +62,11 @@ func reportOutcomes(g *Globals, set string, actions []reconcile.Action, outcomes
 		if g.JSON {
 			return withCode(ExitHost, errors.New(""))
 		}
-		return withCode(ExitHost, fmt.Errorf("stint: %d container(s) failed:\n%w", failed, err))
+		code := ExitHost
+		if containersFailed(outcomes) {
+			code = ExitJobFail // their PID 1 died: the containers' failure, not the host's
+		}
+		return withCode(code, fmt.Errorf("stint: %d container(s) failed:\n%w", failed, err))
 	}
 	return nil
 }
@@ -96,4 +101,20 @@ func writeOutcomes(w io.Writer, set string, actions []reconcile.Action, outcomes
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintf(w, "\nApplied %d of %d change(s) to set %q.\n", ok, s.Changes(), set)
+}
+
+// containersFailed reports whether every failure in outcomes is a
+// container's own (its PID 1 exited right after the start).
+func containersFailed(outcomes []reconcile.Outcome) bool {
+	n := 0
+	for _, o := range outcomes {
+		if o.Err == nil {
+			continue
+		}
+		if !errors.Is(o.Err, runner.ErrExited) {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }

@@ -10,6 +10,7 @@ import (
 type DownCmd struct {
 	Paths    []string `arg:"" name:"FILE|DIR" type:"existingpath" help:"Spec files or directories naming the spec set."`
 	Parallel int      `short:"j" name:"jobs" default:"4" help:"Work on N containers at once."`
+	Volumes  bool     `help:"Also remove the set's volumes (home = \"persist\" homes)."`
 }
 
 // Run deletes the set's containers with their volumes, records and logs.
@@ -27,5 +28,11 @@ func (c *DownCmd) Run(g *Globals) error {
 	}
 	actions := reconcile.Down(set.Name, actual)
 	outcomes, err := reconcile.Apply(ctx, lr.backend, actions, c.Parallel)
-	return reportOutcomes(g, set.Name, actions, outcomes, err)
+	if rerr := reportOutcomes(g, set.Name, actions, outcomes, err); rerr != nil || !c.Volumes {
+		return rerr
+	}
+	if err := lr.backend.RemoveVolumes(set.Name); err != nil {
+		return withCode(ExitHost, err)
+	}
+	return nil
 }

@@ -94,17 +94,13 @@ func (c *ExecCmd) Run(g *Globals) error {
 		defer unshield()
 		opts = container.ExecOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	}
-	var pty *execPty
+	var st container.ExitStatus
 	if tty {
-		if pty, err = openExecPty(os.Stdin, os.Stdout); err != nil {
-			return withCode(ExitHost, err)
-		}
-		defer pty.Close()
-		opts = container.ExecOptions{Stdin: pty.slave, Stdout: pty.slave, Stderr: pty.slave, TTY: true}
-	}
-	st, err := h.Exec(ctx, job, argv, opts)
-	if pty != nil {
-		pty.Close() // the terminal back to normal before any message
+		// A terminal of the container's own (see exec_pty.go), back to
+		// normal before any message.
+		st, err = h.ExecTerminal(ctx, job, argv, terminal(os.Stdin, os.Stdout, g.Stderr))
+	} else {
+		st, err = h.Exec(ctx, job, argv, opts)
 	}
 	if err != nil {
 		if errors.Is(err, runner.ErrTimedOut) {

@@ -46,6 +46,7 @@ type CLI struct {
 	Check   CheckCmd   `cmd:"" help:"Check what this host offers: storage drivers, namespaces, cgroups, id ranges."`
 	Run     RunCmd     `cmd:"" help:"Run jobs ephemerally: clone, run, collect artifacts, tear down."`
 	Exec    ExecCmd    `cmd:"" help:"Run a command in an ad hoc ephemeral container (like lxc-start-ephemeral)."`
+	Shell   ShellCmd   `cmd:"" help:"Enter a container: a kept job, a running one, or the spec set's (made first if missing)."`
 	Ps      PsCmd      `cmd:"" help:"List the containers stint owns."`
 	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
 	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`

@@ -77,7 +77,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		return hostFailed(err)
 	}
 	if !g.JSON {
-		printSummary(g.Stdout, results)
+		printSummary(g.Stdout, results, shellLine(g.Root))
 	}
 	code := ExitOK
 	for _, res := range results {
@@ -94,7 +94,7 @@ func (c *RunCmd) Run(g *Globals) error {
 	return nil
 }
 
-func printSummary(w io.Writer, results []runner.Result) {
+func printSummary(w io.Writer, results []runner.Result, shell string) {
 	fmt.Fprintln(w, "\nSUMMARY")
 	for _, r := range results {
 		detail := ""
@@ -119,6 +119,7 @@ func printSummary(w io.Writer, results []runner.Result) {
 		}
 		if r.Kept {
 			fmt.Fprintf(w, "           kept: container %s (stint gc --kept removes it)\n", r.Container)
+			fmt.Fprintf(w, "           debug: %s %s\n", shell, r.Container)
 		}
 	}
 }
@@ -167,4 +168,21 @@ func jsonLine(v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// defaultRoot is --root's default (Globals.Root).
+const defaultRoot = "/var/lib/stint"
+
+// shellLine is the start of the command that enters a kept job, as the
+// user would type it: sudo when they ran stint under sudo, --root unless
+// it is the default.
+func shellLine(root string) string {
+	line := "stint shell"
+	if root != defaultRoot {
+		line = "stint --root " + root + " shell"
+	}
+	if os.Getenv("SUDO_USER") != "" {
+		line = "sudo " + line
+	}
+	return line
 }

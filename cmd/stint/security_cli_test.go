@@ -242,7 +242,7 @@ func TestCLIExecTTYOwnPty(t *testing.T) {
 	var outer unix.Stat_t
 	require.NoError(t, unix.Fstat(int(slave.Fd()), &outer))
 	c := f.cmd("exec", "--mount", tools+":/tools:ro", "busybox", "--", "sh", "-c",
-		"stat -L -c dev=%t:%T /proc/self/fd/0; echo size $(stty size); /tools/sti; echo exec-done")
+		"stat -L -c 'dev=%t:%T fs=%d' /proc/self/fd/0; tty; echo size $(stty size); /tools/sti; echo exec-done")
 	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
 	c.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	var shown testenv.SyncBuffer
@@ -262,10 +262,13 @@ func TestCLIExecTTYOwnPty(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	assert.Contains(t, shown.String(), "sti ok", "the injection was not even tried")
-	outerDev := fmt.Sprintf("dev=%x:%x", unix.Major(outer.Rdev), unix.Minor(outer.Rdev))
+	// Each devpts instance numbers its terminals from 0, so the device
+	// number alone does not tell them apart: the filesystem does.
+	outerDev := fmt.Sprintf("dev=%x:%x fs=%d", unix.Major(outer.Rdev), unix.Minor(outer.Rdev), outer.Dev)
 	assert.Contains(t, shown.String(), "dev=", shown.String())
 	assert.Contains(t, shown.String(), "size 33 101", "the window size was not passed on")
 	assert.NotContains(t, shown.String(), outerDev, "the command's stdin is the caller's terminal")
+	assert.Regexp(t, `/dev/pts/\d+`, shown.String(), "tty names the command's terminal inside")
 
 	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	require.NoError(t, err)
