@@ -73,6 +73,11 @@ func (r *Runtime) render(name string, cfg container.Config, o CreateOptions, pro
 	if cfg.Privileged {
 		p.config["security.privileged"] = "true"
 	}
+	if cfg.IDMap != nil && cfg.IDMap.Hole != nil {
+		// host_user maps this host's user, whose files are on this host:
+		// on a remote their uid means someone else, if anyone.
+		return plan{}, r.unsupported(name, "host_user (uid %d mapped 1:1)", cfg.IDMap.Hole.UID)
+	}
 	renderLimits(p.config, cfg.Limits)
 	switch cfg.Init.Kinded() {
 	case container.InitMinimal:

@@ -62,6 +62,7 @@ func TestRender(t *testing.T) {
 		{Mounts: []container.Mount{{Source: "/x", Target: "/x"}}},
 		{Mounts: []container.Mount{{Type: "nfs", Target: "/x"}}},
 		{Network: container.Network{Mode: container.NetworkHost}},
+		{IDMap: &container.IDMap{HostUID: 100000, HostGID: 100000, Size: 65536, Hole: &container.IDHole{UID: 4242, GID: 4242}}},
 	} {
 		_, err := r.render("job-3", cfg, CreateOptions{}, nil)
 		var ue *UsageError
