@@ -28,6 +28,8 @@ type ImageCmd struct {
 	Export ImageExportCmd `cmd:"" help:"Export an image as LXD would (byte-identical to its import)."`
 	Build  ImageBuildCmd  `cmd:"" help:"Build images: the [image.*] of a spec file, or one builder from flags."`
 	Prune  ImagePruneCmd  `cmd:"" help:"Delete images past their expiry date (and, with --unused-for, long unused)."`
+	Pull   ImagePullCmd   `cmd:"" help:"Pull an image from a remote: REMOTE:ALIAS, or oci-layout:/path[:tag]."`
+	Serve  ImageServeCmd  `cmd:"" help:"Serve the image store as a simplestreams remote (until SIGINT or SIGTERM)."`
 }
 
 // openImageStore opens --root for image commands: the image store, and
@@ -138,12 +140,22 @@ func (c *ImageListCmd) Run(g *Globals) error {
 		return writeJSON(g.Stdout, imgs)
 	}
 	w := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ALIAS\tFINGERPRINT\tDESCRIPTION\tARCH\tSIZE\tUPLOAD DATE")
+	fmt.Fprintln(w, "ALIAS\tFINGERPRINT\tDESCRIPTION\tARCH\tSIZE\tUPLOAD DATE\tSOURCE")
 	for _, img := range imgs {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", strings.Join(img.Aliases, ","), img.Fingerprint[:12],
-			img.Description(), img.Architecture, humanize.IBytes(uint64(img.Size)), img.Uploaded.Format("Jan 2, 2006 at 3:04pm (MST)"))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", strings.Join(img.Aliases, ","), img.Fingerprint[:12],
+			img.Description(), img.Architecture, humanize.IBytes(uint64(img.Size)), img.Uploaded.Format("Jan 2, 2006 at 3:04pm (MST)"),
+			imageSource(img))
 	}
 	return w.Flush()
+}
+
+// imageSource is where an image came from: REMOTE:ALIAS@VERSION for a
+// pulled one, "local" for one built or imported here.
+func imageSource(img *images.Image) string {
+	if img.Source == nil {
+		return "local"
+	}
+	return img.Source.String()
 }
 
 func imageSortKey(img *images.Image) string {
@@ -187,6 +199,7 @@ func (c *ImageInfoCmd) Run(g *Globals) error {
 		humanize.IBytes(uint64(img.Size)), img.Architecture, kind, img.Compression)
 	fmt.Fprintf(w, "Timestamps:\n    Created: %s\n    Uploaded: %s\n    Expires: %s\n    Last used: %s\n",
 		date(img.Created), date(img.Uploaded), date(img.Expires), date(img.LastUsed))
+	fmt.Fprintf(w, "Source: %s\n", imageSource(img))
 	fmt.Fprintln(w, "Properties:")
 	keys := make([]string, 0, len(img.Properties))
 	for k := range img.Properties {

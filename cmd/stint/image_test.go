@@ -39,7 +39,7 @@ func TestImageCLI(t *testing.T) {
 	require.Equal(t, ExitOK, code)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 2, out)
-	assert.Regexp(t, `^ALIAS\s+FINGERPRINT\s+DESCRIPTION\s+ARCH\s+SIZE\s+UPLOAD DATE$`, lines[0])
+	assert.Regexp(t, `^ALIAS\s+FINGERPRINT\s+DESCRIPTION\s+ARCH\s+SIZE\s+UPLOAD DATE\s+SOURCE$`, lines[0])
 	assert.Regexp(t, `^bb\s+`+fp[:12]+`\s+BusyBox .*\s+`+images.HostArch()+`\s`, lines[1])
 
 	for _, filter := range []string{"bb", fp[:6], "os=busybox"} {
