@@ -3,9 +3,11 @@ package runner
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/images/oci"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
 )
@@ -19,6 +21,8 @@ type StoreImages struct {
 	// Recipes builds images with `from` in its containers (see recipe.go);
 	// nil refuses them.
 	Recipes *Runner
+	// PullProgress, when set, is told of a remote image's downloads.
+	PullProgress func(item string, done, total int64)
 
 	mu    sync.Mutex // guards done and refMu
 	done  map[string]*images.Image
@@ -48,10 +52,16 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 	img := s.done[ref]
 	s.mu.Unlock()
 	if img != nil {
+		if err := s.touch(img); err != nil {
+			return Image{}, err
+		}
 		return s.image(img), nil
 	}
 	img, err := s.resolve(ctx, ref)
 	if err != nil {
+		return Image{}, err
+	}
+	if err := s.touch(img); err != nil {
 		return Image{}, err
 	}
 	s.mu.Lock()
@@ -78,11 +88,66 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 			return img, nil
 		}
 	}
+	if root := storeRoot(s.Store); IsPullRef(root, ref) {
+		return s.pulled(ctx, root, ref)
+	}
 	img, err := s.Store.Resolve(ref)
 	if err != nil {
 		return nil, err // names the image already
 	}
 	return img, nil
+}
+
+// pulled resolves a remote reference (REMOTE:ALIAS, oci-layout:...): the
+// newest image the store holds from it, else a pull. Resolving downloads
+// nothing once the image is stored.
+func (s *StoreImages) pulled(ctx context.Context, root, ref string) (*images.Image, error) {
+	if img, err := s.cachedPull(ref); err != nil || img != nil {
+		return img, err
+	}
+	res, err := PullImage(ctx, s.Store, root, ref, PullOptions{Progress: s.PullProgress})
+	if err != nil {
+		return nil, err
+	}
+	return res.Image, nil
+}
+
+// cachedPull is the newest stored image pulled from ref, or nil.
+func (s *StoreImages) cachedPull(ref string) (*images.Image, error) {
+	all, err := s.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	var best *images.Image
+	for _, img := range all {
+		if pulledFrom(img.Source, ref) && (best == nil || img.Source.Pulled.After(best.Source.Pulled)) {
+			best = img
+		}
+	}
+	return best, nil
+}
+
+// pulledFrom reports whether src records a pull of ref.
+func pulledFrom(src *images.Source, ref string) bool {
+	if src == nil {
+		return false
+	}
+	if src.Remote == "oci-layout" {
+		return src.Alias == ref || oci.LayoutPrefix+src.Alias == ref
+	}
+	return src.Remote+":"+src.Alias == ref
+}
+
+// storeRoot is the stint root an image store lives under (Layout.Images).
+func storeRoot(s *images.Store) string { return filepath.Dir(s.Dir()) }
+
+// touch records that a job uses img now, so that `image prune
+// --unused-for` keeps it.
+func (s *StoreImages) touch(img *images.Image) error {
+	if err := s.Store.Touch(img); err != nil {
+		return fmt.Errorf("use image %s: %w", img.Fingerprint, err)
+	}
+	return nil
 }
 
 func (s *StoreImages) image(img *images.Image) Image {

@@ -97,7 +97,7 @@ func runImageKnown(root string) func(string) bool {
 		return known
 	}
 	if _, err := os.Stat(runner.Layout{Root: root}.Images()); errors.Is(err, fs.ErrNotExist) {
-		return func(string) bool { return false }
+		return func(ref string) bool { return runner.IsPullRef(root, ref) }
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func imageKnown(root string) func(string) bool {
 	}
 	return func(ref string) bool {
 		_, err := store.Resolve(ref)
-		return err == nil
+		return err == nil || runner.IsPullRef(root, ref)
 	}
 }
 
