@@ -79,6 +79,9 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 			if def.From != "" {
 				return s.buildRecipe(ctx, def, nil)
 			}
+			if def.Pull != "" {
+				return s.pullDef(ctx, def, nil)
+			}
 			// busybox and debootstrap builds are cached by their inputs;
 			// a source is imported once (same fingerprint).
 			img, err := images.BuildSpec(ctx, s.Store, def, images.SpecOptions{})
@@ -110,6 +113,19 @@ func (s *StoreImages) pulled(ctx context.Context, root, ref string) (*images.Ima
 		return nil, err
 	}
 	return res.Image, nil
+}
+
+// pullDef is an [image.*] whose source is on a remote, with aliases
+// added.
+func (s *StoreImages) pullDef(ctx context.Context, def spec.Image, aliases []string) (*images.Image, error) {
+	img, err := s.pulled(ctx, storeRoot(s.Store), def.Pull)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", def.Name, err)
+	}
+	if len(aliases) == 0 {
+		return img, nil
+	}
+	return s.Store.Record(img.Fingerprint, images.ImportOptions{Aliases: aliases})
 }
 
 // cachedPull is the newest stored image pulled from ref, or nil.

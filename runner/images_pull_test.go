@@ -13,6 +13,7 @@ import (
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stintdev/stint/remote"
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/spec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -108,6 +109,29 @@ func TestResolvePullRef(t *testing.T) {
 	all, err := s.List()
 	require.NoError(t, err)
 	assert.Len(t, all, 1)
+}
+
+// TestResolveImageSourcePull: an [image.base] with source = "ss:heldout/bb"
+// resolves by pulling; image build of it adds the asked aliases.
+func TestResolveImageSourcePull(t *testing.T) {
+	_, src, img := busyboxStore(t, "heldout/bb")
+	srv := httptest.NewServer(simplestreams.NewHandler(src))
+	defer srv.Close()
+	root := t.TempDir()
+	rs, err := remote.Open(root)
+	require.NoError(t, err)
+	_, err = rs.Add(t.Context(), "ss", srv.URL, remote.AddOptions{Protocol: remote.ProtocolSimplestreams})
+	require.NoError(t, err)
+	s, err := images.Open(filepath.Join(root, "images"))
+	require.NoError(t, err)
+	si := &runner.StoreImages{Store: s, Set: &spec.Set{Images: []spec.Image{{Name: "base", Pull: "ss:heldout/bb"}}}}
+	got, err := si.ResolveImage(t.Context(), "base")
+	require.NoError(t, err)
+	assert.Equal(t, img.Fingerprint, got.Fingerprint)
+	built, err := si.Build(t.Context(), "base", []string{"mine"})
+	require.NoError(t, err)
+	assert.Equal(t, img.Fingerprint, built.Fingerprint)
+	assert.Contains(t, built.Aliases, "mine")
 }
 
 // TestResolveUnknownRemote: REMOTE:ALIAS with no such remote is a local

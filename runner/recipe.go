@@ -73,6 +73,9 @@ func (s *StoreImages) Build(ctx context.Context, name string, aliases []string) 
 			if def.From != "" {
 				return s.buildRecipe(ctx, def, aliases)
 			}
+			if def.Pull != "" {
+				return s.pullDef(ctx, def, aliases)
+			}
 			return images.BuildSpec(ctx, s.Store, def, images.SpecOptions{Aliases: aliases})
 		}
 	}

@@ -157,6 +157,10 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 				img.Properties[k] = s.V
 			}
 		case "source":
+			if ref, ok := v.(string); ok && pullSourceRE.MatchString(ref) {
+				img.Pull = ref
+				return
+			}
 			list, ok := d.strList(v, kp, true)
 			if !ok {
 				return

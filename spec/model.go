@@ -44,7 +44,8 @@ type Storage struct {
 	Thinpool string `json:"thinpool,omitempty"` // lvm
 }
 
-// Image is an [image.NAME] table. Exactly one of Builder, From and Source is set.
+// Image is an [image.NAME] table. Exactly one of Builder, From, Source and
+// Pull is set.
 type Image struct {
 	Name       string            `json:"name"`
 	Builder    string            `json:"builder,omitempty"` // busybox | debootstrap
@@ -58,7 +59,11 @@ type Image struct {
 	Files      map[string]string `json:"files,omitempty"`      // container path -> absolute host path
 	Properties map[string]string `json:"properties,omitempty"` // os, release, description, ...
 	Source     []string          `json:"source,omitempty"`     // absolute host paths: [unified] or [meta, rootfs]
-	Pos        Pos               `json:"pos"`
+	// Pull is a remote image, pulled on first use: source = "REMOTE:ALIAS"
+	// or "oci-layout:/path[:tag]" (a string whose part before the first ':'
+	// is a remote name: no '/', and something other than '/' follows).
+	Pull string `json:"pull,omitempty"`
+	Pos  Pos    `json:"pos"`
 }
 
 // Limits are resource limits; zero means unlimited.

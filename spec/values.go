@@ -135,6 +135,9 @@ var (
 	// may look like when no image store is consulted.
 	aliasRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
 	fingerprintRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	// pullSourceRE is an image source on a remote: REMOTE:ALIAS, or
+	// oci-layout:/path[:tag].
+	pullSourceRE = regexp.MustCompile(`^(oci-layout:/|[A-Za-z0-9][A-Za-z0-9._-]*:[^/\s])`)
 	// bridgeRE is a Linux interface name.
 	bridgeRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
 )
