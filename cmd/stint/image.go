@@ -56,7 +56,8 @@ func imageErr(err error) error {
 		return nil
 	case errors.As(err, &amb), errors.Is(err, images.ErrNotFound), errors.Is(err, images.ErrAliasExists),
 		errors.Is(err, images.ErrInvalidImage), errors.Is(err, images.ErrFingerprintMismatch),
-		errors.Is(err, images.ErrUnsafeEntry), errors.Is(err, images.ErrRecipe), errors.Is(err, os.ErrNotExist):
+		errors.Is(err, images.ErrUnsafeEntry), errors.Is(err, images.ErrRecipe), errors.Is(err, os.ErrNotExist),
+		errors.Is(err, images.ErrInvalidAlias):
 		return withCode(ExitUsage, err)
 	}
 	return withCode(ExitHost, err)

@@ -116,6 +116,8 @@ func TestImagePull(t *testing.T) {
 	}
 	_, errs, code = runImage(t, root, "image", "pull", "ss:heldout/bb", "--alias", "bad alias")
 	assert.Equal(t, ExitUsage, code, errs)
+	_, errs, code = runImage(t, root, "image", "alias", "add", "bad alias", "local/bb")
+	assert.Equal(t, ExitUsage, code, "an invalid alias is usage: %s", errs)
 }
 
 // TestImagePullTampered: a download whose bytes differ from what the
