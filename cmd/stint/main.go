@@ -51,6 +51,7 @@ type CLI struct {
 	Gc      GcCmd      `cmd:"" help:"Remove what dead stint processes left behind."`
 	Net     NetCmd     `cmd:"" help:"Inspect and prune stint's networks."`
 	Image   ImageCmd   `cmd:"" help:"Manage the image store: import, list, export, build, prune."`
+	Remote  RemoteCmd  `cmd:"" help:"Manage remotes: LXD or Incus servers that run jobs with --remote, and image servers."`
 
 	Validate ValidateCmd `cmd:"" help:"Check spec files; print the resolved set with --json."`
 	Plan     PlanCmd     `cmd:"" help:"Show what apply would change in the long-lived containers of a spec set (exit 4: changes pending)."`
