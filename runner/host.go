@@ -37,6 +37,9 @@ type Options struct {
 	// Getenv reads the caller's environment for host_user (SUDO_UID,
 	// SUDO_GID, SUDO_USER, SSH_AUTH_SOCK); nil: os.Getenv.
 	Getenv func(string) string
+	// Remote names a stored lxd remote (`stint remote add`) whose server
+	// runs the containers instead of local LXC; "" is local. See remote.go.
+	Remote string
 }
 
 // Host is one stint root opened: the front door through which the CLI asks
@@ -49,7 +52,7 @@ type Host struct {
 
 	mu     sync.Mutex
 	st     *state.Store
-	rt     *lxcrt.Runtime
+	rt     container.Runtime
 	imgs   *images.Store
 	drv    storage.Driver
 	nm     *stintnet.Manager
@@ -81,16 +84,21 @@ func Open(ctx context.Context, root string, opts Options) (*Host, error) {
 // Layout is the root's layout.
 func (h *Host) Layout() Layout { return h.layout }
 
-// Close releases what the Host opened (the storage pool's mounts).
+// Close releases what the Host opened (the storage pool's mounts, a
+// remote runtime's connection).
 func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var errs []error
 	if h.drv != nil {
-		err := h.drv.Close()
+		errs = append(errs, h.drv.Close())
 		h.drv = nil
-		return err
 	}
-	return nil
+	if c, ok := h.rt.(io.Closer); ok {
+		errs = append(errs, c.Close())
+		h.rt = nil
+	}
+	return errors.Join(errs...)
 }
 
 // state opens the state journal once.
@@ -107,11 +115,20 @@ func (h *Host) state() (*state.Store, error) {
 	return h.st, nil
 }
 
-// runtime opens the container runtime once.
-func (h *Host) runtime() (*lxcrt.Runtime, error) {
+// runtime opens the container runtime once: local LXC, or the remote
+// Options.Remote names.
+func (h *Host) runtime(ctx context.Context) (container.Runtime, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.rt == nil {
+		if h.opts.Remote != "" {
+			rt, err := connectRemote(ctx, h.layout.Root, h.opts.Remote)
+			if err != nil {
+				return nil, err
+			}
+			h.rt = rt
+			return h.rt, nil
+		}
 		rt, err := lxcrt.New(h.layout.Containers())
 		if err != nil {
 			return nil, err
@@ -157,6 +174,9 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 	if r != nil {
 		return r, nil
 	}
+	if h.opts.Remote != "" {
+		return h.remoteEngine(ctx)
+	}
 	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	if err != nil {
 		return nil, err
@@ -180,7 +200,7 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 		drv.Close()
 		return nil, err
 	}
-	rt, err := h.runtime()
+	rt, err := h.runtime(ctx)
 	if err != nil {
 		drv.Close()
 		return nil, err
@@ -302,6 +322,9 @@ func (h *Host) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if err != nil {
 		return GCResult{}, err
 	}
+	if h.opts.Remote != "" {
+		return r.gcRemote(ctx, opts)
+	}
 	return r.GC(ctx, opts)
 }
 
@@ -323,6 +346,9 @@ func (h *Host) BuildImage(ctx context.Context, name string, aliases []string, ou
 // fp in the root's default pool, if jobs ever ran here. An error wrapping
 // ErrInUse (a *GoldenInUseError) names the containers cloned from them.
 func (h *Host) DestroyGoldens(ctx context.Context, fp string) error {
+	if h.opts.Remote != "" {
+		return nil // a remote makes roots from images: no golden volume here
+	}
 	h.mu.Lock()
 	drv := h.drv
 	h.mu.Unlock()
@@ -360,7 +386,7 @@ func (h *Host) Ps(ctx context.Context) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := h.runtime()
+	rt, err := h.runtime(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +464,7 @@ func (h *Host) Containers(ctx context.Context, set *spec.Set) (*LongLived, error
 		if err != nil {
 			return nil, err
 		}
-		rt, err := h.runtime()
+		rt, err := h.runtime(ctx)
 		if err != nil {
 			return nil, err
 		}

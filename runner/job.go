@@ -91,6 +91,9 @@ type Runner struct {
 	SpecDir string
 	// Getenv reads the caller's environment (SSH_AUTH_SOCK); nil: os.Getenv.
 	Getenv func(string) string
+	// Remote names the lxd remote whose runtime this is ("" local): its
+	// records say so (runner/remote.go).
+	Remote string
 
 	evMu  sync.Mutex
 	outMu sync.Mutex
@@ -334,7 +337,10 @@ func (r *Runner) collect(ctx context.Context, running bool, job spec.Job, inst *
 		m := r.IDMap
 		idm = &m
 	}
-	got, err := r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed, idm)
+	got, done, err := r.collectFS(context.WithoutCancel(ctx), job, failed, dest, res)
+	if !done {
+		got, err = r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed, idm)
+	}
 	res.Files = got.Copied
 	r.emitArtifacts(job.Name, res.Artifacts, got)
 	if err != nil {

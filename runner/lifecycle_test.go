@@ -3,10 +3,13 @@ package runner_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -239,22 +242,64 @@ func TestFakeExec(t *testing.T) {
 	assert.ErrorIs(t, err, runner.ErrTimedOut)
 }
 
-// imageRooted is a runtime that makes roots from images itself.
-type imageRooted struct{ *containertest.Fake }
+// imageRooted is a runtime that makes roots from images itself, with a
+// file API showing an /etc/passwd.
+type imageRooted struct {
+	*containertest.Fake
+	st   *state.Store
+	cfg  container.Config
+	rec  state.Record
+	home []string
+}
 
-func (imageRooted) Capabilities() container.Capabilities {
+func (*imageRooted) Capabilities() container.Capabilities {
 	return container.Capabilities{ImageRoot: true}
 }
 
-// TestFakeImageRootRefused: until the engine provisions image-rooted
-// runtimes, it refuses them before making anything (no record, no clone).
-func TestFakeImageRootRefused(t *testing.T) {
+func (r *imageRooted) Create(ctx context.Context, name string, cfg container.Config) error {
+	r.cfg = cfg
+	if recs, err := r.st.List(); err == nil && len(recs) == 1 {
+		r.rec = recs[0]
+	}
+	return r.Fake.Create(ctx, name, cfg)
+}
+
+func (r *imageRooted) Exec(ctx context.Context, name string, opts container.ExecOptions) (container.ExitStatus, error) {
+	for _, e := range opts.Env {
+		if strings.HasPrefix(e, "HOME=") {
+			r.home = append(r.home, e)
+		}
+	}
+	return r.Fake.Exec(ctx, name, opts)
+}
+
+func (*imageRooted) Files(context.Context, string) (fs.FS, error) {
+	return fstest.MapFS{"etc/passwd": {Data: []byte("root:x:0:0::/root:/bin/sh\nbuilder:x:1000:1000::/home/builder:/bin/sh\n")}}, nil
+}
+
+// TestFakeImageRoot: an image-rooted runtime gets Root.Image (the
+// image's fingerprint) and no root directory; the engine makes no golden
+// volume or clone, resolves the user through the runtime's files, journals
+// the record before Create, and releases everything after the job.
+func TestFakeImageRoot(t *testing.T) {
 	l := newLifecycle(t)
-	l.r.Runtime = imageRooted{l.fake}
-	res := l.r.RunJob(context.Background(), fakeJob("remote", "true"))
-	assert.Equal(t, runner.OutcomeError, res.Outcome)
-	assert.Contains(t, res.Error, "not supported by this runtime")
-	assert.Zero(t, l.fake.Calls(containertest.OpCreate, res.Container))
+	rt := &imageRooted{Fake: l.fake, st: l.st}
+	l.r.Runtime = rt
+	l.r.Remote = "lab"
+	job := fakeJob("remote", "true")
+	job.User = "builder"
+	res := l.r.RunJob(context.Background(), job)
+	require.Equal(t, runner.OutcomePassed, res.Outcome, res.Error)
+	assert.Equal(t, 1, l.fake.Calls(containertest.OpCreate, res.Container))
+	require.NotNil(t, rt.cfg.Root.Image)
+	assert.Equal(t, "f00d0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab", rt.cfg.Root.Image.Fingerprint)
+	assert.Empty(t, rt.cfg.Root.Dir)
+	assert.Nil(t, rt.cfg.IDMap)
+	assert.Equal(t, "lab", rt.rec.Remote, "journalled before Create, naming the remote")
+	assert.Equal(t, []string{"HOME=/home/builder"}, rt.home)
+	var vols []string
+	require.NoError(t, l.drv.Walk(context.Background(), func(v storage.Volume) error { vols = append(vols, v.ID); return nil }))
+	assert.Empty(t, vols, "no golden volume, no clone")
 	recs, err := l.st.List()
 	require.NoError(t, err)
 	assert.Empty(t, recs)

@@ -38,14 +38,12 @@ type instance struct {
 // workdir, and (req.Start) starts it. On error, a returned instance with a
 // handle still needs teardown.
 func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
-	inst := &instance{req: req}
 	if container.CapabilitiesOf(r.Runtime).ImageRoot {
-		// The seam of a runtime that makes roots from images (LXD): it
-		// wants Root.Image, no golden volume and no clone, and the user,
-		// workdir and templates done through it. Not wired yet: refuse
-		// rather than clone a local root the runtime would ignore.
-		return inst, fmt.Errorf("%s %s: a runtime that makes roots from images: %w", req.what(), req.Name, container.ErrUnsupported)
+		// A runtime that makes roots from images (LXD): Root.Image, no
+		// golden volume, clone or templates (runner/remote.go).
+		return r.launchImage(ctx, req)
 	}
+	inst := &instance{req: req}
 	if err := r.resolveDev(&inst.req); err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
 	}
@@ -251,6 +249,12 @@ func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lea
 		case spec.MountTmpfs:
 			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
 		case spec.MountCache:
+			if container.CapabilitiesOf(r.Runtime).Volumes {
+				// The runtime keeps cache volumes itself (LXD: a custom
+				// volume on the remote's pool).
+				cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountVolume, Volume: m.Name, Target: m.Target, Readonly: m.Readonly})
+				continue
+			}
 			dir, err := r.cacheVolume(m.Name, req.Privileged)
 			if err != nil {
 				return container.Config{}, err

@@ -22,6 +22,7 @@ type Globals struct {
 	Root     string `help:"Directory holding everything stint owns." env:"STINT_ROOT" default:"/var/lib/stint" type:"path"`
 	JSON     bool   `help:"Machine-readable output: JSON only on stdout."`
 	LogLevel string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
+	Remote   string `help:"Run containers on this remote (an LXD or Incus server added with 'stint remote add') instead of local LXC." env:"STINT_REMOTE"`
 
 	Stdout io.Writer `kong:"-"`
 	Stderr io.Writer `kong:"-"`
@@ -30,9 +31,10 @@ type Globals struct {
 // openHost opens --root through the runner's front door; a failure is the
 // host's (exit 3).
 func (g *Globals) openHost(ctx context.Context, opts runner.Options) (*runner.Host, error) {
+	opts.Remote = g.Remote
 	h, err := runner.Open(ctx, g.Root, opts)
 	if err != nil {
-		return nil, withCode(ExitHost, err)
+		return nil, hostCode(err)
 	}
 	return h, nil
 }

@@ -35,7 +35,7 @@ func (PsCmd) Run(g *Globals) error {
 	defer h.Close()
 	entries, err := h.Ps(ctx)
 	if err != nil {
-		return withCode(ExitHost, err)
+		return hostCode(err)
 	}
 	rows := []psRow{}
 	for _, r := range entries {

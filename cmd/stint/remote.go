@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stintdev/stint/images"
@@ -96,4 +97,14 @@ func (c *RemoteRemoveCmd) Run(g *Globals) error {
 	}
 	_, err = fmt.Fprintf(g.Stdout, "remote %s removed\n", c.Name)
 	return err
+}
+
+// hostCode is err with exit code 3, unless it carries its own (a remote's
+// errors: 2 for a name never added, 3 for the server or network).
+func hostCode(err error) error {
+	var coder interface{ ExitCode() int }
+	if errors.As(err, &coder) {
+		return err
+	}
+	return withCode(ExitHost, err)
 }

@@ -48,6 +48,7 @@ func TestRemoteCLI(t *testing.T) {
 			{[]string{"remote", "add", "l", "unix://" + d.Socket}, 2, "remote already exists"},
 			{[]string{"remote", "add", "lan", "http://10.0.0.1:8000", "--protocol", "oci"}, 2, "invalid remote url"},
 			{[]string{"remote", "remove", "nosuch"}, 2, `remote "nosuch": no such remote`},
+			{[]string{"--remote", "nosuch", "ps"}, 2, `remote "nosuch": no such remote`},
 			{[]string{"remote", "remove", "images"}, 2, "preset remote"},
 			{[]string{"remote", "add", "nocert", d.URL}, 3, `remote "nocert": add: server certificate not trusted`},
 			{[]string{"remote", "add", "nosock", "unix://" + d.Dir + "/no.socket"}, 3, "remote unreachable"},

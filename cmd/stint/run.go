@@ -64,9 +64,9 @@ func (c *RunCmd) Run(g *Globals) error {
 		if em != nil {
 			_ = em.Emit(output.Event{Type: output.EventError, Error: err.Error()})
 		}
-		return withCode(ExitHost, err)
+		return hostCode(err)
 	}
-	h, err := runner.Open(ctx, g.Root, runner.Options{Containers: true, Set: set})
+	h, err := runner.Open(ctx, g.Root, runner.Options{Containers: true, Set: set, Remote: g.Remote})
 	if err != nil {
 		return hostFailed(err)
 	}

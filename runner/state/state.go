@@ -61,7 +61,8 @@ type Record struct {
 	Phase    Phase           `json:"phase,omitempty"`   // where the container is in its life
 	Kept     bool            `json:"kept,omitempty"`    // --keep-on-failure kept it for inspection
 	Created  time.Time       `json:"created"`
-	Owner    int             `json:"owner,omitempty"` // pid of the owning stint process while it lives
+	Owner    int             `json:"owner,omitempty"`  // pid of the owning stint process while it lives
+	Remote   string          `json:"remote,omitempty"` // the lxd remote running it; "" is local
 }
 
 // clone returns a deep copy, so a mutator cannot alias a handle's record.

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/internal/lxdenv"
+	"github.com/stintdev/stint/storage"
+)
+
+// TestRemoteRunDemo: `stint --remote l run testdata/demo/demo.toml` on a
+// private LXD over its unix socket collects the same artifacts as the
+// local run (the read-only bind copied in, tmpfs, workdir made, env), and
+// leaves no instance and no record behind.
+func TestRemoteRunDemo(t *testing.T) {
+	bin, dir := builtStint(t)
+	d := lxdenv.StartDaemon(t)
+	demo, err := filepath.Abs("../../testdata/demo/demo.toml")
+	require.NoError(t, err)
+
+	local, root := filepath.Join(dir, "local"), filepath.Join(dir, "root")
+	stint := stintCLI(t, bin, root)
+	t.Cleanup(func() {
+		// The local run's golden volume stays mounted: destroy it.
+		_ = exec.Command(bin, "--root", root, "gc", "--all").Run()
+		ctx := context.Background()
+		if drv, err := storage.Open(ctx, storage.Config{Driver: "auto", Root: root}); err == nil {
+			var ids []string
+			_ = drv.Walk(ctx, func(v storage.Volume) error { ids = append(ids, v.ID); return nil })
+			for i := len(ids) - 1; i >= 0; i-- {
+				_ = drv.Destroy(ctx, ids[i])
+			}
+			_ = drv.Close()
+		}
+	})
+	out, code := stint("run", "--artifacts", local, demo)
+	require.Equal(t, 0, code, out)
+
+	rem := filepath.Join(dir, "remote")
+	out, code = stint("remote", "add", "l", "unix://"+d.Socket)
+	require.Equal(t, 0, code, out)
+	out, code = stint("--remote", "l", "run", "--artifacts", rem, demo)
+	require.Equal(t, 0, code, out)
+	t.Logf("remote run:\n%s", out)
+	assert.Contains(t, out, "hello from stint: Linux as uid 0, in /work")
+
+	want, got := tree(t, local), tree(t, rem)
+	require.Len(t, want, 3, "%v", want)
+	assert.Equal(t, want, got)
+
+	assert.Empty(t, lxcList(t, d), "no instance left on the remote")
+	out, code = stint("--remote", "l", "ps")
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "hello")
+}
+
+// tree maps each file under dir to its content.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = string(b)
+		return err
+	}))
+	return m
+}
+
+// lxcList is the names of the daemon's instances.
+func lxcList(t *testing.T, d *lxdenv.Daemon) []string {
+	t.Helper()
+	var names []string
+	names = append(names, strings.Fields(d.MustLxc(t, "list", "--format", "csv", "-c", "n"))...)
+	sort.Strings(names)
+	return names
+}
+
+// TestRemoteKill9ThenGC: a remote job's stint killed with SIGKILL leaves
+// its instance (and record); `stint --remote l gc` removes both, and
+// nothing of stint's is left on the remote.
+func TestRemoteKill9ThenGC(t *testing.T) {
+	f := newCLI(t)
+	d := lxdenv.StartDaemon(t)
+	out, code := f.run(t, "remote", "add", "l", "unix://"+d.Socket)
+	require.Equal(t, 0, code, out)
+	p := f.spec(t, "[job.long]\nimage = \"busybox\"\nrun = [\"echo started\", \"sleep 600\"]\n")
+	c := f.startUntil(t, "[long] started", "--remote", "l", "run", p)
+	require.NoError(t, c.Process.Signal(syscall.SIGKILL))
+	_ = c.Wait()
+	require.Len(t, lxcList(t, d), 1, "the killed run should have left its instance")
+	out, code = f.run(t, "--remote", "l", "ps")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "long")
+	out, code = f.run(t, "--remote", "l", "gc")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "removed")
+	assert.Empty(t, lxcList(t, d), "nothing of stint's left on the remote")
+	out, code = f.run(t, "--remote", "l", "ps")
+	assert.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "long")
+}
