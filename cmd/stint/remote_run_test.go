@@ -113,3 +113,39 @@ func TestRemoteKill9ThenGC(t *testing.T) {
 	assert.Equal(t, 0, code, out)
 	assert.NotContains(t, out, "long")
 }
+
+// TestRemoteHTTPSCacheAndSymlink: over HTTPS with a trust token, a cache
+// volume is kept between two runs, and an artifact symlink pointing out of
+// the root is copied as a link (nothing read through it).
+func TestRemoteHTTPSCacheAndSymlink(t *testing.T) {
+	f := newCLI(t)
+	d := lxdenv.StartDaemon(t)
+	out, code := f.run(t, "remote", "add", "h", d.URL, "--token", d.TrustToken(t, "stint-run"))
+	require.Equal(t, 0, code, out)
+	p := f.spec(t, `
+[job.c]
+image = "busybox"
+run = ["echo run >> /cache/log && cat /cache/log", "mkdir -p /out && ln -s /etc/shadow /out/escape && echo hi > /out/f"]
+
+[[job.c.mount]]
+type = "cache"
+name = "c1"
+target = "/cache"
+
+[[job.c.artifact]]
+path = "/out/*"
+`)
+	arts := filepath.Join(f.dir, "arts")
+	out, code = f.run(t, "--remote", "h", "run", "--artifacts", arts, p)
+	require.Equal(t, 0, code, out)
+	out, code = f.run(t, "--remote", "h", "run", "--artifacts", arts, p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[c] run\n[c] run\n", "the cache volume kept the first run's line")
+	target, err := os.Readlink(filepath.Join(arts, "c", "escape"))
+	require.NoError(t, err)
+	assert.Equal(t, "/etc/shadow", target)
+	b, err := os.ReadFile(filepath.Join(arts, "c", "f"))
+	require.NoError(t, err)
+	assert.Equal(t, "hi\n", string(b))
+	assert.Empty(t, lxcList(t, d), "no instance left on the remote")
+}
