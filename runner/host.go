@@ -453,6 +453,11 @@ func (h *Host) ConsoleLog(name string) (string, error) {
 // without, it only observes (plan: state records, the runtime, stored
 // specs; no storage pool, no image is built).
 func (h *Host) Containers(ctx context.Context, set *spec.Set) (*LongLived, error) {
+	if h.opts.Remote != "" && h.opts.Containers {
+		// The long-lived backend clones local storage: not wired for a
+		// remote yet.
+		return nil, fmt.Errorf("remote %s: long-lived containers: %w", h.opts.Remote, container.ErrUnsupported)
+	}
 	var r *Runner
 	if h.opts.Containers {
 		var err error

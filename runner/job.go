@@ -246,12 +246,19 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 	// A timeout or a signal kills the whole container, not just the
 	// attached client: every process of the job dies, and the running
 	// line's Exec returns.
+	stopped := make(chan struct{})
 	stopOnDone := context.AfterFunc(runCtx, func() {
+		defer close(stopped)
 		_ = r.Runtime.Stop(context.WithoutCancel(ctx), res.Container)
 	})
 	defer stopOnDone()
 	t := time.Now()
 	r.runLines(ctx, runCtx, job, inst, logw, io.MultiWriter(logw, pw), res)
+	if runCtx.Err() != nil {
+		// The stop above runs (or will): wait for it, so that nothing
+		// (a remote's delete) races a stop still under way.
+		<-stopped
+	}
 	t = r.phase(job.Name, output.PhaseExec, t)
 	failed := res.Outcome != OutcomePassed
 	if res.Outcome == OutcomeError {

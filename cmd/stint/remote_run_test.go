@@ -149,3 +149,29 @@ path = "/out/*"
 	assert.Equal(t, "hi\n", string(b))
 	assert.Empty(t, lxcList(t, d), "no instance left on the remote")
 }
+
+// TestRemoteFailAndTimeout: on a remote, a failing line makes stint exit 1
+// with the line's status, a timeout stops the instance, and both are torn
+// down.
+func TestRemoteFailAndTimeout(t *testing.T) {
+	f := newCLI(t)
+	d := lxdenv.StartDaemon(t)
+	out, code := f.run(t, "remote", "add", "l", "unix://"+d.Socket)
+	require.Equal(t, 0, code, out)
+	p := f.spec(t, `
+[job.fail]
+image = "busybox"
+run = ["echo before", "exit 3", "echo never"]
+
+[job.slow]
+image = "busybox"
+timeout = "3s"
+run = ["sleep 60"]
+`)
+	out, code = f.run(t, "--remote", "l", "run", p)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "[fail] before")
+	assert.NotContains(t, out, "[fail] never")
+	assert.Contains(t, out, "timed out")
+	assert.Empty(t, lxcList(t, d), "no instance left on the remote")
+}
