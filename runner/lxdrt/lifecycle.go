@@ -315,14 +315,22 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 			return r.fail(name, "destroy", err)
 		}
 	}
-	op, err := r.c.DeleteInstance(inst.Name)
-	if err == nil {
-		err = op.WaitContext(ctx)
+	for try := 0; ; try++ {
+		op, err := r.c.DeleteInstance(inst.Name)
+		if err == nil {
+			err = op.WaitContext(ctx)
+		}
+		// Another operation (a stop of a timed-out job, or LXD's own after
+		// a failed start) still runs: the delete waits for it.
+		if err != nil && strings.Contains(err.Error(), "is busy running") && try < 150 && ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		if err != nil && !notFound(err) {
+			return r.fail(name, "destroy", err)
+		}
+		return nil
 	}
-	if err != nil && !notFound(err) {
-		return r.fail(name, "destroy", err)
-	}
-	return nil
 }
 
 // deleteQuietly removes what a failed Create made, without masking its
