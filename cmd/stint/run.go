@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,8 +51,9 @@ func (c *RunCmd) Run(g *Globals) error {
 		return withCode(ExitUsage, fmt.Errorf("stint run: the specs define no job"))
 	}
 
-	ctx, stop := signalContext(g.Stderr)
+	ctx, abort, stop := signalCancel(g.Stderr, terminating...)
 	defer stop()
+	g = closedOutputAborts(ctx, g, abort)
 	opts := runner.RunOptions{Parallel: c.Parallel, ArtifactsDir: c.Artifacts, KeepOnFailure: c.KeepOnFailure, Output: g.Stdout}
 	var em *output.Emitter
 	if g.JSON {
@@ -124,26 +126,43 @@ func printSummary(w io.Writer, results []runner.Result, shell string) {
 	}
 }
 
-// signalContext is cancelled by the first SIGINT or SIGTERM: jobs stop and
+// terminating are the signals that stop jobs and tear down: Ctrl-C, kill,
+// a closed terminal or dropped ssh session, and Ctrl-\ (no goroutine dump).
+var terminating = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT}
+
+// signalContext is cancelled by the first terminating signal: jobs stop and
 // tear down. Teardown already kills containers outright, so a second signal
 // only says so; a third one exits at once (gc cleans up after that).
 func signalContext(stderr io.Writer) (context.Context, func()) {
-	return signalContextFor(stderr, syscall.SIGINT, syscall.SIGTERM)
+	return signalContextFor(stderr, terminating...)
 }
 
 // signalContextFor is signalContext for the given signals only.
 func signalContextFor(stderr io.Writer, sigs ...os.Signal) (context.Context, func()) {
+	ctx, _, stop := signalCancel(stderr, sigs...)
+	return ctx, stop
+}
+
+// signalCancel is signalContextFor that also returns its cancel: called with
+// a reason, it counts as the first signal.
+func signalCancel(stderr io.Writer, sigs ...os.Signal) (context.Context, func(reason string), func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 3)
 	signal.Notify(ch, sigs...)
+	var first sync.Once
+	abort := func(reason string) {
+		first.Do(func() {
+			fmt.Fprintf(stderr, "stint: %s: stopping jobs and tearing down\n", reason)
+			cancel()
+		})
+	}
 	go func() {
 		n := 0
 		for sig := range ch {
 			n++
 			switch n {
 			case 1:
-				fmt.Fprintf(stderr, "stint: %s: stopping jobs and tearing down\n", sig)
-				cancel()
+				abort(sig.String())
 			case 2:
 				fmt.Fprintf(stderr, "stint: %s: already tearing down (containers are killed, not shut down); again to quit at once\n", sig)
 			default:
@@ -152,7 +171,7 @@ func signalContextFor(stderr io.Writer, sigs ...os.Signal) (context.Context, fun
 			}
 		}
 	}()
-	return ctx, func() { signal.Stop(ch); cancel() }
+	return ctx, abort, func() { signal.Stop(ch); cancel() }
 }
 
 // gcFirst removes what crashed runs left behind, before new work.
