@@ -63,6 +63,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	inst.h, err = r.State.Create(&state.Record{
 		Name: req.Container, Kind: req.Kind, Job: req.Name, Image: img.Fingerprint,
 		Driver: r.Storage.Name(), Volume: req.Container, Phase: state.PhaseCreating,
+		NetMode: string(req.Network.Mode),
 	})
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)

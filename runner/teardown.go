@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/storage"
 )
@@ -24,8 +25,10 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 		errs = append(errs, err)
 	}
 	// The network after the container: its veth goes with it. Release
-	// needs only the name, so a lease lost in a crash is released too.
-	if r.Net != nil {
+	// needs only the name, so a lease lost in a crash is released too. A
+	// container journalled without a bridge never reads the host-wide
+	// network state: a corrupt one cannot fail it.
+	if r.Net != nil && needsRelease(rec) {
 		if err := r.Net.Release(ctx, rec.Name); err != nil {
 			errs = append(errs, err)
 		}
@@ -53,6 +56,12 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 		return fmt.Errorf("teardown of %s: %w", rec.Name, errors.Join(errs...))
 	}
 	return h.Delete()
+}
+
+// needsRelease reports whether rec may hold a network lease: mode bridge, or
+// a mode not journalled (older records, corrupt ones).
+func needsRelease(rec state.Record) bool {
+	return rec.NetMode == "" || rec.NetMode == string(stintnet.ModeBridge) || len(rec.Network) > 0
 }
 
 // keep stops a failed job's container and keeps it, its clone and its

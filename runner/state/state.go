@@ -53,13 +53,14 @@ type Record struct {
 	Set      string          `json:"set,omitempty"`
 	Job      string          `json:"job,omitempty"`
 	SpecHash string          `json:"spec_hash,omitempty"`
-	Image    string          `json:"image,omitempty"`   // image fingerprint
-	Driver   string          `json:"driver,omitempty"`  // storage driver name
-	Volume   string          `json:"volume,omitempty"`  // clone volume id
-	Mounts   []string        `json:"mounts,omitempty"`  // host paths stint mounted for it, innermost last
-	Network  json.RawMessage `json:"network,omitempty"` // the network lease, opaque here
-	Phase    Phase           `json:"phase,omitempty"`   // where the container is in its life
-	Kept     bool            `json:"kept,omitempty"`    // --keep-on-failure kept it for inspection
+	Image    string          `json:"image,omitempty"`    // image fingerprint
+	Driver   string          `json:"driver,omitempty"`   // storage driver name
+	Volume   string          `json:"volume,omitempty"`   // clone volume id
+	Mounts   []string        `json:"mounts,omitempty"`   // host paths stint mounted for it, innermost last
+	Network  json.RawMessage `json:"network,omitempty"`  // the network lease, opaque here
+	NetMode  string          `json:"net_mode,omitempty"` // the network mode asked for at Create ("": unknown)
+	Phase    Phase           `json:"phase,omitempty"`    // where the container is in its life
+	Kept     bool            `json:"kept,omitempty"`     // --keep-on-failure kept it for inspection
 	Created  time.Time       `json:"created"`
 	Owner    int             `json:"owner,omitempty"`  // pid of the owning stint process while it lives
 	Remote   string          `json:"remote,omitempty"` // the lxd remote running it; "" is local
