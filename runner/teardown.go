@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/storage"
 )
@@ -38,12 +39,21 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", rec.Mounts[i], err))
 		}
 	}
-	if rec.Volume != "" {
-		if rec.Driver != "" && rec.Driver != r.Storage.Name() {
-			errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", rec.Volume, rec.Driver, r.Storage.Name()))
-		} else if err := r.Storage.Destroy(ctx, rec.Volume); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("destroy volume %s: %w", rec.Volume, err))
-		}
+	// A corrupt record knows only its name, and the clone is named after
+	// it (provision journals Volume: Container).
+	vol, corrupt := rec.Volume, rec.Phase == state.PhaseCorrupt || rec.Volume == ""
+	if vol == "" {
+		vol = rec.Name
+	}
+	if rec.Driver != "" && rec.Driver != r.Storage.Name() {
+		errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", vol, rec.Driver, r.Storage.Name()))
+	} else if err := r.Storage.Destroy(ctx, vol); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		errs = append(errs, fmt.Errorf("destroy volume %s: %w", vol, err))
+	}
+	if corrupt && len(errs) == 0 {
+		// Nothing in the record to trust: check what the name and the
+		// disk say is gone before the record goes.
+		errs = append(errs, r.leftBehind(ctx, rec.Name, vol)...)
 	}
 	if r.SpecDir != "" {
 		if err := os.Remove(r.shellInfoPath(rec.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -57,6 +67,30 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 	}
 	return h.Delete()
 }
+
+// leftBehind names what is still there of container name and its clone
+// vol after a teardown.
+func (r *Runner) leftBehind(ctx context.Context, name, vol string) []error {
+	var errs []error
+	if st, err := r.Runtime.State(ctx, name); err != nil {
+		errs = append(errs, err)
+	} else if st != container.StateAbsent {
+		errs = append(errs, fmt.Errorf("container %s: %w (%s)", name, ErrLeftBehind, st))
+	}
+	err := r.Storage.Walk(ctx, func(v storage.Volume) error {
+		if v.ID == vol {
+			return fmt.Errorf("volume %s: %w", vol, ErrLeftBehind)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// ErrLeftBehind is what a teardown found still present after it ran.
+var ErrLeftBehind = errors.New("still present after teardown")
 
 // needsRelease reports whether rec may hold a network lease: mode bridge, or
 // a mode not journalled (older records, corrupt ones).
