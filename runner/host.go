@@ -153,8 +153,13 @@ func (h *Host) Images() (*images.Store, error) {
 }
 
 // storageConfig is the pool the set's [storage] table names.
-func (h *Host) storageConfig() storage.Config {
+func (h *Host) storageConfig() (storage.Config, error) {
 	cfg := storage.Config{Driver: "auto", Root: h.layout.Root}
+	if h.opts.Set == nil {
+		if mem, ok, err := h.rememberedStorage(); err != nil || ok {
+			return mem, err
+		}
+	}
 	if s := h.opts.Set; s != nil {
 		st := s.Storage
 		cfg = storage.Config{Driver: st.Driver, Root: h.layout.Root, Path: st.Path, Size: st.Size,
@@ -163,7 +168,7 @@ func (h *Host) storageConfig() storage.Config {
 			cfg.Driver = "auto"
 		}
 	}
-	return cfg
+	return cfg, nil
 }
 
 // engine opens every part and wires the job engine, once.
@@ -185,7 +190,10 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := h.storageConfig()
+	cfg, err := h.storageConfig()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Path != "" { // a pool outside --root: the same rule as for --root
 		if err := hostdir.CheckReachable(cfg.Path); err != nil {
 			return nil, fmt.Errorf("storage path %w", err)
@@ -194,6 +202,12 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 	drv, err := storage.Open(ctx, cfg)
 	if err != nil {
 		return nil, err
+	}
+	if h.opts.Set != nil {
+		if err := h.rememberStorage(cfg); err != nil {
+			drv.Close()
+			return nil, err
+		}
 	}
 	imgs, err := h.Images()
 	if err != nil {
@@ -353,7 +367,11 @@ func (h *Host) DestroyGoldens(ctx context.Context, fp string) error {
 	drv := h.drv
 	h.mu.Unlock()
 	if drv == nil {
-		if _, err := os.Stat(storage.PoolPath(h.storageConfig())); err != nil {
+		cfg, err := h.storageConfig()
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(storage.PoolPath(cfg)); err != nil {
 			return nil // no pool: no golden volume
 		}
 		r, err := h.engine(ctx)
