@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -39,9 +40,15 @@ run = ["echo started", "sleep 600"]
 	require.NoError(t, os.WriteFile(rec, b[:len(b)/2], 0o600))
 	out, code := f.run(t, "ps")
 	assert.Equal(t, 0, code, out)
-	assert.Contains(t, out, "corrupt")
+	assert.Regexp(t, name+`\s.*corrupt\s+-\n`, out, "a corrupt record's age is unknown")
 	out, code = f.run(t, "gc")
 	assert.Equal(t, 0, code, out)
 	assert.Contains(t, out, "removed "+name)
 	f.assertClean(t)
+}
+
+func TestPsAgeUnknown(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	assert.Equal(t, "-", age(time.Time{}, now))
+	assert.Equal(t, "1m30s", age(now.Add(-90*time.Second-400*time.Millisecond), now))
 }

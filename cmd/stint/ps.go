@@ -51,9 +51,18 @@ func (PsCmd) Run(g *Globals) error {
 		if r.Kept {
 			phase = "kept"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, dash(r.Set), dash(r.Job), r.State, phase, time.Since(r.Created).Round(time.Second))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Kind, dash(r.Set), dash(r.Job), r.State, phase, age(r.Created, time.Now()))
 	}
 	return tw.Flush()
+}
+
+// age is how long ago created was, to the second; "-" when unknown (a
+// corrupt record has no creation time: not 2562047h47m16s).
+func age(created, now time.Time) string {
+	if created.IsZero() {
+		return "-"
+	}
+	return now.Sub(created).Round(time.Second).String()
 }
 
 // dash stands in for an empty column, so columns stay readable.
