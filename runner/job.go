@@ -204,7 +204,12 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		}
 		res.Kept = kept
 		r.phase(job.Name, output.PhaseDestroy, t)
-		r.emit(output.Event{Type: output.EventTeardownDone, Job: job.Name, Container: res.Container, Millis: time.Since(t).Milliseconds(), Error: res.Error})
+		// Teardown's own error only: the job's is in job_finished.
+		var tmsg string
+		if terr != nil {
+			tmsg = terr.Error()
+		}
+		r.emit(output.Event{Type: output.EventTeardownDone, Job: job.Name, Container: res.Container, Millis: time.Since(t).Milliseconds(), Error: tmsg})
 	})
 	return res
 }
