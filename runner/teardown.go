@@ -41,16 +41,20 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 	}
 	// A corrupt record knows only its name, and the clone is named after
 	// it (provision journals Volume: Container).
-	vol, corrupt := rec.Volume, rec.Phase == state.PhaseCorrupt || rec.Volume == ""
+	// A remote's container has no local volume (and this Host no pool).
+	vol, corrupt := rec.Volume, rec.Phase == state.PhaseCorrupt || (rec.Volume == "" && rec.Remote == "")
 	if vol == "" {
 		vol = rec.Name
 	}
-	if rec.Driver != "" && rec.Driver != r.Storage.Name() {
-		errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", vol, rec.Driver, r.Storage.Name()))
-	} else if err := r.Storage.Destroy(ctx, vol); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		errs = append(errs, fmt.Errorf("destroy volume %s: %w", vol, err))
+	// On a remote (no pool here) the runtime's Destroy removed the root.
+	if r.Storage != nil {
+		if rec.Driver != "" && rec.Driver != r.Storage.Name() {
+			errs = append(errs, fmt.Errorf("volume %s is on storage driver %s, not %s", vol, rec.Driver, r.Storage.Name()))
+		} else if err := r.Storage.Destroy(ctx, vol); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("destroy volume %s: %w", vol, err))
+		}
 	}
-	if corrupt && len(errs) == 0 {
+	if corrupt && r.Storage != nil && len(errs) == 0 {
 		// Nothing in the record to trust: check what the name and the
 		// disk say is gone before the record goes.
 		errs = append(errs, r.leftBehind(ctx, rec.Name, vol)...)
