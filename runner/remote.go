@@ -229,39 +229,10 @@ func (r *Runner) collectFS(ctx context.Context, job spec.Job, failed bool, dest 
 // whose process on this host is gone and that no record names are
 // deleted; an instance without stint's tags is never touched.
 func (r *Runner) gcRemote(ctx context.Context, opts GCOptions) (GCResult, error) {
-	var res GCResult
-	recs, err := r.State.Orphans()
+	// Another runtime's records: gc that one with its own --remote.
+	res, err := r.gcRecords(ctx, opts, func(rec state.Record) bool { return rec.Remote != r.Remote })
 	if err != nil {
-		return res, fmt.Errorf("gc: %w", err)
-	}
-	if opts.Kept {
-		all, err := r.State.List()
-		if err != nil {
-			return res, fmt.Errorf("gc: %w", err)
-		}
-		for _, rec := range all {
-			if rec.Kept && rec.Kind != state.KindContainer {
-				recs = append(recs, rec)
-			}
-		}
-	}
-	for _, rec := range recs {
-		if rec.Remote != r.Remote {
-			continue // another runtime's: gc that one with its own --remote
-		}
-		h, err := r.State.Claim(rec.Name)
-		if errors.Is(err, state.ErrBusy) || errors.Is(err, state.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			res.Errors = append(res.Errors, err.Error())
-			continue
-		}
-		if err := r.teardown(ctx, h); err != nil {
-			res.Errors = append(res.Errors, err.Error())
-			continue
-		}
-		res.Removed = append(res.Removed, rec.Name)
+		return res, err
 	}
 	if lrt, ok := r.Runtime.(*lxdrt.Runtime); ok {
 		gone, err := lrt.GC(ctx, func(i lxdrt.Instance) bool {

@@ -129,6 +129,25 @@ type GCResult struct {
 // clone. Records a live stint process holds are never touched; neither is a
 // container without a record.
 func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
+	res, err := r.gcRecords(ctx, opts, nil)
+	if err != nil {
+		return res, err
+	}
+	r.gcLeases(ctx, &res)
+	r.gcCgroups(ctx, &res)
+	if err := r.State.Sweep(); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	if err := r.Storage.Sweep(ctx); err != nil {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	return res, nil
+}
+
+// gcRecords tears down every record whose lock no live process holds
+// (and, with opts.Kept, every kept job) that skip (nil: none) doesn't
+// exclude; a record claimed meanwhile is left to its owner.
+func (r *Runner) gcRecords(ctx context.Context, opts GCOptions, skip func(state.Record) bool) (GCResult, error) {
 	var res GCResult
 	recs, err := r.State.Orphans()
 	if err != nil {
@@ -146,6 +165,9 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 		}
 	}
 	for _, rec := range recs {
+		if skip != nil && skip(rec) {
+			continue
+		}
 		h, err := r.State.Claim(rec.Name)
 		if errors.Is(err, state.ErrBusy) || errors.Is(err, state.ErrNotFound) {
 			continue // its owner lives, or it went meanwhile
@@ -159,14 +181,6 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 			continue
 		}
 		res.Removed = append(res.Removed, rec.Name)
-	}
-	r.gcLeases(ctx, &res)
-	r.gcCgroups(ctx, &res)
-	if err := r.State.Sweep(); err != nil {
-		res.Errors = append(res.Errors, err.Error())
-	}
-	if err := r.Storage.Sweep(ctx); err != nil {
-		res.Errors = append(res.Errors, err.Error())
 	}
 	return res, nil
 }
