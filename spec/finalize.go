@@ -80,6 +80,9 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 				r.ps.addf(*where, "", "%s does not apply to a %s mount", key, m.Type)
 			}
 		}
+		if m.Type != MountCache && m.Type != "" {
+			forbid("commit", atOf(mv.commit))
+		}
 		switch m.Type {
 		case MountBind:
 			forbid("name", atOf(mv.name))
@@ -112,6 +115,14 @@ func (r *resolver) mounts(ms []mountv) []Mount {
 				r.ps.addf(mv.name.At, "letters, digits, - and _", "bad cache volume name %q", name)
 			}
 			m.Name = name
+			if mv.commit != nil {
+				if r.container {
+					// A long-lived container is never done: nothing
+					// would decide when its copy replaces the cache.
+					r.ps.addf(mv.commit.At, "only a job's cache mount commits", "commit does not apply to a container's cache mount")
+				}
+				m.Commit = mv.commit.V
+			}
 		case MountTmpfs:
 			forbid("source", atOf(mv.source))
 			forbid("name", atOf(mv.name))

@@ -17,13 +17,14 @@ var (
 	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell", "host_user"}
 	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user"}
 	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged", "workdir", "user", "host_user", "home", "ssh_agent"}
-	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size"}
+	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size", "commit"}
 	artifactKeys  = []string{"path", "dest", "when"}
 	networkKeys   = []string{"mode", "bridge", "ipv4"}
 	limitsKeys    = []string{"memory", "cpus", "pids"}
 	networkModes  = []string{"none", "host", "bridge"}
 	mountTypes    = []string{MountBind, MountCache, MountTmpfs}
 	whenValues    = []string{WhenOnSuccess, WhenOnFailure, WhenAlways}
+	commitValues  = []string{CommitOnSuccess, CommitAlways, CommitNever}
 	stateValues   = []string{StateRunning, StateStopped}
 )
 
@@ -73,6 +74,7 @@ type mountv struct {
 	target   *sv
 	readonly bool
 	size     *val[int64]
+	commit   *sv
 }
 
 type artv struct {
@@ -245,6 +247,10 @@ func (d *decoder) mounts(v any, path string) []mountv {
 				}
 			case "size":
 				mv.size = d.size(v, kp)
+			case "commit":
+				if s, ok := d.enum(v, kp, commitValues...); ok {
+					mv.commit = &s
+				}
 			}
 		})
 		if mv.target != nil {

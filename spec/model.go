@@ -95,7 +95,17 @@ type Mount struct {
 	Target   string `json:"target"`           // absolute container path
 	Readonly bool   `json:"readonly,omitempty"`
 	Size     int64  `json:"size,omitempty"` // tmpfs: bytes
+	// Commit (cache, jobs only) says when the job's own copy of the cache
+	// replaces the cache: on_success | always | never; "" is on_success.
+	Commit string `json:"commit,omitempty"`
 }
+
+// Cache mount `commit` values.
+const (
+	CommitOnSuccess = "on_success"
+	CommitAlways    = "always"
+	CommitNever     = "never"
+)
 
 // Artifact `when` values.
 const (
