@@ -47,6 +47,8 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"ShiftACL", testShiftACL},
 		{"CloseTwice", testCloseTwice},
 		{"Parallel", testParallel},
+		{"SnapshotClone", testSnapshotClone},
+		{"SnapshotErrors", testSnapshotErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
