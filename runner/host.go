@@ -268,6 +268,9 @@ func (h *Host) RunJobs(ctx context.Context, jobs []spec.Job, opts RunOptions) ([
 	if err != nil {
 		return nil, err
 	}
+	if err := r.refuseCommit(jobs); err != nil {
+		return nil, err
+	}
 	// Open the artifacts base before any job runs: a job with a writable
 	// bind mount over the working directory could otherwise replace it with
 	// a symlink, and the collector can't tell that from a link the user chose.

@@ -278,6 +278,10 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 		return false
 	}
 	r.phase(job.Name, output.PhaseStop, t)
+	if err := r.commitCaches(ctx, inst.req, res.Outcome); err != nil {
+		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
+		return false
+	}
 	return failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
 }
 

@@ -161,6 +161,7 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	h, err := r.State.Create(&state.Record{
 		Name: name, Kind: state.KindContainer, Set: set, SpecHash: hash,
 		Driver: r.Storage.Name(), Volume: name, Phase: state.PhaseCreating,
+		Caches: cacheCopyIDs(name, c.Mounts),
 	})
 	if errors.Is(err, state.ErrExists) {
 		if rec, gerr := r.State.Get(name); gerr == nil && rec.Kind == state.KindContainer && rec.Set == set {
@@ -238,7 +239,7 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 // define (re)writes the runtime's definition of a stopped container from
 // its request.
 func (b *LongLived) define(ctx context.Context, req Request, rootfs string, lease *stintnet.Lease) error {
-	cfg, err := b.Runner.containerConfig(req, rootfs, lease)
+	cfg, err := b.Runner.containerConfig(ctx, req, rootfs, lease)
 	if err != nil {
 		return fmt.Errorf("container %s: %w", req.Name, err)
 	}

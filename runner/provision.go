@@ -63,7 +63,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	inst.h, err = r.State.Create(&state.Record{
 		Name: req.Container, Kind: req.Kind, Job: req.Name, Image: img.Fingerprint,
 		Driver: r.Storage.Name(), Volume: req.Container, Phase: state.PhaseCreating,
-		NetMode: string(req.Network.Mode),
+		NetMode: string(req.Network.Mode), Caches: cacheCopyIDs(req.Container, req.Mounts),
 	})
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
@@ -117,7 +117,7 @@ func (r *Runner) provision(ctx context.Context, inst *instance, golden string) e
 	if inst.lease, err = r.attachNetwork(ctx, inst.h, req); err != nil {
 		return err
 	}
-	cfg, err := r.containerConfig(req, vol.Rootfs, inst.lease)
+	cfg, err := r.containerConfig(ctx, req, vol.Rootfs, inst.lease)
 	if err != nil {
 		return err
 	}
@@ -221,7 +221,7 @@ func (r *Runner) makeWorkdir(rootfs, dir string, u User, req Request) error {
 }
 
 // containerConfig turns a request into a runtime Config.
-func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lease) (container.Config, error) {
+func (r *Runner) containerConfig(ctx context.Context, req Request, rootfs string, lease *stintnet.Lease) (container.Config, error) {
 	network, err := networkConfig(req.Network.Mode, lease)
 	if err != nil {
 		return container.Config{}, err
@@ -238,6 +238,18 @@ func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lea
 	if !req.Privileged {
 		cfg.IDMap = &container.IDMap{HostUID: r.IDMap.HostUID, HostGID: r.IDMap.HostGID, Size: r.IDMap.Size}
 	}
+	// A cache mount is the container's own copy of the cache, numbered by
+	// the mount's place in req.Mounts (its record names it so: launch).
+	copies := map[string]string{}
+	for i, m := range req.Mounts {
+		if m.Type == spec.MountCache && !usesVolumes(r) {
+			dir, err := r.cacheMount(ctx, req, i, m)
+			if err != nil {
+				return container.Config{}, err
+			}
+			copies[m.Target] = dir
+		}
+	}
 	mounts := append([]spec.Mount(nil), req.Mounts...)
 	// Parents before children, so /a is mounted before /a/b.
 	sort.SliceStable(mounts, func(i, j int) bool {
@@ -250,17 +262,14 @@ func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lea
 		case spec.MountTmpfs:
 			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountTmpfs, Target: m.Target, Size: m.Size, Readonly: m.Readonly})
 		case spec.MountCache:
-			if container.CapabilitiesOf(r.Runtime).Volumes {
+			if usesVolumes(r) {
 				// The runtime keeps cache volumes itself (LXD: a custom
-				// volume on the remote's pool).
+				// volume on the remote's pool), shared and written in
+				// place: RunJobs refuses a commit key (refuseCommit).
 				cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountVolume, Volume: m.Name, Target: m.Target, Readonly: m.Readonly})
 				continue
 			}
-			dir, err := r.cacheVolume(m.Name, req.Privileged)
-			if err != nil {
-				return container.Config{}, err
-			}
-			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: dir, Target: m.Target, Readonly: m.Readonly})
+			cfg.Mounts = append(cfg.Mounts, container.Mount{Type: container.MountBind, Source: copies[m.Target], Target: m.Target, Readonly: m.Readonly})
 		default:
 			return container.Config{}, fmt.Errorf("mount %s: unknown type %q", m.Target, m.Type)
 		}
@@ -269,34 +278,6 @@ func (r *Runner) containerConfig(req Request, rootfs string, lease *stintnet.Lea
 	return cfg, nil
 }
 
+// cacheName is what a cache volume may be called (the spec's names are
+// stricter).
 var cacheName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
-
-// cacheVolume returns the directory of cache volume name, made on first use
-// and owned by the container's root (the map's first host id), so that an
-// idmapped root can write to it. A privileged job's cache is root-owned and
-// kept apart, so the two never fight over ownership.
-func (r *Runner) cacheVolume(name string, privileged bool) (string, error) {
-	if !cacheName.MatchString(name) {
-		return "", fmt.Errorf("cache volume %q: invalid name", name)
-	}
-	if r.CacheDir == "" {
-		return "", fmt.Errorf("cache volume %s: no cache directory configured", name)
-	}
-	uid, gid := int(r.IDMap.HostUID), int(r.IDMap.HostGID)
-	dir := filepath.Join(r.CacheDir, name)
-	if privileged {
-		uid, gid = 0, 0
-		dir = filepath.Join(r.CacheDir, ".privileged", name)
-	}
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("cache volume %s: %w", name, err)
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return "", fmt.Errorf("cache volume %s: %w", name, err)
-	} else if err == nil {
-		if err := os.Chown(dir, uid, gid); err != nil {
-			return "", fmt.Errorf("cache volume %s: %w", name, err)
-		}
-	}
-	return dir, nil
-}

@@ -94,7 +94,7 @@ func (r *Runner) launchImage(ctx context.Context, req Request) (*instance, error
 		return fail(err)
 	}
 	t := time.Now()
-	cfg, err := r.containerConfig(req, "", nil)
+	cfg, err := r.containerConfig(ctx, req, "", nil)
 	if err != nil {
 		return fail(err)
 	}

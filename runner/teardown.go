@@ -54,6 +54,7 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 			errs = append(errs, fmt.Errorf("destroy volume %s: %w", vol, err))
 		}
 	}
+	errs = append(errs, r.dropCacheCopies(ctx, rec, corrupt)...)
 	if corrupt && r.Storage != nil && len(errs) == 0 {
 		// Nothing in the record to trust: check what the name and the
 		// disk say is gone before the record goes.
@@ -133,6 +134,7 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	if err != nil {
 		return res, err
 	}
+	r.pruneCaches(ctx, &res)
 	r.gcLeases(ctx, &res)
 	r.gcCgroups(ctx, &res)
 	if err := r.State.Sweep(); err != nil {

@@ -56,6 +56,7 @@ type Record struct {
 	Image    string          `json:"image,omitempty"`    // image fingerprint
 	Driver   string          `json:"driver,omitempty"`   // storage driver name
 	Volume   string          `json:"volume,omitempty"`   // clone volume id
+	Caches   []string        `json:"caches,omitempty"`   // volume ids of its own copies of cache volumes
 	Mounts   []string        `json:"mounts,omitempty"`   // host paths stint mounted for it, innermost last
 	Network  json.RawMessage `json:"network,omitempty"`  // the network lease, opaque here
 	NetMode  string          `json:"net_mode,omitempty"` // the network mode asked for at Create ("": unknown)
@@ -69,6 +70,7 @@ type Record struct {
 // clone returns a deep copy, so a mutator cannot alias a handle's record.
 func (r Record) clone() Record {
 	r.Mounts = slices.Clone(r.Mounts)
+	r.Caches = slices.Clone(r.Caches)
 	r.Network = slices.Clone(r.Network)
 	return r
 }
@@ -77,7 +79,8 @@ func (r Record) clone() Record {
 // that survives a reboot (see the package doc: those writes are fsynced).
 func durableChange(a, b Record) bool {
 	return a.Kind != b.Kind || a.Set != b.Set || a.Job != b.Job || a.SpecHash != b.SpecHash ||
-		a.Image != b.Image || a.Driver != b.Driver || a.Volume != b.Volume || a.Kept != b.Kept
+		a.Image != b.Image || a.Driver != b.Driver || a.Volume != b.Volume || a.Kept != b.Kept ||
+		!slices.Equal(a.Caches, b.Caches)
 }
 
 // Stats counts the store's disk writes since Open, for benchmarks.
