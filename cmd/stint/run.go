@@ -79,7 +79,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		return hostFailed(err)
 	}
 	if !g.JSON {
-		printSummary(g.Stdout, results, shellLine(g.Root))
+		printSummary(g.Stdout, results, shellLine(g))
 	}
 	code := ExitOK
 	for _, res := range results {
@@ -194,14 +194,27 @@ const defaultRoot = "/var/lib/stint"
 
 // shellLine is the start of the command that enters a kept job, as the
 // user would type it: sudo when they ran stint under sudo, --root unless
-// it is the default.
-func shellLine(root string) string {
-	line := "stint shell"
-	if root != defaultRoot {
-		line = "stint --root " + root + " shell"
+// it is the default, --remote when the job ran on one; each word quoted for
+// a POSIX shell where it needs it.
+func shellLine(g *Globals) string {
+	words := []string{"stint"}
+	if g.Root != defaultRoot {
+		words = append(words, "--root", shQuote(g.Root))
 	}
+	if g.Remote != "" {
+		words = append(words, "--remote", shQuote(g.Remote))
+	}
+	words = append(words, "shell")
 	if os.Getenv("SUDO_USER") != "" {
-		line = "sudo " + line
+		words = append([]string{"sudo"}, words...)
 	}
-	return line
+	return strings.Join(words, " ")
+}
+
+// shQuote quotes s for a POSIX shell unless it is made of safe characters.
+func shQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
