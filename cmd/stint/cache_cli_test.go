@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -305,4 +306,64 @@ mount = [{ type = "cache", name = "k", target = "/c", commit = "always" }]
 			f.assertOnlyCaches(t, "k")
 		})
 	}
+}
+
+// TestCLICacheLongLived: a long-lived container gets its own copy of the
+// cache when it is made, keeps it across a restart, never commits it, and
+// `down` removes it.
+func TestCLICacheLongLived(t *testing.T) {
+	f := newCacheCLI(t, cacheDrivers[0])
+	p := f.spec(t, `
+[job.seed]
+image = "busybox"
+run = ["echo v1 > /c/a"]
+mount = [{ type = "cache", name = "box", target = "/c" }]
+
+[container.box]
+image = "busybox"
+command = ["/bin/sh", "-c", "echo box >> /c/a; exec sleep 600"]
+mount = [{ type = "cache", name = "box", target = "/c" }]
+`)
+	out, code := f.run(t, "run", p, "seed")
+	require.Equal(t, 0, code, out)
+	before := f.cacheTree(t, "box")
+	var content string
+	copies := func() []string {
+		ctx := context.Background()
+		d, err := storage.Open(ctx, f.drv.cfg(f.root))
+		require.NoError(t, err)
+		defer d.Close()
+		var ids []string
+		require.NoError(t, d.Walk(ctx, func(v storage.Volume) error {
+			if v.Kind == storage.KindClone && strings.Contains(v.ID, ".cache") {
+				ids = append(ids, v.ID)
+				b, err := os.ReadFile(filepath.Join(v.Rootfs, "a"))
+				require.NoError(t, err)
+				content = string(b)
+			}
+			return nil
+		}))
+		return ids
+	}
+	out, code = f.run(t, "apply", p)
+	require.Equal(t, 0, code, out)
+	first := copies()
+	require.Len(t, first, 1, "the container's own copy")
+	// Stop and start again: the same copy, with what the first start wrote.
+	body := mustRead(t, p)
+	require.NoError(t, os.WriteFile(p, []byte(strings.Replace(body, "[container.box]", "[container.box]\nstate = \"stopped\"", 1)), 0o644))
+	out, code = f.run(t, "apply", p)
+	require.Equal(t, 0, code, out)
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	out, code = f.run(t, "apply", p)
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, first, copies(), "a restart made a new copy")
+	// The second start's command appends once it runs.
+	assert.Eventually(t, func() bool { copies(); return content == "v1\nbox\nbox\n" }, time.Minute, 100*time.Millisecond,
+		"the copy did not keep the first start's write: %q", content)
+	out, code = f.run(t, "down", p)
+	require.Equal(t, 0, code, out)
+	assert.Empty(t, copies(), "down left the container's copy")
+	assert.Equal(t, before, f.cacheTree(t, "box"), "a long-lived container committed")
+	f.assertOnlyCaches(t, "box")
 }
