@@ -367,3 +367,32 @@ mount = [{ type = "cache", name = "box", target = "/c" }]
 	assert.Equal(t, before, f.cacheTree(t, "box"), "a long-lived container committed")
 	f.assertOnlyCaches(t, "box")
 }
+
+// TestCLICacheSeededFromOlderStint: a cache an older stint kept as a shared
+// directory (<root>/cache/<name>, owned by the container's root) seeds the
+// first generation once; the directory itself is left as it was.
+func TestCLICacheSeededFromOlderStint(t *testing.T) {
+	f := newCacheCLI(t, cacheDrivers[0])
+	m, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
+	require.NoError(t, err)
+	old := filepath.Join(f.root, "cache", "legacy")
+	require.NoError(t, os.MkdirAll(old, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(old, "kept"), []byte("from-before\n"), 0o644))
+	for _, p := range []string{old, filepath.Join(old, "kept")} {
+		require.NoError(t, os.Chown(p, int(m.HostUID), int(m.HostGID)))
+	}
+	p := f.spec(t, `
+[job.use]
+image = "busybox"
+run = ["cat /c/kept", "echo new > /c/kept"]
+mount = [{ type = "cache", name = "legacy", target = "/c" }]
+`)
+	out, code := f.run(t, "run", p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[use] from-before")
+	assert.Equal(t, "-rw-r--r-- new\n", f.cacheTree(t, "legacy")["kept"])
+	b, err := os.ReadFile(filepath.Join(old, "kept"))
+	require.NoError(t, err)
+	assert.Equal(t, "from-before\n", string(b), "the old directory was written")
+	f.assertOnlyCaches(t, "legacy")
+}
