@@ -92,6 +92,12 @@ func parseGen(id string) (k cacheKey, ok bool) {
 // cacheCopyID is the volume id of container's own copy of its i-th mount.
 func cacheCopyID(container string, i int) string { return fmt.Sprintf("%s.cache%d", container, i) }
 
+// isCacheCopyOf reports whether volume id is one of container's copies.
+func isCacheCopyOf(id, container string) bool {
+	n, ok := strings.CutPrefix(id, container+".cache")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
+}
+
 // cacheCopyIDs are the copies container's cache mounts get (journalled in
 // its record before any exists).
 func cacheCopyIDs(container string, mounts []spec.Mount) []string {
@@ -349,12 +355,13 @@ func (r *Runner) dropStale(ctx context.Context, k cacheKey, gen string) {
 	_ = r.Storage.Destroy(ctx, gen) // ErrInUse: a copy's teardown drops it
 }
 
-// dropCacheCopies destroys the cache copies rec names (for a corrupt record,
-// those named after it), then each generation they came from that is no
-// longer current and has no other copy.
+// dropCacheCopies destroys container rec's own cache copies: those its
+// record names and any other named after it (a torn record's; a long-lived
+// container's mount added in place), then each generation they came from
+// that is no longer current and has no other copy.
 func (r *Runner) dropCacheCopies(ctx context.Context, rec state.Record, corrupt bool) []error {
-	if r.Storage == nil || (len(rec.Caches) == 0 && !corrupt) {
-		return nil
+	if r.Storage == nil || (len(rec.Caches) == 0 && !corrupt && rec.Kind != state.KindContainer) {
+		return nil // a job without cache mounts: no walk of the pool
 	}
 	want := map[string]bool{}
 	for _, id := range rec.Caches {
@@ -362,7 +369,7 @@ func (r *Runner) dropCacheCopies(ctx context.Context, rec state.Record, corrupt 
 	}
 	parents := map[string]string{}
 	err := r.Storage.Walk(ctx, func(v storage.Volume) error {
-		if v.Kind == storage.KindClone && (want[v.ID] || (corrupt && strings.HasPrefix(v.ID, rec.Name+".cache"))) {
+		if v.Kind == storage.KindClone && (want[v.ID] || isCacheCopyOf(v.ID, rec.Name)) {
 			parents[v.ID] = v.Parent
 		}
 		return nil

@@ -33,6 +33,15 @@ func TestParseGen(t *testing.T) {
 	assert.NotEqual(t, a, b)
 }
 
+// TestIsCacheCopyOf: a container's copies are told by name, and only its.
+func TestIsCacheCopyOf(t *testing.T) {
+	assert.True(t, isCacheCopyOf(cacheCopyID("stint-a-12", 0), "stint-a-12"))
+	assert.True(t, isCacheCopyOf(cacheCopyID("s.web", 12), "s.web"))
+	for _, id := range []string{"stint-a-12", "stint-a-12.cache", "stint-a-12.cachex", "stint-a-12.cache1.cache2", "stint-a-123.cache0", "x.cache0"} {
+		assert.False(t, isCacheCopyOf(id, "stint-a-12"), id)
+	}
+}
+
 // TestCommits: the commit policies against every outcome.
 func TestCommits(t *testing.T) {
 	all := []Outcome{OutcomePassed, OutcomeFailed, OutcomeTimeout, OutcomeAborted, OutcomeError}

@@ -11,7 +11,9 @@ import "path/filepath"
 //	<root>/storage/           the default storage pool (volumes/ inside, per driver)
 //	<root>/images/            the image store
 //	<root>/logs/              job output and long-lived containers' consoles
-//	<root>/cache/             cache volumes (cache mounts)
+//	<root>/cache/             cache volumes: .gen/<name>.json names each one's current
+//	                          generation in the pool (runner/cache.go); <name>/ is an
+//	                          older stint's shared directory, read once to seed it
 //	<root>/reconcile/         long-lived containers' stored specs and set owners
 //	<root>/volumes/           spec sets' volumes (persisted homes)
 //	<root>/agents/            containers' SSH agent socket directories
@@ -31,7 +33,8 @@ func (l Layout) Images() string { return filepath.Join(l.Root, "images") }
 // Logs keeps job logs and console logs.
 func (l Layout) Logs() string { return filepath.Join(l.Root, "logs") }
 
-// Cache keeps cache volumes.
+// Cache keeps cache volumes' pointers and locks (their generations are
+// volumes of the storage pool).
 func (l Layout) Cache() string { return filepath.Join(l.Root, "cache") }
 
 // Reconcile keeps long-lived containers' stored specs.
