@@ -402,6 +402,13 @@ func (r *Runner) pruneCaches(ctx context.Context, res *GCResult) {
 	if r.Storage == nil || r.CacheDir == "" {
 		return
 	}
+	// gc runs before every `stint run`: a root that never had a cache
+	// (no pointer directory) costs no walk of the pool.
+	_, errU := os.Stat(filepath.Join(r.cacheBase(cacheKey{}), ".gen"))
+	_, errP := os.Stat(filepath.Join(r.cacheBase(cacheKey{privileged: true}), ".gen"))
+	if errU != nil && errP != nil {
+		return
+	}
 	gens := map[cacheKey][]string{}
 	used := map[string]bool{}
 	err := r.Storage.Walk(ctx, func(v storage.Volume) error {

@@ -304,6 +304,20 @@ mount = [{ type = "cache", name = "k", target = "/c", commit = "always" }]
 			assert.Regexp(t, regexp.MustCompile(`removed stint-long-`), out)
 			assert.Equal(t, before, f.cacheTree(t, "k"), "a killed job changed the cache")
 			f.assertOnlyCaches(t, "k")
+
+			// A crash between a commit's snapshot and its pointer leaves a
+			// generation no pointer names: gc removes it, and only it.
+			ctx := context.Background()
+			d, err := storage.Open(ctx, drv.cfg(f.root))
+			require.NoError(t, err)
+			_, err = d.CreateGolden(ctx, "cache.u.k.0123456789ab", storage.SourceFunc(func(context.Context, string) error { return nil }), storage.GoldenOptions{})
+			require.NoError(t, err)
+			require.NoError(t, d.Close())
+			out, code = f.run(t, "gc")
+			require.Equal(t, 0, code, out)
+			assert.Contains(t, out, "cache generation cache.u.k.0123456789ab")
+			assert.Equal(t, before, f.cacheTree(t, "k"))
+			f.assertOnlyCaches(t, "k")
 		})
 	}
 }
