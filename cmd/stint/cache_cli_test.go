@@ -410,3 +410,33 @@ mount = [{ type = "cache", name = "legacy", target = "/c" }]
 	assert.Equal(t, "from-before\n", string(b), "the old directory was written")
 	f.assertOnlyCaches(t, "legacy")
 }
+
+// TestCLICachePrivilegedApart: a privileged job's cache of the same name is
+// kept apart (its files belong to host root) and commits the same way.
+func TestCLICachePrivilegedApart(t *testing.T) {
+	f := newCacheCLI(t, cacheDrivers[0])
+	p := f.spec(t, `
+[job.priv]
+image = "busybox"
+privileged = true
+run = ["cat /c/who 2>/dev/null || true", "echo priv > /c/who"]
+mount = [{ type = "cache", name = "same", target = "/c" }]
+
+[job.unpriv]
+image = "busybox"
+run = ["echo \"saw=$(cat /c/who 2>/dev/null)\"", "echo unpriv > /c/who"]
+mount = [{ type = "cache", name = "same", target = "/c" }]
+`)
+	out, code := f.run(t, "run", p, "priv")
+	require.Equal(t, 0, code, out)
+	out, code = f.run(t, "run", p, "unpriv")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[unpriv] saw=\n", "an unprivileged job saw the privileged job's cache")
+	out, code = f.run(t, "run", p, "priv")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "[priv] priv\n", "the privileged job's commit was lost")
+	b, err := os.ReadFile(filepath.Join(f.root, "cache", ".privileged", ".gen", "same.json"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), `"volume":"cache.p.same.`)
+	assert.Contains(t, f.cacheTree(t, "same")["who"], "unpriv")
+}
