@@ -16,7 +16,6 @@ import (
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxcrt"
 	"github.com/stintdev/stint/runner/output"
-	"github.com/stintdev/stint/runner/reconcile"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -450,23 +449,11 @@ func (h *Host) ConsoleLog(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var match []string
-	for _, r := range recs {
-		if r.Kind != state.KindContainer {
-			continue
-		}
-		if r.Name == name || reconcile.SpecName(r.Name) == name {
-			match = append(match, r.Name)
-		}
+	r, err := findContainer(recs, name)
+	if err != nil {
+		return "", err
 	}
-	switch len(match) {
-	case 0:
-		return "", fmt.Errorf("container %s: %w", name, ErrNoContainer)
-	case 1:
-		return h.layout.ConsoleLog(match[0]), nil
-	default:
-		return "", &AmbiguousNameError{Name: name, Matches: match}
-	}
+	return h.layout.ConsoleLog(r.Name), nil
 }
 
 // Containers returns the reconcile backend of the root's long-lived

@@ -2,10 +2,17 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/google/renameio/v2"
 
 	stintnet "github.com/stintdev/stint/net"
+	"github.com/stintdev/stint/runner/reconcile"
 	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -48,4 +55,86 @@ func (r *Runner) NetworkStarted(ctx context.Context, lease *stintnet.Lease) erro
 		return nil
 	}
 	return r.Net.Started(ctx, lease, 0)
+}
+
+// findContainer is the record among recs of long-lived container name:
+// SET.NAME (its runtime name), or NAME when only one set has it.
+func findContainer(recs []state.Record, name string) (state.Record, error) {
+	var match []state.Record
+	for _, r := range recs {
+		if r.Kind == state.KindContainer && (r.Name == name || reconcile.SpecName(r.Name) == name) {
+			match = append(match, r)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return state.Record{}, fmt.Errorf("container %s: %w", name, ErrNoContainer)
+	case 1:
+		return match[0], nil
+	}
+	names := make([]string, len(match))
+	for i, r := range match {
+		names[i] = r.Name
+	}
+	return state.Record{}, &AmbiguousNameError{Name: name, Matches: names}
+}
+
+// Find names long-lived container name (SET.NAME, or NAME when only one
+// set has it) by its set and its spec name. It fails with ErrNoContainer
+// or an *AmbiguousNameError.
+func (b *LongLived) Find(name string) (set, specName string, err error) {
+	recs, err := b.Records()
+	if err != nil {
+		return "", "", err
+	}
+	r, err := findContainer(recs, name)
+	if err != nil {
+		return "", "", err
+	}
+	return r.Set, reconcile.SpecName(r.Name), nil
+}
+
+// Restart stops container name of set and starts it again from its
+// stored spec (so with the env and limits an apply recorded since); a
+// stopped one is started.
+func (b *LongLived) Restart(ctx context.Context, set, name string) error {
+	if err := b.Stop(ctx, set, name); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	if err := b.Start(ctx, set, name); err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// startedPath keeps the spec a running container was last started from:
+// what it really runs with, when env or limits were recorded since
+// (reconcile.Observed.Started).
+func (b *LongLived) startedPath(rtName string) string {
+	return filepath.Join(b.SpecDir, rtName+".started.json")
+}
+
+func (b *LongLived) writeStarted(rtName string, c spec.Container) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	if err := renameio.WriteFile(b.startedPath(rtName), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("container %s: started spec: %w", rtName, err)
+	}
+	return nil
+}
+
+// readStarted is nil when unknown (started by a stint before this record
+// existed, or unreadable): the plan then takes the stored spec as running.
+func (b *LongLived) readStarted(rtName string) *spec.Container {
+	data, err := os.ReadFile(b.startedPath(rtName))
+	if err != nil {
+		return nil
+	}
+	var c spec.Container
+	if json.Unmarshal(data, &c) != nil {
+		return nil
+	}
+	return &c
 }

@@ -142,6 +142,9 @@ func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed,
 			o.Status = reconcile.StatusRunning
 		}
 		o.Spec = c
+		if o.Status == reconcile.StatusRunning {
+			o.Started = b.readStarted(r.Name)
+		}
 		out = append(out, o)
 	}
 	return out, nil
@@ -320,6 +323,9 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {
 		return err
 	}
+	if err := b.writeStarted(rec.Name, *c); err != nil {
+		return err
+	}
 	if err := b.Runner.NetworkStarted(ctx, lease); err != nil {
 		return fmt.Errorf("start container %s: %w", rec.Name, err)
 	}
@@ -373,6 +379,10 @@ func (b *LongLived) Destroy(ctx context.Context, set, name string) error {
 		return fmt.Errorf("destroy container %s: %w", rtName, err)
 	}
 	if err := os.Remove(b.scriptPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = h.Release()
+		return fmt.Errorf("destroy container %s: %w", rtName, err)
+	}
+	if err := os.Remove(b.startedPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		_ = h.Release()
 		return fmt.Errorf("destroy container %s: %w", rtName, err)
 	}

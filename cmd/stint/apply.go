@@ -74,7 +74,7 @@ func reportOutcomes(g *Globals, set string, actions []reconcile.Action, outcomes
 // pastTense names what an action did.
 var pastTense = map[reconcile.Kind]string{
 	reconcile.KindCreate: "created", reconcile.KindStart: "started", reconcile.KindStop: "stopped",
-	reconcile.KindUpdate: "updated", reconcile.KindRecreate: "recreated", reconcile.KindDelete: "deleted",
+	reconcile.KindUpdate: "updated", reconcile.KindRestart: "restarted", reconcile.KindRecreate: "recreated", reconcile.KindDelete: "deleted",
 }
 
 func writeOutcomes(w io.Writer, set string, actions []reconcile.Action, outcomes []reconcile.Outcome) {
@@ -95,7 +95,7 @@ func writeOutcomes(w io.Writer, set string, actions []reconcile.Action, outcomes
 		}
 		ok++
 		fmt.Fprintf(w, "  ok  %s %s", a.Name, pastTense[a.Kind])
-		if a.State != "" && a.Kind != reconcile.KindStart && a.Kind != reconcile.KindStop {
+		if a.State != "" && a.Kind != reconcile.KindStart && a.Kind != reconcile.KindStop && a.Kind != reconcile.KindRestart {
 			fmt.Fprintf(w, " (%s)", a.State)
 		}
 		fmt.Fprintln(w)

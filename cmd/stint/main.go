@@ -59,6 +59,7 @@ type CLI struct {
 	Plan     PlanCmd     `cmd:"" help:"Show what apply would change in the long-lived containers of a spec set (exit 4: changes pending)."`
 	Apply    ApplyCmd    `cmd:"" help:"Bring the long-lived containers of a spec set to what its specs say."`
 	Down     DownCmd     `cmd:"" help:"Remove every long-lived container a spec set owns."`
+	Restart  RestartCmd  `cmd:"" help:"Stop long-lived containers and start them again (with the env and limits apply recorded)."`
 	Watch    WatchCmd    `cmd:"" help:"Reconcile a spec set on every change of its files, and on drift."`
 	Logs     LogsCmd     `cmd:"" help:"Print a long-lived container's console log."`
 

@@ -20,7 +20,10 @@ import (
 //
 //	Create ─▶ Start ◀─▶ Stop ─▶ Destroy
 //	            ▲         │
-//	            └ Update ─┘   (any time; limits live, env for the next start)
+//	            └ Update ─┘   (any time; limits and env for the next start)
+//
+// A restart (KindRestart) is Update, Stop, Start: env and limits reach a
+// running container only through a new start.
 //
 // Every method is called for one container at a time, but methods for
 // different containers run concurrently. Each must leave either the old
@@ -41,8 +44,8 @@ type Backend interface {
 	Start(ctx context.Context, set, name string) error
 	// Stop stops it, cleanly then by force; a stopped one is left alone.
 	Stop(ctx context.Context, set, name string) error
-	// Update applies the in-place fields of c (limits, env) to the
-	// existing container, live when it runs, and records c and hash.
+	// Update records c and hash for the existing container: its in-place
+	// fields (limits, env) take effect from its next Start.
 	Update(ctx context.Context, set string, c spec.Container, hash string) error
 	// Destroy stops the container if needed, removes it with its volume
 	// and network, then its record. A missing container is not an error.
@@ -174,6 +177,14 @@ func applyOne(ctx context.Context, b Backend, a Action) error {
 			return err
 		}
 		return settle(false)
+	case KindRestart:
+		if err := step("update", b.Update(ctx, a.Set, *a.Desired, a.Hash)); err != nil {
+			return err
+		}
+		if err := step("stop", b.Stop(ctx, a.Set, a.Name)); err != nil {
+			return err
+		}
+		return step("start", b.Start(ctx, a.Set, a.Name))
 	case KindStart:
 		return step("start", b.Start(ctx, a.Set, a.Name))
 	case KindStop:

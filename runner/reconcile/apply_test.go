@@ -59,7 +59,7 @@ func TestApplyRecreateUpdateDeleteDrift(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{
 		"destroy p/a", "create p/a", "start p/a", // recreate
-		"update p/b",                             // in place, already running
+		"update p/b", "stop p/b", "start p/b", // in place, running: restart
 		"start p/c",                              // drift
 		"destroy p/d", "create p/d", "start p/d", // missing
 	}, b.Calls())
@@ -72,6 +72,31 @@ func TestApplyRecreateUpdateDeleteDrift(t *testing.T) {
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{"destroy p/a", "create p/e", "start p/e"}, b.Calls())
 	assert.Equal(t, Status(""), b.status("p", "a"))
+}
+
+// TestApplyRestartsWhatRunsWithOldValues: an update recorded while the
+// container ran (by an older stint, or a failed restart) is still planned,
+// and carried out, as a restart.
+func TestApplyRestartsWhatRunsWithOldValues(t *testing.T) {
+	ctx := context.Background()
+	b := newFake()
+	_, _, err := Once(ctx, b, "p", []spec.Container{named("a", nil)}, 1)
+	require.NoError(t, err)
+	changed := named("a", func(c *spec.Container) { c.Env = map[string]string{"A": "2"} })
+	require.NoError(t, b.Update(ctx, "p", changed, Hash(changed))) // recorded, not started
+	b.ResetCalls()
+
+	actions, _, err := Once(ctx, b, "p", []spec.Container{changed}, 1)
+	require.NoError(t, err)
+	require.Len(t, actions, 1)
+	assert.Equal(t, KindRestart, actions[0].Kind)
+	assert.Equal(t, []string{"update p/a", "stop p/a", "start p/a"}, b.Calls())
+
+	b.ResetCalls()
+	actions, _, err = Once(ctx, b, "p", []spec.Container{changed}, 1)
+	require.NoError(t, err)
+	assert.Equal(t, KindNone, actions[0].Kind, "restarted: nothing pending")
+	assert.Empty(t, b.Calls())
 }
 
 func TestApplyFailureDoesNotStopOthers(t *testing.T) {

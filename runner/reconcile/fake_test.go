@@ -104,8 +104,16 @@ func (f *fakeBackend) setStatus(op, set, name string, st Status) error {
 	return nil
 }
 
+// Start records the spec it starts from, as LongLived does.
 func (f *fakeBackend) Start(_ context.Context, set, name string) error {
-	return f.setStatus("start", set, name, StatusRunning)
+	if err := f.setStatus("start", set, name, StatusRunning); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := f.ctrs[set+"/"+name]
+	o.Started = o.Spec
+	return nil
 }
 
 func (f *fakeBackend) Stop(_ context.Context, set, name string) error {

@@ -33,6 +33,10 @@ type Observed struct {
 	// Spec is the resolved container stored when it was made or last
 	// updated; nil when the record has none (then only Hash is compared).
 	Spec *spec.Container `json:"spec,omitempty"`
+	// Started is the container as it was last started: what a running
+	// container really has. nil when the Backend does not know; then a
+	// running container is taken to have Spec.
+	Started *spec.Container `json:"started,omitempty"`
 }
 
 // Kind is what an Action does.
@@ -45,6 +49,7 @@ const (
 	KindStart    Kind = "start"    // stopped, should run
 	KindStop     Kind = "stop"     // running, should be stopped
 	KindUpdate   Kind = "update"   // in-place change (limits, env), then bring to State
+	KindRestart  Kind = "restart"  // running with old limits or env: update, stop, start
 	KindRecreate Kind = "recreate" // destroy and create again, then bring to State
 	KindDelete   Kind = "delete"   // owned by the set, gone from its specs
 )
@@ -137,13 +142,27 @@ func planExisting(a *Action, o Observed, d spec.Container) {
 		}
 	}
 	stateChange := o.Status != a.State
+	running := o.Status == StatusRunning && a.State == StatusRunning
 	switch {
 	case len(recreate) > 0:
 		a.Kind = KindRecreate
 		a.Reasons = append(recreate, inPlace...)
+	case running && len(inPlace) > 0:
+		// Env and limits are read at a start: a running container keeps
+		// its old ones until it restarts.
+		a.Kind = KindRestart
+		a.Reasons = suffixed(inPlace, " (needs a restart)")
+	case running && o.Started != nil && Hash(*o.Started) != a.Hash:
+		// Recorded already (an update while it ran), not yet started.
+		_, pending := diff(*o.Started, d)
+		if len(pending) == 0 {
+			pending = []string{"started from an older spec (" + short(Hash(*o.Started)) + ")"}
+		}
+		a.Kind = KindRestart
+		a.Reasons = suffixed(pending, " (recorded, needs a restart)")
 	case len(inPlace) > 0:
 		a.Kind = KindUpdate
-		a.Reasons = inPlace
+		a.Reasons = suffixed(inPlace, " (from the next start)")
 		if stateChange {
 			a.Reasons = append(a.Reasons, fmt.Sprintf("state: %s → %s", o.Status, a.State))
 		}
@@ -156,6 +175,14 @@ func planExisting(a *Action, o Observed, d spec.Container) {
 	default:
 		a.Kind = KindNone
 	}
+}
+
+func suffixed(reasons []string, suffix string) []string {
+	out := make([]string, len(reasons))
+	for i, r := range reasons {
+		out[i] = r + suffix
+	}
+	return out
 }
 
 func short(h string) string {
@@ -172,8 +199,8 @@ func short(h string) string {
 // desired b: those that force a recreate, and those applied in place.
 //
 // In place: limits and env, recorded at once and seen by the container's
-// next start (a running container keeps its current values: no restart
-// for them, so an update never interrupts a service).
+// next start (a running container keeps its current values until then, so
+// the plan restarts it).
 // Everything else is baked into the rootfs or the LXC config at create time
 // (image, mounts, command as PID 1, network, ports, privileged, raw keys),
 // so it means a new container.
@@ -200,11 +227,11 @@ func diff(a, b spec.Container) (recreate, inPlace []string) {
 		recreate = append(recreate, "raw LXC keys changed: "+k)
 	}
 	if a.Limits != b.Limits {
-		inPlace = append(inPlace, "limits changed: "+diffLimits(a.Limits, b.Limits)+" (from the next start)")
+		inPlace = append(inPlace, "limits changed: "+diffLimits(a.Limits, b.Limits))
 	}
 	// Values are not printed: env often holds secrets.
 	if k := diffKeys(a.Env, b.Env); k != "" {
-		inPlace = append(inPlace, "env changed: "+k+" (from the next start)")
+		inPlace = append(inPlace, "env changed: "+k)
 	}
 	return recreate, inPlace
 }

@@ -33,6 +33,12 @@ func observed(set string, c spec.Container, st Status) Observed {
 	return Observed{Name: c.Name, Set: set, Hash: Hash(c), Status: st, Spec: &c}
 }
 
+// startedFrom is o as it runs when it was last started from c.
+func startedFrom(o Observed, c spec.Container) Observed {
+	o.Started = &c
+	return o
+}
+
 func with(c spec.Container, f func(*spec.Container)) spec.Container {
 	c.Env = cloneMap(c.Env)
 	c.Command = append([]string(nil), c.Command...)
@@ -108,17 +114,35 @@ func TestPlan(t *testing.T) {
 		{"raw", []spec.Container{with(base, func(c *spec.Container) { c.Raw = map[string]string{"lxc.cap.drop": "sys_time"} })},
 			[]Observed{observed("p", base, StatusRunning)}, KindRecreate, []string{"raw LXC keys changed: +lxc.cap.drop"}},
 		{"limits in place", []spec.Container{with(base, func(c *spec.Container) { c.Limits.Memory = 1 << 30; c.Limits.Pids = 100 })},
-			[]Observed{observed("p", base, StatusRunning)}, KindUpdate,
-			[]string{"limits changed: memory 512MiB → 1GiB, pids unlimited → 100 (from the next start)"}},
+			[]Observed{observed("p", base, StatusRunning)}, KindRestart,
+			[]string{"limits changed: memory 512MiB → 1GiB, pids unlimited → 100 (needs a restart)"}},
 		{"env in place, keys only", []spec.Container{with(base, func(c *spec.Container) { c.Env = map[string]string{"A": "secret", "B": "x"} })},
-			[]Observed{observed("p", base, StatusRunning)}, KindUpdate,
-			[]string{"env changed: ~A, +B (from the next start)"}},
+			[]Observed{observed("p", base, StatusRunning)}, KindRestart,
+			[]string{"env changed: ~A, +B (needs a restart)"}},
+		{"env in place, stopped and staying so", []spec.Container{with(base, func(c *spec.Container) {
+			c.Env = map[string]string{"A": "2"}
+			c.State = spec.StateStopped
+		})}, []Observed{observed("p", base, StatusStopped)}, KindUpdate,
+			[]string{"env changed: ~A (from the next start)"}},
+		{"env in place, to be stopped", []spec.Container{with(base, func(c *spec.Container) {
+			c.Env = map[string]string{"A": "2"}
+			c.State = spec.StateStopped
+		})}, []Observed{observed("p", base, StatusRunning)}, KindUpdate,
+			[]string{"env changed: ~A (from the next start)", "state: running → stopped"}},
+		{"recorded while running, not yet started", []spec.Container{with(base, func(c *spec.Container) { c.Env = map[string]string{"A": "2"} })},
+			[]Observed{startedFrom(observed("p", with(base, func(c *spec.Container) { c.Env = map[string]string{"A": "2"} }), StatusRunning), base)},
+			KindRestart, []string{"env changed: ~A (recorded, needs a restart)"}},
+		{"recorded while stopped: the start reads it", []spec.Container{with(base, func(c *spec.Container) { c.Env = map[string]string{"A": "2"} })},
+			[]Observed{startedFrom(observed("p", with(base, func(c *spec.Container) { c.Env = map[string]string{"A": "2"} }), StatusStopped), base)},
+			KindStart, []string{"state: stopped → running"}},
+		{"started from what it has", []spec.Container{base},
+			[]Observed{startedFrom(observed("p", base, StatusRunning), base)}, KindNone, nil},
 		{"update and start", []spec.Container{with(base, func(c *spec.Container) { c.Limits.CPUs = 2 })},
 			[]Observed{observed("p", base, StatusStopped)}, KindUpdate,
 			[]string{"limits changed: cpus 1 → 2 (from the next start)", "state: stopped → running"}},
 		{"recreate wins over in place", []spec.Container{with(base, func(c *spec.Container) { c.Image = "alpine"; c.Limits.CPUs = 2 })},
 			[]Observed{observed("p", base, StatusRunning)}, KindRecreate,
-			[]string{`image changed: "debian" → "alpine"`, "limits changed: cpus 1 → 2 (from the next start)"}},
+			[]string{`image changed: "debian" → "alpine"`, "limits changed: cpus 1 → 2"}},
 		{"no stored spec", []spec.Container{with(base, func(c *spec.Container) { c.Limits.CPUs = 2 })},
 			[]Observed{{Name: "web", Set: "p", Hash: "0123456789abcdef", Status: StatusRunning}}, KindRecreate,
 			[]string{"spec changed (no stored spec to compare: 0123456789ab → " + Hash(with(base, func(c *spec.Container) { c.Limits.CPUs = 2 }))[:12] + ")"}},
@@ -180,6 +204,11 @@ func TestRender(t *testing.T) {
 		with(base, func(c *spec.Container) { c.Name = "cache"; c.Limits.Memory = 1 << 30 }),
 		with(base, func(c *spec.Container) { c.Name = "db" }),
 		with(base, func(c *spec.Container) { c.Name = "new" }),
+		with(base, func(c *spec.Container) {
+			c.Name = "quiet"
+			c.State = spec.StateStopped
+			c.Env = map[string]string{"A": "secret"}
+		}),
 		with(base, func(c *spec.Container) { c.Name = "same" }),
 	}
 	actual := []Observed{
@@ -187,6 +216,7 @@ func TestRender(t *testing.T) {
 		observed("p", with(base, func(c *spec.Container) { c.Name = "cache" }), StatusRunning),
 		observed("p", with(base, func(c *spec.Container) { c.Name = "db" }), StatusStopped),
 		observed("p", with(base, func(c *spec.Container) { c.Name = "old" }), StatusRunning),
+		observed("p", with(base, func(c *spec.Container) { c.Name = "quiet"; c.State = spec.StateStopped }), StatusStopped),
 		observed("p", with(base, func(c *spec.Container) { c.Name = "same" }), StatusRunning),
 	}
 	actions := Plan(desired, "p", actual)
@@ -198,7 +228,7 @@ func TestRender(t *testing.T) {
 	golden(t, "plan.json.golden", append(js, '\n'))
 
 	text.Reset()
-	require.NoError(t, WriteText(&text, "p", Plan(desired[4:], "p", actual[4:])))
+	require.NoError(t, WriteText(&text, "p", Plan(desired[5:], "p", actual[5:])))
 	assert.Equal(t, "No changes: set \"p\" matches its specs (1 container(s)).\n", text.String())
 }
 

@@ -12,6 +12,7 @@ var symbols = map[Kind]string{
 	KindDelete:   "-",
 	KindRecreate: "-/+",
 	KindUpdate:   "~",
+	KindRestart:  "~>",
 	KindStart:    ">",
 	KindStop:     "<",
 }
@@ -20,6 +21,7 @@ var symbols = map[Kind]string{
 type Summary struct {
 	Create   int `json:"create"`
 	Update   int `json:"update"`
+	Restart  int `json:"restart"`
 	Recreate int `json:"recreate"`
 	Delete   int `json:"delete"`
 	Start    int `json:"start"`
@@ -29,7 +31,7 @@ type Summary struct {
 
 // Changes is the number of actions that change something.
 func (s Summary) Changes() int {
-	return s.Create + s.Update + s.Recreate + s.Delete + s.Start + s.Stop
+	return s.Create + s.Update + s.Restart + s.Recreate + s.Delete + s.Start + s.Stop
 }
 
 // Summarize counts actions by kind.
@@ -41,6 +43,8 @@ func Summarize(actions []Action) Summary {
 			s.Create++
 		case KindUpdate:
 			s.Update++
+		case KindRestart:
+			s.Restart++
 		case KindRecreate:
 			s.Recreate++
 		case KindDelete:
@@ -93,8 +97,8 @@ func WriteText(w io.Writer, set string, actions []Action) error {
 			fmt.Fprintf(&b, "        %s\n", r)
 		}
 	}
-	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to recreate, %d to delete, %d to start, %d to stop.\n",
-		s.Create, s.Update, s.Recreate, s.Delete, s.Start, s.Stop)
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to restart, %d to recreate, %d to delete, %d to start, %d to stop.\n",
+		s.Create, s.Update, s.Restart, s.Recreate, s.Delete, s.Start, s.Stop)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
