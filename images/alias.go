@@ -2,14 +2,22 @@ package images
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 )
 
 // ValidAlias checks an alias: non-empty, at most 255 bytes, no white
-// space, control character or '='; '/' separates segments (debian/12/cloud),
-// which may not be empty, "." or "..". Errors wrap ErrInvalidAlias.
+// space, control character, '=' or ':'; '/' separates segments
+// (debian/12/cloud), which may not be empty, "." or "..". Errors wrap
+// ErrInvalidAlias.
+//
+// ':' is refused because an image reference REMOTE:ALIAS names an image on
+// a remote: a local alias "a:b" would read as alias b of remote a as soon
+// as a remote called a is added. An alias with ':' that a store already
+// holds (made before this rule) still resolves, unless its part before the
+// ':' is a known remote, which wins.
 func ValidAlias(a string) error {
 	bad := func(why string) error { return fmt.Errorf("alias %q: %w: %s", a, ErrInvalidAlias, why) }
 	switch {
@@ -21,6 +29,8 @@ func ValidAlias(a string) error {
 		return bad("not UTF-8")
 	case strings.ContainsFunc(a, func(c rune) bool { return unicode.IsSpace(c) || unicode.IsControl(c) || c == '=' }):
 		return bad("white space, control characters and '=' are not allowed")
+	case strings.Contains(a, ":"):
+		return bad("':' is not allowed: it separates a remote from its alias (REMOTE:ALIAS)")
 	}
 	for _, seg := range strings.Split(a, "/") {
 		switch seg {
@@ -105,4 +115,96 @@ func (s *Store) CheckAliasesFree(aliases []string, move bool, keep func(*Image) 
 		}
 	}
 	return nil
+}
+
+// SupersededProperty marks an image built for a spec set's [image.NAME]
+// whose alias SET/NAME has moved to a newer build: its value is the newer
+// image's fingerprint. Prune removes such an image once no alias names it.
+const SupersededProperty = "stint.superseded_by"
+
+// SpecAlias is the alias of spec set set's [image.name]: "set/name". It is
+// scoped by the set, so a build in one set never takes another set's
+// alias; the bare name resolves too while it is unique (see Resolve).
+func SpecAlias(set, name string) string { return set + "/" + name }
+
+// Superseded reports whether img is an old build of a spec image that
+// nothing names any more (see SupersededProperty).
+func Superseded(img *Image) bool {
+	return img.Properties[SupersededProperty] != "" && len(img.Aliases) == 0
+}
+
+// NameForSpec points SpecAlias(set, name) at the image fp, taking it
+// from the image that had it (an earlier build of the same [image.NAME] of
+// the same set), which is marked superseded when no alias is left on it.
+// fp loses a superseded mark of its own (a recipe changed back). Nothing
+// is written when the alias is already fp's.
+func (s *Store) NameForSpec(set, name, fp string) (*Image, error) {
+	alias := SpecAlias(set, name)
+	if err := ValidAlias(alias); err != nil {
+		return nil, err
+	}
+	var out *Image
+	err := s.withLock(func(ix *index) (bool, error) {
+		i := slices.IndexFunc(ix.Images, func(img *Image) bool { return img.Fingerprint == fp })
+		if i < 0 {
+			return false, fmt.Errorf("image %s: %w", fp, ErrNotFound)
+		}
+		img := ix.Images[i]
+		out = img.clone()
+		if contains(img.Aliases, alias) && img.Properties[SupersededProperty] == "" {
+			return false, nil
+		}
+		for _, old := range ix.Images {
+			if old != img && contains(old.Aliases, alias) {
+				old.removeAlias(alias)
+				if len(old.Aliases) == 0 {
+					setProperty(old, SupersededProperty, fp)
+				}
+			}
+		}
+		img.addAliases(alias)
+		delete(img.Properties, SupersededProperty)
+		out = img.clone()
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("name image %s %s: %w", fp, alias, err)
+	}
+	return out, nil
+}
+
+func setProperty(img *Image, key, value string) {
+	if img.Properties == nil {
+		img.Properties = map[string]string{}
+	}
+	img.Properties[key] = value
+}
+
+// resolveBare resolves a bare spec image name (no '/' or ':'): the one
+// image carrying an alias SET/name, whatever the set. None is (nil, nil);
+// several images are an *AmbiguousError listing their aliases.
+func resolveBare(ix *index, name string) (*Image, error) {
+	if name == "" || strings.ContainsAny(name, "/:") {
+		return nil, nil
+	}
+	var found []*Image
+	var aliases []string
+	for _, img := range ix.Images {
+		for _, a := range img.Aliases {
+			if _, n, ok := strings.Cut(a, "/"); ok && n == name {
+				aliases = append(aliases, a)
+				if !slices.Contains(found, img) {
+					found = append(found, img)
+				}
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		return found[0], nil
+	}
+	slices.Sort(aliases)
+	return nil, &AmbiguousError{Ref: name, Matches: aliases}
 }

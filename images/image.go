@@ -37,11 +37,11 @@ func (e *UnsafeEntryError) Error() string {
 // Is makes errors.Is(err, ErrUnsafeEntry) true.
 func (e *UnsafeEntryError) Is(target error) bool { return target == ErrUnsafeEntry }
 
-// AmbiguousError is returned by Resolve when a fingerprint prefix matches
-// more than one image.
+// AmbiguousError is returned by Resolve when a fingerprint prefix, or a
+// spec image's bare name, matches more than one image.
 type AmbiguousError struct {
 	Ref     string
-	Matches []string // full fingerprints, sorted
+	Matches []string // full fingerprints, or the SET/NAME aliases of a bare name; sorted
 }
 
 func (e *AmbiguousError) Error() string {

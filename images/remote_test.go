@@ -45,10 +45,10 @@ func TestRemoteValidate(t *testing.T) {
 
 // Aliases may have '/' (as LXD's do), but no empty, "." or ".." segment.
 func TestValidAlias(t *testing.T) {
-	for _, ok := range []string{"bb", "heldout/bb", "debian/12/cloud", "alpine/3.20", "a.b", "x:y", "ümlaut"} {
+	for _, ok := range []string{"bb", "heldout/bb", "debian/12/cloud", "alpine/3.20", "a.b", "ümlaut"} {
 		assert.NoError(t, ValidAlias(ok), ok)
 	}
-	for _, bad := range []string{"", "/bb", "bb/", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a\tb", "a\x00b", "a=b", "a\nb", "\xff", string(make([]byte, 256))} {
+	for _, bad := range []string{"", "/bb", "bb/", "a//b", "a/../b", "..", ".", "a/./b", "a b", "a\tb", "a\x00b", "a=b", "x:y", "a\nb", "\xff", string(make([]byte, 256))} {
 		assert.ErrorIs(t, ValidAlias(bad), ErrInvalidAlias, "%q", bad)
 	}
 	s := newStore(t)

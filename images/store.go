@@ -119,8 +119,10 @@ func (s *Store) List() ([]*Image, error) {
 
 var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
 
-// Resolve finds an image by alias, full fingerprint or unique fingerprint
-// prefix. No match is ErrNotFound; several are an *AmbiguousError.
+// Resolve finds an image by alias, full fingerprint, the bare name of a
+// spec image (NAME for the alias SET/NAME, when one image has it) or unique
+// fingerprint prefix. No match is ErrNotFound; several are an
+// *AmbiguousError.
 func (s *Store) Resolve(ref string) (*Image, error) {
 	ix, err := s.snapshot()
 	if err != nil {
@@ -137,6 +139,9 @@ func resolve(ix *index, ref string) (*Image, error) {
 		if contains(img.Aliases, ref) || img.Fingerprint == ref {
 			return img, nil
 		}
+	}
+	if img, err := resolveBare(ix, ref); img != nil || err != nil {
+		return img, err // a spec image's bare name, before a short hex prefix
 	}
 	var matches []*Image
 	if hexRE.MatchString(ref) {
@@ -517,11 +522,15 @@ type PruneOptions struct {
 }
 
 // Prunable reports whether Prune would remove img: not in use, and either
-// past its expiry date, or unused (last used or, never used, imported) for
+// superseded (an old build of a spec image, see Superseded), past its
+// expiry date, or unused (last used or, never used, imported) for
 // longer than UnusedFor.
 func (o PruneOptions) Prunable(img *Image) bool {
 	if o.InUse[img.Fingerprint] {
 		return false
+	}
+	if Superseded(img) {
+		return true
 	}
 	now := o.Now
 	if now.IsZero() {

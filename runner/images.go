@@ -71,25 +71,8 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 }
 
 func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, error) {
-	if s.Set != nil {
-		for _, def := range s.Set.Images {
-			if def.Name != ref {
-				continue
-			}
-			if def.From != "" {
-				return s.buildRecipe(ctx, def, nil)
-			}
-			if def.Pull != "" {
-				return s.pullDef(ctx, def, nil)
-			}
-			// busybox and debootstrap builds are cached by their inputs;
-			// a source is imported once (same fingerprint).
-			img, err := images.BuildSpec(ctx, s.Store, def, images.SpecOptions{})
-			if err != nil {
-				return nil, fmt.Errorf("build image %s: %w", ref, err)
-			}
-			return img, nil
-		}
+	if def := s.def(ref); def != nil {
+		return s.buildDef(ctx, *def, nil)
 	}
 	if root := storeRoot(s.Store); IsPullRef(root, ref) {
 		return s.pulled(ctx, root, ref)

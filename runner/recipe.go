@@ -63,23 +63,51 @@ func (e *HookError) Error() string {
 // Build makes the set's [image.NAME], whatever its kind: a recipe is built
 // in a container of s.Recipes, the others by images.BuildSpec. Every build
 // is cached by its inputs (the store's build lock serialises builds of the
-// same inputs); aliases are added to the image.
+// same inputs); aliases are added to the image, and SET/NAME (see
+// images.SpecAlias).
 func (s *StoreImages) Build(ctx context.Context, name string, aliases []string) (*images.Image, error) {
-	if s.Set != nil {
-		for _, def := range s.Set.Images {
-			if def.Name != name {
-				continue
-			}
-			if def.From != "" {
-				return s.buildRecipe(ctx, def, aliases)
-			}
-			if def.Pull != "" {
-				return s.pullDef(ctx, def, aliases)
-			}
-			return images.BuildSpec(ctx, s.Store, def, images.SpecOptions{Aliases: aliases})
-		}
+	if def := s.def(name); def != nil {
+		return s.buildDef(ctx, *def, aliases)
 	}
 	return nil, fmt.Errorf("image %s: %w: no [image.%s] in the spec", name, images.ErrNotFound, name)
+}
+
+// def is the set's [image.name], or nil.
+func (s *StoreImages) def(name string) *spec.Image {
+	if s.Set == nil {
+		return nil
+	}
+	for i := range s.Set.Images {
+		if s.Set.Images[i].Name == name {
+			return &s.Set.Images[i]
+		}
+	}
+	return nil
+}
+
+// buildDef makes def (busybox and debootstrap builds and recipes are
+// cached by their inputs, a source is imported once, a remote image pulled
+// once), adds aliases, and names it SET/NAME: a new build of def takes
+// the name from the one before, which image prune then removes.
+func (s *StoreImages) buildDef(ctx context.Context, def spec.Image, aliases []string) (*images.Image, error) {
+	var img *images.Image
+	var err error
+	switch {
+	case def.From != "":
+		img, err = s.buildRecipe(ctx, def, aliases)
+	case def.Pull != "":
+		img, err = s.pullDef(ctx, def, aliases)
+	default:
+		img, err = images.BuildSpec(ctx, s.Store, def, images.SpecOptions{Aliases: aliases})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s.Set.Name == "" || // a set made in code, not loaded: no name to scope by
+		slices.Contains(img.Aliases, images.SpecAlias(s.Set.Name, def.Name)) && img.Properties[images.SupersededProperty] == "" {
+		return img, nil // named already: no store lock, no write
+	}
+	return s.Store.NameForSpec(s.Set.Name, def.Name, img.Fingerprint)
 }
 
 // buildChain is the context key of the recipes being built, outermost first.

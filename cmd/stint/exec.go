@@ -43,6 +43,9 @@ func (c *ExecCmd) Run(g *Globals) error {
 	// An unknown image is a usage error, checked like run's before touching
 	// the host; busybox is built on first use.
 	if known := runImageKnown(g.Root); c.Image != "busybox" && known != nil && !known(c.Image) {
+		if err := imageAmbiguous(g.Root, c.Image); err != nil {
+			return withCode(ExitUsage, fmt.Errorf("stint exec: %w", err))
+		}
 		return withCode(ExitUsage, fmt.Errorf("stint exec: image %q not found (stint image list shows the local images)", c.Image))
 	}
 	job := spec.Job{

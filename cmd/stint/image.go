@@ -428,6 +428,9 @@ func (c *ImageBuildCmd) Run(g *Globals) error {
 		pr := newImageProgress(g, "build "+d.Name)
 		pr.Log("building")
 		img, err := images.BuildSpec(context.Background(), s, d, images.SpecOptions{Aliases: c.Alias, Progress: pr.Update, Log: pr.Log})
+		if err == nil && set != nil {
+			img, err = s.NameForSpec(set.Name, d.Name, img.Fingerprint) // SET/NAME, as the runner's builds
+		}
 		pr.Done()
 		if err != nil {
 			return imageErr(err)
