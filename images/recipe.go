@@ -29,6 +29,19 @@ type Recipe struct {
 	Hooks      []RecipeFile // in order
 	Files      []RecipeFile // sorted by Target
 	Properties map[string]string
+	// HooksBefore run before the packages are installed, in order.
+	HooksBefore []RecipeFile
+	// Repositories are apt sources added before the packages, by name.
+	Repositories []RecipeRepo
+	// Recommends: see spec.Image.Recommends.
+	Recommends *bool
+}
+
+// RecipeRepo is an apt source of a recipe, with its signing key read
+// from the host.
+type RecipeRepo struct {
+	spec.Repository
+	KeyData []byte // nil without a key
 }
 
 // RecipeFile is a hook or a file of a recipe, read from the host.
@@ -44,13 +57,31 @@ func LoadRecipe(def spec.Image, base *Image) (*Recipe, error) {
 	if def.From == "" {
 		return nil, fmt.Errorf("image %s: not a recipe (no from)", def.Name)
 	}
-	r := &Recipe{Name: def.Name, Base: base, Packages: def.Packages, Properties: def.Properties}
+	r := &Recipe{Name: def.Name, Base: base, Packages: def.Packages, Properties: def.Properties, Recommends: def.Recommends}
+	for _, h := range def.HooksBeforePackages {
+		f, err := readRecipeFile(h)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: hook %s: %w", def.Name, h, err)
+		}
+		r.HooksBefore = append(r.HooksBefore, f)
+	}
 	for _, h := range def.Hooks {
 		f, err := readRecipeFile(h)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: hook %s: %w", def.Name, h, err)
 		}
 		r.Hooks = append(r.Hooks, f)
+	}
+	for _, repo := range def.Repositories {
+		rr := RecipeRepo{Repository: repo}
+		if repo.Key != "" {
+			f, err := readRecipeFile(repo.Key)
+			if err != nil {
+				return nil, fmt.Errorf("image %s: repository %s: key: %w", def.Name, repo.Name, err)
+			}
+			rr.KeyData = f.Data
+		}
+		r.Repositories = append(r.Repositories, rr)
 	}
 	for target, src := range def.Files {
 		if !path.IsAbs(target) || path.Clean(target) != target || target == "/" {
@@ -113,7 +144,43 @@ func (r *Recipe) Key() (string, error) {
 	}
 	// buildKey is JSON: maps are encoded with sorted keys, so the encoding
 	// is canonical.
-	return buildKey("recipe", recipeBuilderVersion, r.Base.Fingerprint, pkgs, hooks, files, props)
+	parts := []any{"recipe", recipeBuilderVersion, r.Base.Fingerprint, pkgs, hooks, files, props}
+	if order := r.orderKey(); order != nil {
+		// Only when used: a recipe without them keeps the key it had.
+		parts = append(parts, order)
+	}
+	return buildKey(parts...)
+}
+
+// orderKey is what the hooks before packages, repositories and recommends
+// add to the key, or nil when the recipe has none of them.
+func (r *Recipe) orderKey() any {
+	if len(r.HooksBefore) == 0 && len(r.Repositories) == 0 && r.Recommends == nil {
+		return nil
+	}
+	type repo struct {
+		Name       string   `json:"name"`
+		URI        string   `json:"uri"`
+		Suite      string   `json:"suite"`
+		Components []string `json:"components"`
+		KeySHA256  string   `json:"key_sha256"`
+	}
+	k := struct {
+		HooksBefore  []string `json:"hooks_before"`
+		Repositories []repo   `json:"repositories"`
+		Recommends   *bool    `json:"recommends"`
+	}{HooksBefore: []string{}, Repositories: []repo{}, Recommends: r.Recommends}
+	for _, h := range r.HooksBefore {
+		k.HooksBefore = append(k.HooksBefore, sha256Hex(h.Data))
+	}
+	for _, rr := range r.Repositories {
+		key := ""
+		if rr.KeyData != nil {
+			key = sha256Hex(rr.KeyData)
+		}
+		k.Repositories = append(k.Repositories, repo{rr.Name, rr.URI, rr.Suite, rr.Components, key})
+	}
+	return k
 }
 
 func sha256Hex(data []byte) string {

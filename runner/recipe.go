@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -29,13 +28,12 @@ import (
 // start; teardown on every path, gc after a crash), on the host network so
 // that packages can be installed:
 //
-//  1. packages: apt-get install -y, apk add or dnf install -y, whichever
-//     the base has;
-//  2. files: copied from the host into the clone, parents made, modes kept,
-//     owned by the container's root;
-//  3. hooks: copied in and run with /bin/sh, in order; the first failure
-//     fails the build;
-//  4. the container stops and its rootfs is published as a new image, its
+//  1. the recipe's steps (recipe_steps.go): repositories, hooks before
+//     packages, packages (apt-get install -y, apk add or dnf install -y,
+//     whichever the base has), files (copied from the host into the clone,
+//     parents made, modes kept, owned by the container's root), hooks (run
+//     with /bin/sh, in order); the first failure fails the build;
+//  2. the container stops and its rootfs is published as a new image, its
 //     owners shifted back to container ids so the image is portable.
 //
 // The image carries the recipe's cache key (images.Recipe.Key) as its
@@ -50,14 +48,20 @@ const hookDir = "/.stint-hooks"
 // HookError is a recipe hook that failed: its image, its file (as the spec
 // names it), its position and how it ended.
 type HookError struct {
-	Image  string
-	Hook   string
-	Index  int // 1-based
-	Status container.ExitStatus
+	Image string
+	Hook  string
+	Index int // 1-based, among the hooks run before packages or after
+	// BeforePackages: a hook marked before = "packages".
+	BeforePackages bool
+	Status         container.ExitStatus
 }
 
 func (e *HookError) Error() string {
-	return fmt.Sprintf("image %s: hook %d %s: %s", e.Image, e.Index, e.Hook, e.Status)
+	when := ""
+	if e.BeforePackages {
+		when = " (before packages)"
+	}
+	return fmt.Sprintf("image %s: hook %d%s %s: %s", e.Image, e.Index, when, e.Hook, e.Status)
 }
 
 // Build makes the set's [image.NAME], whatever its kind: a recipe is built
@@ -194,13 +198,15 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[image " + rec.Name + "] "}
 	defer pw.Flush()
 	b := &recipeBuild{r: br, rec: rec, name: name, rootfs: inst.vol.Rootfs, env: JobEnv(map[string]string{"STINT_IMAGE": rec.Name}, inst.user), out: io.MultiWriter(logw, pw)}
-	for _, step := range []func(context.Context) error{b.packages, b.files, b.hooks} {
-		if err := step(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("image %s: aborted: %w", rec.Name, context.Cause(ctx))
-			}
-			return nil, err
+	steps, err := recipeSteps(rec, b.packageManager())
+	if err != nil {
+		return nil, err
+	}
+	if err := b.run(ctx, steps); err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("image %s: aborted: %w", rec.Name, context.Cause(ctx))
 		}
+		return nil, err
 	}
 	if err := br.Runtime.Stop(context.WithoutCancel(ctx), name); err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
@@ -259,33 +265,6 @@ func (b *recipeBuild) exec(what string, argv ...string) (container.ExitStatus, e
 	return st, nil
 }
 
-// packages installs the recipe's packages with the base's package manager.
-func (b *recipeBuild) packages(context.Context) error {
-	if len(b.rec.Packages) == 0 {
-		return nil
-	}
-	var script string
-	switch {
-	case b.has("/usr/bin/apt-get"):
-		script = `export DEBIAN_FRONTEND=noninteractive; apt-get update && apt-get install -y "$@" && apt-get clean && rm -rf /var/lib/apt/lists/*`
-	case b.has("/sbin/apk"), b.has("/usr/bin/apk"):
-		script = `apk add --no-cache "$@"`
-	case b.has("/usr/bin/dnf"):
-		script = `dnf install -y "$@" && dnf clean all`
-	default:
-		return fmt.Errorf("image %s: packages %s: the base image %s has no package manager stint knows (apt-get, apk, dnf)", b.rec.Name, strings.Join(b.rec.Packages, ", "), b.rec.Base.Fingerprint[:12])
-	}
-	what := "install " + strings.Join(b.rec.Packages, " ")
-	st, err := b.exec(what, append([]string{"/bin/sh", "-c", script, "sh"}, b.rec.Packages...)...)
-	if err != nil {
-		return err
-	}
-	if !st.Success() {
-		return fmt.Errorf("image %s: %s: %s", b.rec.Name, what, st)
-	}
-	return nil
-}
-
 // has reports whether the container has an executable file at p.
 func (b *recipeBuild) has(p string) bool {
 	hp, err := securejoin.SecureJoin(b.rootfs, p)
@@ -294,38 +273,6 @@ func (b *recipeBuild) has(p string) bool {
 	}
 	st, err := os.Stat(hp)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
-// files copies the recipe's files into the container.
-func (b *recipeBuild) files(context.Context) error {
-	for _, f := range b.rec.Files {
-		fmt.Fprintf(b.out, "+ copy %s to %s\n", f.Source, f.Target)
-		if err := b.put(f.Target, f.Data, f.Mode); err != nil {
-			return fmt.Errorf("image %s: file %s: %w", b.rec.Name, f.Target, err)
-		}
-	}
-	return nil
-}
-
-// hooks copies each hook in and runs it with /bin/sh, in order.
-func (b *recipeBuild) hooks(ctx context.Context) error {
-	for i, h := range b.rec.Hooks {
-		target := fmt.Sprintf("%s/%02d-%s", hookDir, i+1, filepath.Base(h.Source))
-		if err := b.put(target, h.Data, 0o700); err != nil {
-			return fmt.Errorf("image %s: hook %s: %w", b.rec.Name, h.Source, err)
-		}
-		st, err := b.exec("hook "+filepath.Base(h.Source), "/bin/sh", target)
-		if err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if !st.Success() {
-			return &HookError{Image: b.rec.Name, Hook: h.Source, Index: i + 1, Status: st}
-		}
-	}
-	return nil
 }
 
 // put writes data at container path target in the clone, resolved inside

@@ -4,12 +4,17 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 )
 
 var (
 	storageKeys    = []string{"driver", "path", "size", "dataset", "vg", "thinpool"}
 	storageDrivers = []string{"auto", "btrfs", "zfs", "lvm", "overlay", "dir"}
-	imageKeys      = []string{"builder", "suite", "variant", "components", "mirror", "from", "packages", "hooks", "files", "properties", "source"}
+	imageKeys      = []string{"builder", "suite", "variant", "components", "mirror", "from", "packages", "hooks", "files", "properties", "source", "repositories", "recommends"}
+	hookKeys       = []string{"path", "before"}
+	repoKeys       = []string{"uri", "suite", "components", "key"}
 	builders       = []string{"busybox", "debootstrap"}
 )
 
@@ -128,9 +133,12 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 				img.From = s.V
 			}
 		case "hooks":
-			list, _ := d.strList(v, kp, false)
-			for _, s := range list {
-				img.Hooks = append(img.Hooks, d.existing(s, "hook"))
+			d.hooks(&img, v, kp)
+		case "repositories":
+			img.Repositories = d.repositories(v, kp)
+		case "recommends":
+			if b := d.boolean(v, kp); b != nil {
+				img.Recommends = &b.V
 			}
 		case "files":
 			fm, ok := d.table(v, kp)
@@ -205,5 +213,127 @@ func (d *decoder) imageKind(img Image, from bool, m map[string]any, p string) {
 	onlyFor("packages", len(img.Packages) > 0, debootstrap || from, "builder debootstrap or from")
 	imported := m["source"] != nil
 	onlyFor("hooks", len(img.Hooks) > 0, !imported, "built or derived images, not imported ones")
+	onlyFor("hooks", len(img.HooksBeforePackages) > 0, from, `from images (a hook with before = "packages")`)
+	onlyFor("repositories", len(img.Repositories) > 0, from, "from images (recipes)")
+	onlyFor("recommends", img.Recommends != nil, from, "from images (recipes)")
 	onlyFor("files", len(img.Files) > 0, !imported, "built or derived images, not imported ones")
+}
+
+// hooks decodes a recipe's hooks: each a host path, or a table
+// { path = "...", before = "packages" } for a hook that runs before the
+// packages are installed.
+func (d *decoder) hooks(img *Image, v any, p string) {
+	arr, ok := v.([]any)
+	if !ok {
+		d.wrongType(p, "an array of hook files (strings, or tables with path and before)", v)
+		return
+	}
+	for i, e := range arr {
+		ep := p + "[" + strconv.Itoa(i) + "]"
+		if s, ok := e.(string); ok {
+			img.Hooks = append(img.Hooks, d.existing(sv{V: s, At: d.at(ep)}, "hook"))
+			continue
+		}
+		m, ok := e.(map[string]any)
+		if !ok {
+			d.wrongType(ep, `a hook file, or { path = "hook.sh", before = "packages" }`, e)
+			continue
+		}
+		var path *sv
+		before := false
+		d.each(m, ep, hookKeys, func(k string, v any, kp string) {
+			switch k {
+			case "path":
+				if s, ok := d.str(v, kp); ok {
+					path = &s
+				}
+			case "before":
+				if _, ok := d.enum(v, kp, "packages"); ok {
+					before = true
+				}
+			}
+		})
+		if path == nil {
+			if m["path"] == nil {
+				d.problem(ep, `add path = "hook.sh"`, "hook without a path")
+			}
+			continue
+		}
+		h := d.existing(*path, "hook")
+		if before {
+			img.HooksBeforePackages = append(img.HooksBeforePackages, h)
+		} else {
+			img.Hooks = append(img.Hooks, h)
+		}
+	}
+}
+
+// uriSchemeRE: an apt source's URI starts with a scheme (http:, https:,
+// file:, mirror+file:, ...).
+var uriSchemeRE = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:\S+$`)
+
+// repositories decodes [image.X.repositories.NAME] tables, sorted by name.
+func (d *decoder) repositories(v any, p string) []Repository {
+	m, ok := d.table(v, p)
+	if !ok {
+		return nil
+	}
+	var out []Repository
+	d.each(m, p, nil, func(name string, v any, rp string) {
+		if !nameRE.MatchString(name) {
+			d.problem(rp, "letters, digits, - and _, at most 63", "bad repository name %q", name)
+		}
+		rm, ok := d.table(v, rp)
+		if !ok {
+			return
+		}
+		r := Repository{Name: name}
+		d.each(rm, rp, repoKeys, func(k string, v any, kp string) {
+			switch k {
+			case "uri", "suite":
+				s, ok := d.str(v, kp)
+				switch {
+				case !ok:
+				case k == "uri" && !uriSchemeRE.MatchString(s.V):
+					d.problem(kp, `for example uri = "http://apt.example.org/debian"`, "not a URI: %q", s.V)
+				case k == "uri":
+					r.URI = s.V
+				case strings.ContainsAny(s.V, " \t\n"):
+					d.problem(kp, "", "suite %q has white space", s.V)
+				default:
+					r.Suite = s.V
+				}
+			case "components":
+				list, _ := d.strList(v, kp, false)
+				for _, s := range list {
+					if s.V == "" || strings.ContainsAny(s.V, " \t\n") {
+						d.problem(kp, "", "bad component %q", s.V)
+						continue
+					}
+					r.Components = append(r.Components, s.V)
+				}
+			case "key":
+				if s, ok := d.str(v, kp); ok {
+					r.Key = d.existing(s, "key")
+				}
+			}
+		})
+		if rm["uri"] == nil {
+			d.problem(rp, `add uri = "http://apt.example.org/debian"`, "repository without a uri")
+		}
+		if rm["suite"] == nil {
+			d.problem(rp, `add suite = "bookworm" (or "./" for a flat repository)`, "repository without a suite")
+		}
+		// apt's rule: a suite ending in / is a flat repository, without
+		// components; any other suite needs them.
+		flat := strings.HasSuffix(r.Suite, "/")
+		switch {
+		case r.Suite != "" && flat && len(r.Components) > 0:
+			d.problem(join(rp, "components"), "", "a flat repository (suite ending in /) has no components")
+		case r.Suite != "" && !flat && len(r.Components) == 0:
+			d.problem(rp, `add components = ["main"]`, "repository without components")
+		}
+		out = append(out, r)
+	})
+	return out
 }

@@ -64,6 +64,25 @@ type Image struct {
 	// is a remote name: no '/', and something other than '/' follows).
 	Pull string `json:"pull,omitempty"`
 	Pos  Pos    `json:"pos"`
+
+	// HooksBeforePackages are the hooks marked before = "packages": run,
+	// in order, after Repositories and before Packages are installed.
+	HooksBeforePackages []string `json:"hooks_before_packages,omitempty"`
+	// Repositories are apt sources (with their signing keys) a recipe adds
+	// before its packages are installed, sorted by name.
+	Repositories []Repository `json:"repositories,omitempty"`
+	// Recommends: false installs Packages without recommended ones (apt
+	// --no-install-recommends), true with them; nil leaves the base's default.
+	Recommends *bool `json:"recommends,omitempty"`
+}
+
+// Repository is an apt source of a recipe: [image.X.repositories.NAME].
+type Repository struct {
+	Name       string   `json:"name"`
+	URI        string   `json:"uri"`
+	Suite      string   `json:"suite"`
+	Components []string `json:"components,omitempty"`
+	Key        string   `json:"key,omitempty"` // absolute host path of its signing key (armored or binary)
 }
 
 // Limits are resource limits; zero means unlimited.
