@@ -33,21 +33,7 @@ builder = "busybox"
 from = "bb"
 hooks = ["hook.sh"]
 `), 0o644))
-	list := func() map[string]images.Image {
-		t.Helper()
-		out, code := f.run(t, "--json", "image", "list")
-		require.Equal(t, 0, code, out)
-		var imgs []images.Image
-		require.NoError(t, json.Unmarshal([]byte(out), &imgs), out)
-		byAlias := map[string]images.Image{}
-		for _, img := range imgs {
-			byAlias[img.Fingerprint] = img
-			for _, a := range img.Aliases {
-				byAlias[a] = img
-			}
-		}
-		return byAlias
-	}
+	list := func() map[string]images.Image { return imagesByName(t, f) }
 
 	writeHook("one")
 	out, code := f.run(t, "image", "build", p)
@@ -117,4 +103,21 @@ properties = { description = "the other ci" }
 	assert.Equal(t, ExitUsage, code, out)
 	assert.Contains(t, out, "REMOTE:ALIAS")
 	f.assertClean(t)
+}
+
+// imagesByName is `image list` by fingerprint and by alias.
+func imagesByName(t *testing.T, f *cliFixture) map[string]images.Image {
+	t.Helper()
+	out, code := f.run(t, "--json", "image", "list")
+	require.Equal(t, 0, code, out)
+	var imgs []images.Image
+	require.NoError(t, json.Unmarshal([]byte(out), &imgs), out)
+	byName := map[string]images.Image{}
+	for _, img := range imgs {
+		byName[img.Fingerprint] = img
+		for _, a := range img.Aliases {
+			byName[a] = img
+		}
+	}
+	return byName
 }

@@ -47,20 +47,7 @@ command = ["/bin/sh", "-c", "echo \"started $GREETING\"; exec sleep 100000"]
 		}
 		removeVolumes(t, root)
 	})
-	logHas := func(s string) string {
-		t.Helper()
-		var out string
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			var code int
-			out, code = stint("logs", "app")
-			require.Equal(t, 0, code, out)
-			if strings.Contains(out, s) {
-				return out
-			}
-		}
-		t.Fatalf("stint logs app does not show %q; it has:\n%s", s, out)
-		return ""
-	}
+	logHas := func(s string) string { return logsShow(t, stint, "app", s, 1) }
 
 	writeSpec(app("one"))
 	out, code := stint("apply", specs)
@@ -93,11 +80,7 @@ command = ["/bin/sh", "-c", "echo \"started $GREETING\"; exec sleep 100000"]
 	out, code = stint("restart", "app")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "rsttest.app restarted")
-	out = logHas("started two")
-	for deadline := time.Now().Add(10 * time.Second); strings.Count(out, "started two") < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		out, _ = stint("logs", "app")
-	}
-	assert.Equal(t, 2, strings.Count(out, "started two"), "restarted once more: %s", out)
+	logsShow(t, stint, "app", "started two", 2) // restarted once more
 	out, code = stint("restart", "nosuch")
 	assert.Equal(t, ExitUsage, code, out)
 	assert.Contains(t, out, `no long-lived container "nosuch"`)
@@ -141,4 +124,21 @@ func removeVolumes(t *testing.T, root string) {
 			t.Errorf("cleanup: %v", err)
 		}
 	}
+}
+
+// logsShow waits up to 10s for `stint logs name` to show s n times, and
+// returns what it shows.
+func logsShow(t *testing.T, stint func(...string) (string, int), name, s string, n int) string {
+	t.Helper()
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var code int
+		out, code = stint("logs", name)
+		require.Equal(t, 0, code, out)
+		if strings.Count(out, s) >= n {
+			return out
+		}
+	}
+	t.Fatalf("stint logs %s does not show %q %d times; it has:\n%s", name, s, n, out)
+	return ""
 }
