@@ -320,10 +320,12 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	if err := b.define(ctx, req, vol.Rootfs, lease); err != nil {
 		return err
 	}
-	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {
+	// Before the start: it only counts while the container runs, and a
+	// container never runs with values it does not record.
+	if err := b.writeStarted(rec.Name, *c); err != nil {
 		return err
 	}
-	if err := b.writeStarted(rec.Name, *c); err != nil {
+	if err := b.Runner.Runtime.Start(ctx, rec.Name); err != nil {
 		return err
 	}
 	if err := b.Runner.NetworkStarted(ctx, lease); err != nil {
