@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/google/renameio/v2"
 	"github.com/stintdev/stint/storage"
 )
 
@@ -31,11 +32,9 @@ func (h *Host) rememberStorage(cfg storage.Config) error {
 	if old, err := os.ReadFile(p); err == nil && string(old) == string(b) {
 		return nil
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("remember storage of root %s: %w", h.layout.Root, err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	// A temporary file of its own per writer: two stint processes on one
+	// root raced on a fixed "storage.json.tmp" and one rename failed.
+	if err := renameio.WriteFile(p, b, 0o600); err != nil {
 		return fmt.Errorf("remember storage of root %s: %w", h.layout.Root, err)
 	}
 	return nil
