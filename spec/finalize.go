@@ -338,6 +338,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 		for k, v := range j.Env {
 			lo.ps.tooLongSubstituted(m.env[k], v, "env value", MaxEnvValue, LimitEnvValue, envValueHint)
 		}
+		j.Services = lo.jobServices(m, r, j.Network)
 		if lo.expansion.over {
 			lo.ps.add(lo.expansion.problem(l))
 			return nil

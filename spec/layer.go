@@ -15,7 +15,7 @@ import (
 // spellings of "mount" and "artifact" (the JSON form uses the plural).
 var (
 	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell", "host_user"}
-	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user"}
+	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user", "services"}
 	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged", "workdir", "user", "host_user", "home", "ssh_agent"}
 	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size", "commit"}
 	artifactKeys  = []string{"path", "dest", "when"}
@@ -63,6 +63,7 @@ type layer struct {
 	hostUser      *val[bool]
 	home          *sv
 	sshAgent      *val[bool]
+	services      []sv // a job's services (spec/service.go)
 }
 
 type mountv struct {
@@ -194,6 +195,8 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			l.ports = d.ports(v, p)
 		case "host_user", "home", "ssh_agent":
 			d.devKey(l, k, v, p)
+		case "services":
+			d.decodeServiceList(l, v, p)
 		}
 	})
 	return l

@@ -30,7 +30,7 @@ type Options struct {
 // Version is the spec language version this package reads.
 const Version = 1
 
-var topKeys = []string{"version", "name", "storage", "image", "profile", "job", "container"}
+var topKeys = []string{"version", "name", "storage", "image", "profile", "job", "container", "service"}
 
 // Load reads, validates and resolves a spec set. paths are files or
 // directories (a directory means its *.toml files, sorted by name); all
@@ -65,6 +65,7 @@ type loader struct {
 	profiles   map[string]*layer
 	jobs       []*layer
 	containers []*layer
+	services   map[string]*serviceDef
 
 	expansion expansion // what expanding the jobs has cost so far
 }
@@ -178,6 +179,7 @@ func (l *loader) decode(first string, files []*srcFile) *Set {
 	set := &Set{Name: defaultName(first), Storage: Storage{Driver: "auto"}}
 	l.images = map[string]*imageDef{}
 	l.profiles = map[string]*layer{}
+	l.services = map[string]*serviceDef{}
 	var nameAt *sv
 	storageAt := (*at)(nil)
 	for _, f := range files {
@@ -233,6 +235,7 @@ func (l *loader) build(first string, files []*srcFile) *Set {
 	for _, p := range sortLayers(mapValues(l.profiles)) {
 		set.Profiles = append(set.Profiles, l.profile(p))
 	}
+	set.Services = l.checkServices()
 	set.Jobs = []Job{}
 	total := uint64(0)
 	for _, j := range sortLayers(l.jobs) {
@@ -284,6 +287,8 @@ func (l *loader) named(d *decoder, kind string, v any, p string) {
 			l.jobs = append(l.jobs, d.decodeLayer(kind, name, v, np))
 		case "container":
 			l.containers = append(l.containers, d.decodeLayer(kind, name, v, np))
+		case "service":
+			l.services[name] = d.decodeService(name, v, np)
 		}
 	})
 }

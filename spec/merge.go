@@ -58,6 +58,9 @@ func merge(ls []*layer) *layer {
 		if l.ports != nil {
 			out.ports = l.ports
 		}
+		if l.services != nil {
+			out.services = l.services
+		}
 		out.mounts = append(out.mounts, l.mounts...)
 		out.artifacts = append(out.artifacts, l.artifacts...)
 	}

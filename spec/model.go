@@ -22,6 +22,7 @@ type Set struct {
 	Profiles   []Profile   `json:"profiles"`
 	Jobs       []Job       `json:"jobs"`
 	Containers []Container `json:"containers"`
+	Services   []Service   `json:"services,omitempty"` // [service.*] (spec/service.go)
 	// Named: a file gives the name (the `name` key); otherwise the
 	// directory's name stands in for it.
 	Named bool `json:"-"`
@@ -177,7 +178,9 @@ type Job struct {
 	// HostUser gives the job the invoking user, mapped 1:1 (as for
 	// containers); `user` still says whom the lines run as.
 	HostUser bool `json:"host_user,omitempty"`
-	Pos      Pos  `json:"pos"`
+	// Services start beside the job on a network of its own (spec/service.go).
+	Services []Service `json:"services,omitempty"`
+	Pos      Pos       `json:"pos"`
 }
 
 // Port is one published port ("8080:80/tcp", "127.0.0.1:8080:80/udp").
