@@ -189,6 +189,13 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 			Result: res.Outcome, Step: res.Line, Command: res.Command, Error: res.Error,
 			Millis: time.Since(start).Milliseconds(), Dest: res.Artifacts, Log: res.Log, Kept: res.Kept}, res.Status))
 	}()
+	if len(job.Services) > 0 {
+		svcs, ok := r.jobServices(ctx, job, &req, &res)
+		defer r.servicesDone(ctx, svcs, &res) // after the job's own teardown
+		if !ok {
+			return res
+		}
+	}
 	r.session(ctx, req, func(inst *instance, err error) bool {
 		if err != nil {
 			r.hostErr(ctx, &res, err)

@@ -176,7 +176,7 @@ func (r *Runner) attachNetwork(ctx context.Context, h *state.Handle, req Request
 	if r.Net == nil {
 		return nil, fmt.Errorf("container %s: network mode bridge: no network manager configured", h.Name())
 	}
-	lease, err := r.Net.Attach(ctx, req.netRequest())
+	lease, err := r.attachLease(ctx, req)
 	if err != nil {
 		// Attach's errors name the container (or its bridge) already.
 		return nil, fmt.Errorf("attach network: %w", err)

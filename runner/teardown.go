@@ -136,6 +136,7 @@ func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	}
 	r.pruneCaches(ctx, &res)
 	r.gcLeases(ctx, &res)
+	r.gcPrivateNets(ctx, &res)
 	r.gcCgroups(ctx, &res)
 	if err := r.State.Sweep(); err != nil {
 		res.Errors = append(res.Errors, err.Error())

@@ -179,6 +179,8 @@ func (r *resolver) network(n *netv) Network {
 			r.ps.addf(n.bridge.At, "", "bridge applies only to network mode \"bridge\", not %q", out.Mode)
 		case ok && !bridgeRE.MatchString(b):
 			r.ps.addf(n.bridge.At, "", "bad bridge name %q (an interface name: at most 15 characters)", b)
+		case ok && privateBridgeRE.MatchString(b):
+			r.ps.addf(n.bridge.At, "name another bridge", "bridge %q is a name stint gives a job's private network (with services)", b)
 		}
 	}
 	if n.ipv4 != nil {

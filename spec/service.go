@@ -183,3 +183,7 @@ func (d *decoder) decodeServiceList(l *layer, v any, p string) {
 		d.problem(p, "omit services for a job without any", "services is empty")
 	}
 }
+
+// privateBridgeRE is what stint names a job's private network (net's
+// PrivateBridge): a spec may not name one, or a job could join another's.
+var privateBridgeRE = regexp.MustCompile(`^sj[io][0-9a-f]{12}$`)
