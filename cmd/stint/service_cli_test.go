@@ -73,8 +73,9 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 }
 
 // TestCLIServiceByName: a job (network none) reaches its service by name,
-// and only after the ready check passed; a job on another bridge, given the
-// service's address, does not reach it. Nothing is left afterwards.
+// and only after the ready check passed, as does a job of network host
+// (its own db); a job on another bridge, given the service's address, does
+// not reach it. Nothing is left afterwards.
 func TestCLIServiceByName(t *testing.T) {
 	f, br := netCLI(t)
 	before := privateBridges(t)
@@ -94,6 +95,12 @@ run = [
 source = "shared"
 target = "/shared"
 
+[job.hostnet]
+image = "busybox"
+network = "host"
+services = ["db"]
+run = ["nc db 5432 </dev/null"]
+
 [job.other]
 image = "busybox"
 network = { mode = "bridge", bridge = "`+br+`" }
@@ -105,9 +112,10 @@ run = [
 source = "shared"
 target = "/shared"
 `)
-	out, code := f.run(t, "run", p, "-j", "2")
+	out, code := f.run(t, "run", p, "-j", "3")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "[test] pong", "the job reaches db by name once it is ready")
+	assert.Contains(t, out, "[hostnet] pong", "a host-network job reaches its own db by name")
 	addr, err := os.ReadFile(filepath.Join(shared, "addr"))
 	require.NoError(t, err)
 	assert.True(t, stintnet.Range.Contains(mustAddr(t, strings.TrimSpace(string(addr)))), "db's address %q", addr)
