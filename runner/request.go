@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"maps"
 
 	stintnet "github.com/stintdev/stint/net"
@@ -69,7 +70,7 @@ func jobRequest(job spec.Job, kind string) Request {
 func containerRequest(set string, c spec.Container, rtName, consoleLog string) Request {
 	return Request{
 		Name: c.Name, Container: rtName, Kind: state.KindContainer, Set: set, Image: c.Image,
-		Privileged: c.Privileged, Mounts: c.Mounts, Hostname: c.Name, Ports: c.Ports,
+		Privileged: c.Privileged, Mounts: c.Mounts, Hostname: cmp.Or(c.Hostname, c.Name), Ports: c.Ports,
 		Limits:  container.Limits{Memory: c.Limits.Memory, CPUs: c.Limits.CPUs, Pids: c.Limits.Pids},
 		Network: c.Network, Raw: maps.Clone(c.Raw), Init: containerInit(c, consoleLog),
 	}

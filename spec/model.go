@@ -223,7 +223,10 @@ type Container struct {
 	Home string `json:"home,omitempty"`
 	// SSHAgent hands the invoking user's SSH agent to `stint shell`.
 	SSHAgent bool `json:"ssh_agent,omitempty"`
-	Pos      Pos  `json:"pos"`
+	// Hostname, when set, is the container's host name (and its name on
+	// its bridge) instead of Name: a GitLab service's alias. Not a spec key.
+	Hostname string `json:"hostname,omitempty"`
+	Pos      Pos    `json:"pos"`
 }
 
 // Home values of a container.

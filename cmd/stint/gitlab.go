@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"syscall"
 
 	"github.com/stintdev/stint/gitlab"
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/remote"
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/reconcile"
@@ -84,7 +87,30 @@ const gitlabSet = "gitlab"
 // runner's gc leaves long-lived records to gitlab.SweepJobs).
 type hostEngine struct{ h *runner.Host }
 
-func (e *hostEngine) Remotes(context.Context) ([]string, error) { return nil, nil }
+// Remotes names the image remotes (simplestreams and oci) of the root: the
+// ones added and the presets, so that CI_JOB_IMAGE = "REMOTE:ALIAS" is
+// pulled on first use. A root where no remote was ever added has only the
+// presets (and no remotes directory is made for asking).
+func (e *hostEngine) Remotes(context.Context) ([]string, error) {
+	rs := remote.Presets
+	root := e.h.Layout().Root
+	if _, err := os.Stat(filepath.Join(root, "remotes")); err == nil {
+		st, err := remote.Open(root)
+		if err != nil {
+			return nil, err
+		}
+		if rs, err = st.List(); err != nil {
+			return nil, err
+		}
+	}
+	var names []string
+	for _, r := range rs {
+		if r.Protocol == remote.ProtocolSimplestreams || r.Protocol == remote.ProtocolOCI {
+			names = append(names, r.Name)
+		}
+	}
+	return names, nil
+}
 
 func (e *hostEngine) HasImage(_ context.Context, ref string) (bool, error) {
 	s, err := e.h.Images()
@@ -98,18 +124,35 @@ func (e *hostEngine) HasImage(_ context.Context, ref string) (bool, error) {
 	return err == nil, err
 }
 
+// Prepare makes the job's services (each a long-lived container of the
+// set, named by its alias on the job's private bridge), then the job's
+// container on that bridge (docs/gitlab.md "Services").
 func (e *hostEngine) Prepare(ctx context.Context, job gitlab.JobContainer) error {
-	if len(job.Services) > 0 {
-		return fmt.Errorf("services: %w", errors.ErrUnsupported)
-	}
 	ll, err := e.h.Containers(ctx, nil)
 	if err != nil {
 		return err
 	}
-	c := spec.Container{Name: job.Name, Image: job.Image, State: "running",
+	network, mounts := spec.Network{Mode: job.Network}, []spec.Mount(nil)
+	if len(job.Services) > 0 {
+		for _, s := range job.Services {
+			c := spec.Container{Name: s.Container, Hostname: s.Alias, Image: s.Image, State: spec.StateRunning,
+				Command: append(slices.Clone(s.Entrypoint), s.Command...), Env: s.Variables,
+				Network: runner.ServiceNetwork(job.Name, job.Network)}
+			if err := ll.Create(ctx, gitlabSet, c, "gitlab"); err != nil {
+				return fmt.Errorf("service %s: %w", s.Alias, err)
+			}
+			if err := ll.Start(ctx, gitlabSet, s.Container); err != nil {
+				return fmt.Errorf("service %s: %w", s.Alias, err)
+			}
+		}
+		if network, mounts, err = e.h.ServicesNetwork(ctx, job.Name, job.Network); err != nil {
+			return err
+		}
+	}
+	c := spec.Container{Name: job.Name, Image: job.Image, State: spec.StateRunning,
 		Command: []string{"/bin/sh", "-c", "while :; do sleep 3600; done"},
 		Limits:  spec.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
-		Network: spec.Network{Mode: job.Network}}
+		Network: network, Mounts: mounts}
 	if err := ll.Create(ctx, gitlabSet, c, "gitlab"); err != nil {
 		return err
 	}
@@ -134,10 +177,19 @@ func (e *hostEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int,
 	return st.Code, nil
 }
 
+// Cleanup removes the job's container, its services, then their bridge;
+// what is not there is no error.
 func (e *hostEngine) Cleanup(ctx context.Context, job gitlab.JobContainer, _ bool) error {
 	ll, err := e.h.Containers(ctx, nil)
 	if err != nil {
 		return err
 	}
-	return ll.Destroy(ctx, gitlabSet, job.Name)
+	errs := []error{ll.Destroy(ctx, gitlabSet, job.Name)}
+	for _, s := range job.Services {
+		errs = append(errs, ll.Destroy(ctx, gitlabSet, s.Container))
+	}
+	if len(job.Services) > 0 {
+		errs = append(errs, e.h.RemoveServicesNetwork(ctx, job.Name))
+	}
+	return errors.Join(errs...)
 }
