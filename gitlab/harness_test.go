@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stintdev/stint/gitlab"
 	"github.com/stintdev/stint/gitlab/runnertest"
 )
 
@@ -54,7 +53,7 @@ func containers(t *testing.T, root string) []string {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	recs, _ := os.ReadDir(gitlab.RecordsDir(root))
+	recs, _ := os.ReadDir(filepath.Join(root, "gitlab", "jobs")) // the dirdriver's records
 	for _, e := range recs {
 		if strings.HasSuffix(e.Name(), ".json") {
 			names = append(names, "record "+e.Name())

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 )
 
 // Subcommands of `stint gitlab`.
@@ -20,9 +19,6 @@ const (
 // ErrUsage is a `stint gitlab` command line the driver can't follow.
 var ErrUsage = errors.New("usage: stint gitlab config|prepare|run SCRIPT STAGE|cleanup --config FILE")
 
-// RecordsDir is where a root keeps the job records of its GitLab jobs.
-func RecordsDir(root string) string { return filepath.Join(root, "gitlab", "jobs") }
-
 // Invocation is one `stint gitlab SUB` process: everything the CLI hands
 // over, so that cmd/stint only parses flags and calls Main.
 type Invocation struct {
@@ -34,6 +30,9 @@ type Invocation struct {
 	Stderr     io.Writer
 	Version    string
 	Proc       ProcFS // HostProc unless testing
+	// RecordsDir is where the root at root keeps its GitLab job records
+	// (stint's runner.Layout.GitLabJobs).
+	RecordsDir func(root string) string
 	// Open opens the engine over cfg.Root (prepare, run, cleanup only);
 	// close releases it.
 	Open func(ctx context.Context, cfg *Config) (eng Engine, close func() error, err error)
@@ -61,7 +60,7 @@ func (inv Invocation) dispatch(ctx context.Context, call Call) error {
 	switch {
 	case inv.Sub == SubRun && len(inv.Args) != 2,
 		inv.Sub != SubRun && len(inv.Args) != 0,
-		inv.ConfigFile == "":
+		inv.ConfigFile == "", inv.RecordsDir == nil:
 		return ErrUsage
 	}
 	cfg, err := LoadConfig(inv.ConfigFile)
@@ -72,7 +71,7 @@ func (inv Invocation) dispatch(ctx context.Context, call Call) error {
 	if proc == "" {
 		proc = HostProc
 	}
-	d := &Driver{Config: cfg, Records: Records{Dir: RecordsDir(cfg.Root)}, Proc: proc, Version: inv.Version, Log: inv.Stdout}
+	d := &Driver{Config: cfg, Records: Records{Dir: inv.RecordsDir(cfg.Root)}, Proc: proc, Version: inv.Version, Log: inv.Stdout}
 	if inv.Sub == SubConfig {
 		out, err := d.ConfigOutput(call)
 		if err != nil {

@@ -29,7 +29,7 @@ func TestInvocationMain(t *testing.T) {
 		"CUSTOM_ENV_CI_SERVER_URL=https://gitlab.example.com", "CUSTOM_ENV_CI_JOB_SERVICES="}
 	main := func(sub, cfg string, args ...string) (int, string, string) {
 		var out, errb bytes.Buffer
-		inv := Invocation{Sub: sub, Args: args, ConfigFile: cfg, Environ: environ, Stdout: &out, Stderr: &errb,
+		inv := Invocation{Sub: sub, Args: args, ConfigFile: cfg, Environ: environ, Stdout: &out, Stderr: &errb, RecordsDir: testRecordsDir,
 			Version: "0.1.0", Proc: fakeProcFS(t, proc{300, 100, 300, 9, nil}, proc{100, 1, 100, 5, nil}),
 			Open: func(context.Context, *Config) (Engine, func() error, error) {
 				opens++
@@ -53,7 +53,7 @@ func TestInvocationMain(t *testing.T) {
 	if code, _, _ = main(SubCleanup, cfgFile); code != 0 || len(eng.live) != 0 {
 		t.Fatalf("cleanup: %d, left %v", code, eng.live)
 	}
-	if _, err := os.Stat(filepath.Join(RecordsDir(dir), jobName+".json")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(testRecordsDir(dir), jobName+".json")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("record left: %v", err)
 	}
 	for _, c := range []struct {
@@ -73,3 +73,6 @@ func TestInvocationMain(t *testing.T) {
 		}
 	}
 }
+
+// testRecordsDir stands in for runner.Layout.GitLabJobs.
+func testRecordsDir(root string) string { return filepath.Join(root, "gitlab", "jobs") }

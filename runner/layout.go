@@ -17,6 +17,7 @@ import "path/filepath"
 //	<root>/reconcile/         long-lived containers' stored specs and set owners
 //	<root>/volumes/           spec sets' volumes (persisted homes)
 //	<root>/agents/            containers' SSH agent socket directories
+//	<root>/gitlab/jobs/       the GitLab driver's job records (docs/gitlab.md)
 type Layout struct {
 	Root string
 }
@@ -45,6 +46,9 @@ func (l Layout) Volumes() string { return filepath.Join(l.Root, "volumes") }
 
 // Agents keeps containers' SSH agent socket directories.
 func (l Layout) Agents() string { return filepath.Join(l.Root, "agents") }
+
+// GitLabJobs keeps the GitLab driver's job records (gitlab.Records).
+func (l Layout) GitLabJobs() string { return filepath.Join(l.Root, "gitlab", "jobs") }
 
 // ConsoleLog is long-lived container name's console log.
 func (l Layout) ConsoleLog(name string) string { return filepath.Join(l.Logs(), name+".log") }

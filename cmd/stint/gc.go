@@ -26,7 +26,7 @@ func (c *GcCmd) Run(g *Globals) error {
 	defer h.Close()
 	// GitLab jobs first: the runner that prepared one is gone (their
 	// long-lived records are no orphans to the runner's gc).
-	swept, sweepErr := gitlab.SweepJobs(ctx, &hostEngine{h: h}, gitlab.Records{Dir: gitlab.RecordsDir(g.Root)}, gitlab.HostProc)
+	swept, sweepErr := gitlab.SweepJobs(ctx, &hostEngine{h: h}, gitlab.Records{Dir: h.Layout().GitLabJobs()}, gitlab.HostProc)
 	res, err := h.GC(ctx, runner.GCOptions{Kept: c.Kept || c.All})
 	if err != nil {
 		return withCode(ExitHost, err)

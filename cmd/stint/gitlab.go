@@ -66,6 +66,7 @@ func gitlabMain(g *Globals, sub, file string, args []string) error {
 	defer stop()
 	inv := gitlab.Invocation{Sub: sub, Args: args, ConfigFile: file, Environ: os.Environ(),
 		Stdout: g.Stdout, Stderr: g.Stderr, Version: version,
+		RecordsDir: func(root string) string { return runner.Layout{Root: root}.GitLabJobs() },
 		Open: func(ctx context.Context, cfg *gitlab.Config) (gitlab.Engine, func() error, error) {
 			h, err := runner.Open(ctx, cfg.Root, runner.Options{Containers: true})
 			if err != nil {

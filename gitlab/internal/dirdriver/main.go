@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/stintdev/stint/gitlab"
@@ -30,7 +31,7 @@ func main() {
 		os.Exit(gc(ctx, cfgFile))
 	}
 	inv := gitlab.Invocation{Sub: sub, Args: args, ConfigFile: cfgFile, Environ: os.Environ(),
-		Stdout: os.Stdout, Stderr: os.Stderr, Version: "test",
+		Stdout: os.Stdout, Stderr: os.Stderr, Version: "test", RecordsDir: recordsDir,
 		Open: func(_ context.Context, cfg *gitlab.Config) (gitlab.Engine, func() error, error) {
 			return &direngine.Engine{Root: cfg.Root}, func() error { return nil }, nil
 		}}
@@ -43,7 +44,7 @@ func gc(ctx context.Context, cfgFile string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	removed, err := gitlab.SweepJobs(ctx, &direngine.Engine{Root: cfg.Root}, gitlab.Records{Dir: gitlab.RecordsDir(cfg.Root)}, gitlab.HostProc)
+	removed, err := gitlab.SweepJobs(ctx, &direngine.Engine{Root: cfg.Root}, gitlab.Records{Dir: recordsDir(cfg.Root)}, gitlab.HostProc)
 	for _, n := range removed {
 		fmt.Println("removed", n)
 	}
@@ -53,3 +54,8 @@ func gc(ctx context.Context, cfgFile string) int {
 	}
 	return 0
 }
+
+// recordsDir is where the root keeps job records, as stint's
+// runner.Layout.GitLabJobs spells it (this driver is a test's: it does not
+// import the runner).
+func recordsDir(root string) string { return filepath.Join(root, "gitlab", "jobs") }
