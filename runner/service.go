@@ -296,7 +296,9 @@ func (r *Runner) jobServices(ctx context.Context, job spec.Job, req *Request, re
 	case err == nil:
 		r.phase(job.Name, "services", t)
 		return s, true
-	case ctx.Err() == nil && errors.As(err, &se) && se.NotReady:
+	case ctx.Err() != nil: // SIGINT, SIGTERM: as a job's line would say
+		res.Outcome, res.Error = OutcomeAborted, "aborted while starting services: "+context.Cause(ctx).Error()
+	case errors.As(err, &se) && se.NotReady:
 		res.Outcome, res.Error = OutcomeFailed, err.Error()
 	default:
 		r.hostErr(ctx, res, err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -206,6 +207,49 @@ run = ["nc db 5432 </dev/null", "echo started", "sleep 600"]
 		assert.Error(t, err, "veth of %s left", e.Name())
 	}
 	nettest.AssertBridgeGone(t, priv)
+	f.assertClean(t)
+	assertNoServiceNetwork(t, f.root, before)
+}
+
+// TestCLIServiceSIGTERMWhileNotReady: SIGTERM while a service's ready
+// check is still failing stops the run without running the job, and
+// leaves nothing of the service or its network.
+func TestCLIServiceSIGTERMWhileNotReady(t *testing.T) {
+	f, _ := netCLI(t)
+	before := privateBridges(t)
+	p := f.spec(t, `
+[service.db]
+image = "busybox"
+command = ["/bin/sleep", "600"]
+ready = "false"
+ready_timeout = "10m"
+
+[job.test]
+image = "busybox"
+services = ["db"]
+run = ["echo FIRST LINE RAN"]
+`)
+	var out strings.Builder
+	c := f.cmd("run", p)
+	c.Stdout, c.Stderr = &out, &out
+	require.NoError(t, c.Start())
+	t.Cleanup(func() { _ = c.Process.Kill() }) // only if the test failed before SIGTERM
+	deadline := time.Now().Add(60 * time.Second)
+	for len(netState(t, f.root).Leases) == 0 {
+		require.True(t, time.Now().Before(deadline), "the service never got its network:\n%s", out.String())
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // a few ready checks fail
+	require.NoError(t, c.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stint run did not stop on SIGTERM:\n%s", out.String())
+	}
+	assert.NotContains(t, out.String(), "FIRST LINE RAN")
+	assert.Regexp(t, `ABORTED +test .*aborted while starting services`, out.String())
 	f.assertClean(t)
 	assertNoServiceNetwork(t, f.root, before)
 }
