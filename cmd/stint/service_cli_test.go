@@ -253,3 +253,30 @@ run = ["echo FIRST LINE RAN"]
 	f.assertClean(t)
 	assertNoServiceNetwork(t, f.root, before)
 }
+
+// TestCLIServiceKeptJob: a failed job kept for inspection keeps only its
+// own container (on its private bridge): its service goes at once, and
+// `stint gc --kept` removes the job and then the bridge.
+func TestCLIServiceKeptJob(t *testing.T) {
+	f, _ := netCLI(t)
+	before := privateBridges(t)
+	p := f.spec(t, dbService+`
+[job.test]
+image = "busybox"
+services = ["db"]
+keep_on_failure = true
+run = ["nc db 5432 </dev/null", "exit 4"]
+`)
+	out, code := f.run(t, "run", p)
+	require.Equal(t, 1, code, out)
+	assert.Contains(t, out, "[test] pong")
+	st := netState(t, f.root)
+	require.Len(t, st.Leases, 1, "only the kept job's lease is left")
+	for name := range st.Leases {
+		assert.True(t, strings.HasPrefix(name, "stint-test-") && !strings.HasPrefix(name, "stint-test-db-"), name)
+	}
+	out, code = f.run(t, "gc", "--kept")
+	require.Equal(t, 0, code, out)
+	f.assertClean(t)
+	assertNoServiceNetwork(t, f.root, before)
+}
