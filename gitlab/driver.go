@@ -84,7 +84,7 @@ func (d *Driver) Prepare(ctx context.Context, call Call) error {
 	}
 	if old, err := d.Records.Read(job.Name); err == nil {
 		d.logf("stint: removing what an earlier attempt left of %s", job.Name)
-		if err := d.Engine.Cleanup(ctx, old.Job, false); err != nil {
+		if err := d.Engine.Cleanup(ctx, old.Job, OutcomeAbandoned); err != nil {
 			return fmt.Errorf("job %s: remove an earlier attempt: %w", job.Name, err)
 		}
 	} else if !errors.Is(err, ErrNoRecord) {
@@ -239,7 +239,11 @@ func (d *Driver) Cleanup(ctx context.Context, call Call) error {
 	} else if err != nil {
 		return err
 	}
-	if err := d.Engine.Cleanup(ctx, rec.Job, rec.Succeeded()); err != nil {
+	outcome := OutcomeFailed
+	if rec.Succeeded() {
+		outcome = OutcomePassed
+	}
+	if err := d.Engine.Cleanup(ctx, rec.Job, outcome); err != nil {
 		return fmt.Errorf("clean up job %s (left for stint gc): %w", name, err)
 	}
 	return d.Records.Remove(name)
@@ -273,7 +277,7 @@ func SweepJobs(ctx context.Context, eng Engine, rs Records, proc ProcFS) ([]stri
 		if proc.Alive(rec) {
 			continue
 		}
-		if err := eng.Cleanup(ctx, rec.Job, false); err != nil {
+		if err := eng.Cleanup(ctx, rec.Job, OutcomeAbandoned); err != nil {
 			errs = append(errs, fmt.Errorf("job %s: %w", rec.Job.Name, err))
 			continue
 		}

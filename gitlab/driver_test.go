@@ -75,18 +75,18 @@ func TestJobOutcome(t *testing.T) {
 	cases := []struct {
 		name   string
 		steps  []step
-		commit bool
+		outcome Outcome
 	}{
 		{"passes", []step{{StagePrepare, 0}, {StageGetSources, 0}, {StageBuild, 0}, {StageAfterScript, 0},
-			{StageArchiveCache, 0}, {StageCleanupFileVariables, 0}}, true},
+			{StageArchiveCache, 0}, {StageCleanupFileVariables, 0}}, OutcomePassed},
 		{"script fails", []step{{StagePrepare, 0}, {StageGetSources, 0}, {StageBuild, 3}, {StageAfterScript, 0},
-			{StageArchiveCacheOnFailure, 0}, {StageCleanupFileVariables, 0}}, false},
+			{StageArchiveCacheOnFailure, 0}, {StageCleanupFileVariables, 0}}, OutcomeFailed},
 		{"after_script fails, job passes", []step{{StagePrepare, 0}, {StageBuild, 0}, {StageAfterScript, 1},
-			{StageCleanupFileVariables, 0}}, true},
-		{"get_sources fails", []step{{StagePrepare, 0}, {StageGetSources, 128}, {StageCleanupFileVariables, 0}}, false},
-		{"cache upload fails", []step{{StagePrepare, 0}, {StageBuild, 0}, {StageArchiveCache, 1}}, false},
-		{"a later step fails", []step{{StageBuild, 0}, {"step_release", 1}}, false},
-		{"killed before the script", []step{{StagePrepare, 0}}, false},
+			{StageCleanupFileVariables, 0}}, OutcomePassed},
+		{"get_sources fails", []step{{StagePrepare, 0}, {StageGetSources, 128}, {StageCleanupFileVariables, 0}}, OutcomeFailed},
+		{"cache upload fails", []step{{StagePrepare, 0}, {StageBuild, 0}, {StageArchiveCache, 1}}, OutcomeFailed},
+		{"a later step fails", []step{{StageBuild, 0}, {"step_release", 1}}, OutcomeFailed},
+		{"killed before the script", []step{{StagePrepare, 0}}, OutcomeFailed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -109,8 +109,8 @@ func TestJobOutcome(t *testing.T) {
 			if err := f.d.Cleanup(ctx, f.call); err != nil {
 				t.Fatal(err)
 			}
-			if got, ok := f.eng.commits[jobName]; !ok || got != c.commit {
-				t.Errorf("cleanup commit = %v (called: %v), want %v", got, ok, c.commit)
+			if got, ok := f.eng.commits[jobName]; !ok || got != c.outcome {
+				t.Errorf("cleanup outcome = %v (called: %v), want %v", got, ok, c.outcome)
 			}
 			if len(f.eng.live) != 0 {
 				t.Errorf("left running: %v", f.eng.live)
@@ -200,7 +200,7 @@ func TestPrepareAgain(t *testing.T) {
 	if err := f.d.Prepare(ctx, f.call); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"prepare " + jobName + " busybox", "cleanup " + jobName + " commit=false", "prepare " + jobName + " busybox"}
+	want := []string{"prepare " + jobName + " busybox", "cleanup " + jobName + " outcome=abandoned", "prepare " + jobName + " busybox"}
 	if !slices.Equal(f.eng.calls, want) {
 		t.Errorf("engine calls %q, want %q", f.eng.calls, want)
 	}

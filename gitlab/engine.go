@@ -36,9 +36,9 @@ import (
 //     the script and what it started, but not the container: later stages
 //     (after_script) still run in it.
 //  4. Cleanup removes everything Prepare made for the job: the services,
-//     the container, its volume, its network. commit says whether the job
-//     passed, so that cache volumes may keep what it wrote (each cache's
-//     Commit policy decides). Cleanup of a job that is partly or not at all
+//     the container, its volume, its network. outcome says how the job
+//     ended, so that cache volumes may keep what it wrote (each cache's
+//     Commit policy decides; an abandoned job never commits). Cleanup of a job that is partly or not at all
 //     there is not an error: it runs after a failed Prepare, twice when a
 //     runner retries, and from `stint gc` after a runner died.
 type Engine interface {
@@ -49,7 +49,32 @@ type Engine interface {
 	HasImage(ctx context.Context, ref string) (bool, error)
 	Prepare(ctx context.Context, job JobContainer) error
 	Exec(ctx context.Context, name string, x Exec) (exitCode int, err error)
-	Cleanup(ctx context.Context, job JobContainer, commit bool) error
+	Cleanup(ctx context.Context, job JobContainer, outcome Outcome) error
+}
+
+// Outcome is how a job ended, as Cleanup is told. With each cache's Commit
+// policy it decides whether the job's copy of the cache is kept.
+type Outcome int
+
+const (
+	// OutcomeAbandoned: nobody saw the job end — its runner is gone (stint
+	// gc) or a retried prepare clears an earlier attempt. No cache commits,
+	// whatever the policy: the job may have stopped mid-write.
+	OutcomeAbandoned Outcome = iota
+	// OutcomeFailed: the runner's cleanup after a job that did not pass.
+	OutcomeFailed
+	// OutcomePassed: the runner's cleanup after a job that passed.
+	OutcomePassed
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomePassed:
+		return "passed"
+	case OutcomeFailed:
+		return "failed"
+	}
+	return "abandoned"
 }
 
 // JobContainer is everything the engine needs to make one job's container.

@@ -25,7 +25,7 @@ type fakeEngine struct {
 	execErr    error
 	prepareErr error
 	cleanupErr error
-	commits    map[string]bool
+	commits    map[string]Outcome
 }
 
 func newFake() *fakeEngine {
@@ -33,7 +33,7 @@ func newFake() *fakeEngine {
 		remotes: []string{"hub", "images"},
 		images:  map[string]bool{"busybox": true, "debian": true, "0123456789ab": true},
 		live:    map[string]JobContainer{},
-		commits: map[string]bool{},
+		commits: map[string]Outcome{},
 	}
 }
 
@@ -67,15 +67,15 @@ func (f *fakeEngine) Exec(_ context.Context, name string, x Exec) (int, error) {
 	return f.execCode, f.execErr
 }
 
-func (f *fakeEngine) Cleanup(_ context.Context, job JobContainer, commit bool) error {
+func (f *fakeEngine) Cleanup(_ context.Context, job JobContainer, outcome Outcome) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.log("cleanup %s commit=%v", job.Name, commit)
+	f.log("cleanup %s outcome=%s", job.Name, outcome)
 	if f.cleanupErr != nil {
 		return f.cleanupErr
 	}
 	delete(f.live, job.Name)
-	f.commits[job.Name] = commit
+	f.commits[job.Name] = outcome
 	return nil
 }
 

@@ -105,7 +105,7 @@ func TestDriverUnderHarness(t *testing.T) {
 		t.Fatalf("failing job: %v\n%s", res.Err, res.Trace)
 	}
 	commits, _ := os.ReadFile(filepath.Join(root, "commits.log"))
-	if c := string(commits); !strings.Contains(c, "j100 commit=true") || !strings.Contains(c, "j101 commit=false") {
+	if c := string(commits); !strings.Contains(c, "j100 outcome=passed") || !strings.Contains(c, "j101 outcome=failed") {
 		t.Errorf("cache commits:\n%s", c)
 	}
 

@@ -17,6 +17,7 @@ import (
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/reconcile"
+	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -150,6 +151,11 @@ func (e *hostEngine) Prepare(ctx context.Context, job gitlab.JobContainer) error
 			return err
 		}
 	}
+	// Each cache volume is the job's own copy-on-write copy; Cleanup
+	// decides whether it replaces the cache (docs/gitlab.md "Caches").
+	for _, cv := range job.Caches {
+		mounts = append(mounts, spec.Mount{Type: spec.MountCache, Name: cv.Name, Target: cv.Target, Commit: cv.Commit})
+	}
 	c := spec.Container{Name: job.Name, Image: job.Image, State: spec.StateRunning,
 		Command: []string{"/bin/sh", "-c", "while :; do sleep 3600; done"},
 		Limits:  spec.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
@@ -178,14 +184,24 @@ func (e *hostEngine) Exec(ctx context.Context, name string, x gitlab.Exec) (int,
 	return st.Code, nil
 }
 
-// Cleanup removes the job's container, its services, then their bridge;
-// what is not there is no error.
-func (e *hostEngine) Cleanup(ctx context.Context, job gitlab.JobContainer, _ bool) error {
+// Cleanup commits the job's caches as outcome and their policies say, then
+// removes the job's container, its services, then their bridge; what is
+// not there is no error.
+func (e *hostEngine) Cleanup(ctx context.Context, job gitlab.JobContainer, outcome gitlab.Outcome) error {
 	ll, err := e.h.Containers(ctx, nil)
 	if err != nil {
 		return err
 	}
-	errs := []error{ll.Destroy(ctx, gitlabSet, job.Name)}
+	var errs []error
+	if len(job.Caches) > 0 && outcome != gitlab.OutcomeAbandoned {
+		// A prepare that failed before the container was made left nothing
+		// to commit.
+		err := ll.CommitCaches(ctx, gitlabSet, job.Name, outcome == gitlab.OutcomePassed)
+		if err != nil && !errors.Is(err, state.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("commit caches of job %s: %w", job.Name, err))
+		}
+	}
+	errs = append(errs, ll.Destroy(ctx, gitlabSet, job.Name))
 	for _, s := range job.Services {
 		errs = append(errs, ll.Destroy(ctx, gitlabSet, s.Container))
 	}

@@ -60,7 +60,7 @@ func prepare(t *testing.T, e gitlab.Engine, job gitlab.JobContainer) {
 	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() {
-		if err := e.Cleanup(context.Background(), job, false); err != nil {
+		if err := e.Cleanup(context.Background(), job, gitlab.OutcomeAbandoned); err != nil {
 			t.Errorf("cleanup %s: %v", job.Name, err)
 		}
 	})
@@ -150,14 +150,14 @@ func testCancel(t *testing.T, e gitlab.Engine, job gitlab.JobContainer) {
 // an Exec after it is an error, not an exit status.
 func testCleanup(t *testing.T, e gitlab.Engine, job gitlab.JobContainer) {
 	ctx := context.Background()
-	if err := e.Cleanup(ctx, job, false); err != nil {
+	if err := e.Cleanup(ctx, job, gitlab.OutcomeAbandoned); err != nil {
 		t.Errorf("cleanup of a job never prepared: %v", err)
 	}
 	if err := e.Prepare(ctx, job); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := e.Cleanup(ctx, job, true); err != nil {
+		if err := e.Cleanup(ctx, job, gitlab.OutcomePassed); err != nil {
 			t.Errorf("cleanup %d: %v", i+1, err)
 		}
 	}

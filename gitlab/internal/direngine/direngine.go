@@ -107,7 +107,7 @@ func (e *Engine) Exec(ctx context.Context, name string, x gitlab.Exec) (int, err
 	return 0, nil
 }
 
-func (e *Engine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool) error {
+func (e *Engine) Cleanup(_ context.Context, job gitlab.JobContainer, outcome gitlab.Outcome) error {
 	names := []string{job.Name}
 	for _, s := range job.Services {
 		names = append(names, s.Container)
@@ -137,6 +137,6 @@ func (e *Engine) Cleanup(_ context.Context, job gitlab.JobContainer, commit bool
 		return err
 	}
 	defer f.Close()
-	_, err = fmt.Fprintf(f, "%s commit=%v\n", job.Name, commit)
+	_, err = fmt.Fprintf(f, "%s outcome=%s\n", job.Name, outcome)
 	return err
 }
