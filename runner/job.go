@@ -266,6 +266,7 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 	defer stopOnDone()
 	t := time.Now()
 	r.runLines(ctx, runCtx, job, inst, logw, io.MultiWriter(logw, pw), res)
+	r.noteFullPool(ctx, inst, res)
 	if runCtx.Err() != nil {
 		// The stop above runs (or will): wait for it, so that nothing
 		// (a remote's delete) races a stop still under way.

@@ -222,8 +222,17 @@ func (p *pool) discard(ctx context.Context, dir string, m *meta) error {
 	return nil
 }
 
-// CreateGolden implements Driver.
-func (p *pool) CreateGolden(ctx context.Context, id string, src Source, opts GoldenOptions) (_ Volume, err error) {
+// CreateGolden implements Driver; on a full pool it waits for space being
+// freed and tries again, else fails with a *FullError (space.go).
+func (p *pool) CreateGolden(ctx context.Context, id string, src Source, opts GoldenOptions) (v Volume, err error) {
+	err = p.withSpace(ctx, func() (err error) {
+		v, err = p.createGolden(ctx, id, src, opts)
+		return err
+	})
+	return v, err
+}
+
+func (p *pool) createGolden(ctx context.Context, id string, src Source, opts GoldenOptions) (_ Volume, err error) {
 	if err := p.check(id); err != nil {
 		return Volume{}, err
 	}
@@ -301,9 +310,19 @@ func (p *pool) commitLocked(tmp, id string) error {
 	return nil
 }
 
-// Clone implements Driver. It holds the pool lock throughout, so that a
-// concurrent Destroy of the golden volume cannot slip in between.
-func (p *pool) Clone(ctx context.Context, parent, id string) (_ Volume, err error) {
+// Clone implements Driver. Each try holds the pool lock throughout, so
+// that a concurrent Destroy of the golden volume cannot slip in between; on
+// a full pool it waits for space being freed (a destroy's) and tries again,
+// else fails with a *FullError (space.go).
+func (p *pool) Clone(ctx context.Context, parent, id string) (v Volume, err error) {
+	err = p.withSpace(ctx, func() (err error) {
+		v, err = p.clone(ctx, parent, id)
+		return err
+	})
+	return v, err
+}
+
+func (p *pool) clone(ctx context.Context, parent, id string) (_ Volume, err error) {
 	if err := p.check(id); err != nil {
 		return Volume{}, err
 	}
@@ -445,6 +464,7 @@ func (p *pool) Destroy(ctx context.Context, id string) error {
 	if err := p.discard(ctx, trash, m); err != nil {
 		return fmt.Errorf("destroy volume %q: %w", id, err)
 	}
+	p.afterDestroy(ctx)
 	return nil
 }
 

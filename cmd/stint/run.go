@@ -104,6 +104,9 @@ func printSummary(w io.Writer, results []runner.Result, shell string) {
 		case runner.OutcomePassed:
 		case runner.OutcomeFailed:
 			detail = fmt.Sprintf("line %d `%s`: %s", r.Line, r.Command, r.Status)
+			if r.Error != "" { // what stint found besides the status: a full pool, artifacts
+				detail += "; " + r.Error
+			}
 		case runner.OutcomeTimeout:
 			detail = fmt.Sprintf("line %d `%s`: %s", r.Line, r.Command, r.Error)
 		default:
