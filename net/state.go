@@ -69,6 +69,8 @@ func (s *store) path() string { return filepath.Join(s.dir, "state.json") }
 // A corrupt state is moved aside and rebuilt from the kernel here, and only
 // here: read comes here when it meets one.
 func (s *store) update(fn func(*State) error) error {
+	// 0755: the hosts and resolv.conf files are bind-mounted into
+	// unprivileged containers, whose root must be able to reach them.
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return fmt.Errorf("network state dir %s: %w", s.dir, err)
 	}
@@ -95,7 +97,9 @@ func (s *store) update(fn func(*State) error) error {
 // needs the exclusive lock to be rebuilt: read then goes through update.
 func (s *store) read() (*State, error) {
 	lk := flock.New(filepath.Join(s.dir, "lock"))
-	if _, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) {
+	// No directory, no state: nothing was attached through it (and update
+	// fails for what would need it), so a release has nothing to do.
+	if fi, err := os.Stat(s.dir); errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
 		return newState(), nil
 	}
 	if err := lk.RLock(); err != nil {

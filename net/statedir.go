@@ -47,15 +47,13 @@ func Open(root string) (*Manager, error) {
 }
 
 // OpenDir returns a Manager keeping its state (state.json, its lock, and
-// per bridge the hosts and resolv.conf files) in dir.
+// per bridge the hosts and resolv.conf files) in dir. It touches nothing:
+// the host-wide state is made and read by what needs it (a bridge's attach,
+// a lease's release, gc), so an unusable one fails those only, never a
+// container without a network.
 func OpenDir(dir string) (*Manager, error) {
 	dir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("open network state %s: %w", dir, err)
-	}
-	// 0755: the hosts and resolv.conf files are bind-mounted into
-	// unprivileged containers, whose root must be able to reach them.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("open network state %s: %w", dir, err)
 	}
 	return &Manager{dir: dir, st: store{dir: dir}}, nil
