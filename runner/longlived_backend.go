@@ -132,9 +132,11 @@ func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed,
 		}
 		c, specErr := b.readSpec(r.Name)
 		switch {
-		case st == container.StateAbsent || specErr != nil || r.Phase == state.PhaseCreating:
-			// Gone, half made (a crash mid-create), or unstartable without
-			// its stored spec: all mean "make it again".
+		case st == container.StateAbsent || specErr != nil || r.Phase == state.PhaseCreating,
+			st == container.StateStopped && b.rootfsLost(ctx, r.Volume) != nil:
+			// Gone, half made (a crash mid-create), unstartable without
+			// its stored spec, or its root emptied by hand: all mean "make
+			// it again".
 			o.Status = reconcile.StatusMissing
 		case st == container.StateStopped:
 			o.Status = reconcile.StatusStopped
