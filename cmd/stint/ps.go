@@ -56,14 +56,20 @@ func (PsCmd) Run(g *Globals) error {
 	return tw.Flush()
 }
 
-// age is how long ago created was, to the second; "-" when unknown (a
-// corrupt record has no creation time: not 2562047h47m16s).
+// age is how long ago created was, to the second; "-" when unknown: a
+// corrupt record has no creation time (not 2562047h47m16s), a garbled one
+// one before stint or in the future (a clock a little behind the record's
+// writer is 0s).
 func age(created, now time.Time) string {
-	if created.IsZero() {
+	d := now.Sub(created)
+	if created.Before(ageEpoch) || d < -time.Minute {
 		return "-"
 	}
-	return now.Sub(created).Round(time.Second).String()
+	return max(d, 0).Round(time.Second).String()
 }
+
+// ageEpoch is before any record stint wrote.
+var ageEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // dash stands in for an empty column, so columns stay readable.
 func dash(s string) string {
