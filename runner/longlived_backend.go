@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/google/renameio/v2"
 
@@ -257,16 +256,10 @@ func (b *LongLived) define(ctx context.Context, req Request, rootfs string, leas
 // claim takes the record of a container this set owns.
 func (b *LongLived) claim(set, name string) (*state.Handle, error) {
 	rtName := reconcile.RuntimeName(set, name)
+	// Busy means a live process holds it (no retry): releases unlock the
+	// descriptor's copies in forked children too, and gc's probes leave
+	// long-lived containers' records alone (runner/state).
 	h, err := b.Runner.State.Claim(rtName)
-	// A lock is also held for an instant by what only looks: a gc probing
-	// it (state.Store.Orphans, Sweep), or a process forked by this one
-	// (helpers, other containers' starts) until it execs. Create then
-	// Start of the same container met that in apply now and then; a
-	// process that really holds the record holds it far longer.
-	for i := 0; errors.Is(err, state.ErrBusy) && i < 20; i++ {
-		time.Sleep(25 * time.Millisecond)
-		h, err = b.Runner.State.Claim(rtName)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: %w", rtName, err)
 	}

@@ -53,6 +53,19 @@ func (s *Store) lock(name string, create bool) (*os.File, error) {
 	}
 }
 
+// unlock releases a lock lock took, then closes its file. Closing alone
+// would leave the lock held by every copy of the descriptor: a process
+// this one forked keeps one until it execs (os/exec, liblxc), and the
+// record would look held by a live process to the next Claim meanwhile.
+// LOCK_UN releases it on the open file description, copies included.
+func unlock(f *os.File) error {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // write replaces r's record file through a temp file and a rename. Only the
 // lock holder writes, so the temp name can be fixed (and Sweep can find it).
 // durable adds fsync of the file before the rename and of the directory after

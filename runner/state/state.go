@@ -144,10 +144,10 @@ func (s *Store) Create(r *Record) (*Handle, error) {
 		return nil, fmt.Errorf("create state record %q: %w", r.Name, err)
 	}
 	if _, err := os.Lstat(s.recordPath(r.Name)); err == nil {
-		lk.Close()
+		_ = unlock(lk)
 		return nil, fmt.Errorf("create state record %q: %w", r.Name, ErrExists)
 	} else if !errors.Is(err, os.ErrNotExist) {
-		lk.Close()
+		_ = unlock(lk)
 		return nil, fmt.Errorf("create state record %q: %w", r.Name, err)
 	}
 	if r.Created.IsZero() {
@@ -159,7 +159,7 @@ func (s *Store) Create(r *Record) (*Handle, error) {
 	rec := r.clone()
 	if err := s.write(rec, true); err != nil {
 		os.Remove(s.lockPath(r.Name)) // still held: nobody else can be using it
-		lk.Close()
+		_ = unlock(lk)
 		return nil, fmt.Errorf("create state record %q: %w", r.Name, err)
 	}
 	return &Handle{s: s, lock: lk, rec: rec}, nil
@@ -241,13 +241,13 @@ func (s *Store) Claim(name string) (*Handle, error) {
 	// The owner may have deleted the record between our check and the lock.
 	r, err := s.Get(name)
 	if err != nil {
-		lk.Close()
+		_ = unlock(lk)
 		return nil, fmt.Errorf("claim state record %q: %w", name, err)
 	}
 	h := &Handle{s: s, lock: lk, rec: r}
 	if r.Phase != PhaseCorrupt {
 		if err := h.Update(func(r *Record) { r.Owner = os.Getpid() }); err != nil {
-			lk.Close()
+			_ = unlock(lk)
 			return nil, fmt.Errorf("claim state record %q: %w", name, err)
 		}
 	}
@@ -291,7 +291,7 @@ func (s *Store) lockFree(name string) (bool, error) {
 	case err != nil:
 		return false, fmt.Errorf("probe lock of state record %q: %w", name, err)
 	}
-	lk.Close()
+	_ = unlock(lk)
 	return true, nil
 }
 
@@ -316,6 +316,11 @@ func (s *Store) Sweep() error {
 		if validName(n) != nil {
 			continue
 		}
+		// A record without a temp file leaves nothing to sweep: don't
+		// probe its lock, which a Claim beside us would find busy.
+		if s.hasRecordOnly(n) {
+			continue
+		}
 		lk, err := s.lock(n, true)
 		if errors.Is(err, ErrBusy) {
 			continue
@@ -336,12 +341,21 @@ func (s *Store) Sweep() error {
 				errs = append(errs, err)
 			}
 		}
-		lk.Close()
+		_ = unlock(lk)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sweep state directory %s: %w", s.dir, err)
 	}
 	return nil
+}
+
+// hasRecordOnly reports whether name has a record and no temporary file.
+func (s *Store) hasRecordOnly(name string) bool {
+	if _, err := os.Lstat(s.recordPath(name)); err != nil {
+		return false
+	}
+	_, err := os.Lstat(s.tempPath(name))
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // Handle is the held lock on one record. Its methods are safe for concurrent
@@ -400,7 +414,7 @@ func (h *Handle) Delete() error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, h.lock.Close())
+	errs = append(errs, unlock(h.lock))
 	h.lock = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("delete state record %q: %w", h.rec.Name, err)
@@ -424,7 +438,7 @@ func (h *Handle) Release() error {
 			h.rec = next
 		}
 	}
-	err = errors.Join(err, h.lock.Close())
+	err = errors.Join(err, unlock(h.lock))
 	h.lock = nil
 	if err != nil {
 		return fmt.Errorf("release state record %q: %w", h.rec.Name, err)
