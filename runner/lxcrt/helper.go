@@ -9,6 +9,7 @@ import (
 	"time"
 
 	lxc "github.com/lxc/go-lxc"
+	"golang.org/x/sys/unix"
 )
 
 // liblxc forks inside the calling process, and a go-lxc handle serialises
@@ -154,9 +155,20 @@ func attach(lxcpath, name string, req attachRequest) (int, error) {
 	opts.UID, opts.GID, opts.Groups = req.UID, req.GID, req.Groups
 	opts.Cwd = req.Cwd
 	opts.StdinFd, opts.StdoutFd, opts.StderrFd = 0, 1, 2
+	// On a cgroup2 hierarchy liblxc's attach makes an empty ".lxc" leaf in
+	// the container's cgroup, then moves the process into it. A removal of
+	// empty cgroups in between (gc, for stray names of any stint root: see
+	// startlock.go) fails the move, and liblxc 5.0 then _exit(1)s this
+	// process without a word (userns_exec_minimal). Hold the start lock
+	// shared until the process is in: removals wait, attaches don't.
+	unlock, err := hostLock(unix.LOCK_SH)
+	if err != nil {
+		return -1, fmt.Errorf("exec in container %s: %w", name, err)
+	}
 	// RunCommandStatus would decode the status to WEXITSTATUS and report a
 	// signal as exit 0; wait for the attached process ourselves instead.
 	pid, err := c.RunCommandNoWait(req.Argv, opts)
+	unlock()
 	if err != nil {
 		return -1, fmt.Errorf("exec in container %s: %w", name, err)
 	}

@@ -273,7 +273,7 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOpti
 		return container.ExitStatus{}, fmt.Errorf("exec in container %s: %w", name, ctx.Err())
 	}
 	if derr := <-decoded; derr != nil {
-		return container.ExitStatus{}, fmt.Errorf("exec in container %s: attach helper failed: %v (no result: %v)", name, werr, derr)
+		return container.ExitStatus{}, fmt.Errorf("exec in container %s: attach helper failed: %v (no result: %v)%s", name, werr, derr, r.logErrors(name))
 	}
 	if res.Error != "" {
 		// The attacher found no running container: say so in the

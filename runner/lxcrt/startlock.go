@@ -38,6 +38,7 @@ func hostLock(how int) (func(), error) {
 		f.Close()
 		return nil, fmt.Errorf("start lock %s: %w", startLockPath, err)
 	}
-	// Closing the file releases the lock.
-	return func() { f.Close() }, nil
+	// Unlock, not only close: a process liblxc forked meanwhile (attach's,
+	// start's) holds a copy of the descriptor until it execs or exits.
+	return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
