@@ -112,6 +112,10 @@ rss() { /usr/bin/time -f "%M" "$@" 2>&1 >/dev/null | tail -n 1; }
 echo "- stint run: $(rss "$STINT" --root "$SB" $run) KiB"
 echo "- stint run -j 4, 40 jobs: $(rss "$STINT" --root "$SB" run -j 4 --artifacts "$B/artifacts" bench/forty.toml) KiB"
 echo
+echo "## stint validate of hostile specs (issue 18: exit 2, under 1 s and 100 MB each)"
+echo
+bash bench/validate.sh "$STINT" || echo "- a spec missed a bar (marked above)"
+echo
 echo "## clone cost, 1 MiB vs 1 GiB golden volume (storage's Go benchmark, clone + destroy; 3 runs of 50: compare the runs, the 1 GiB golden was just written and its writeback competes)"
 echo
 go test -run '^$' -bench 'Clone/(btrfs|overlay)/' -benchtime 50x -count 3 ./storage/ 2>&1 | grep -E '^Benchmark' || echo "(storage benchmarks failed)"
