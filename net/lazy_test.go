@@ -16,7 +16,7 @@ import (
 // needs the state, never a container without a network (modes none, host).
 func TestOpenTouchesNothing(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "net")
-	m, err := OpenDir(dir)
+	_, err := OpenDir(dir)
 	require.NoError(t, err)
 	_, err = os.Stat(dir)
 	assert.ErrorIs(t, err, os.ErrNotExist, "OpenDir made the state directory")
@@ -24,7 +24,7 @@ func TestOpenTouchesNothing(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
 	t.Setenv(StateDirEnv, file)
-	m, err = Open(t.TempDir())
+	m, err := Open(t.TempDir())
 	require.NoError(t, err, "open with the state dir a file")
 	ctx := context.Background()
 	for _, mode := range []string{ModeNone, ModeHost} {
