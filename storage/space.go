@@ -45,9 +45,10 @@ func (s Space) Full() bool {
 	return s.Free < limit
 }
 
-// low reports whether less than a quarter of the space is free: a destroy
-// then waits for what it freed to come back.
-func (s Space) low() bool { return s.Free < s.Size/4 }
+// low reports whether less than a tenth of the space is free: a destroy
+// then waits for what it freed to come back (a commit of the whole
+// filesystem: not worth it on a pool with room to spare).
+func (s Space) low() bool { return s.Free < s.Size/10 }
 
 func (s Space) String() string {
 	return fmt.Sprintf("%s free of %s", humanize.IBytes(s.Free), humanize.IBytes(s.Size))
