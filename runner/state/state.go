@@ -316,9 +316,10 @@ func (s *Store) Sweep() error {
 		if validName(n) != nil {
 			continue
 		}
-		// A record without a temp file leaves nothing to sweep: don't
-		// probe its lock, which a Claim beside us would find busy.
-		if s.hasRecordOnly(n) {
+		// A live record leaves nothing to sweep but a temp file a crashed
+		// write left: don't probe its lock otherwise (a Claim beside us
+		// would find it busy), nor for a temp file a writer may still own.
+		if s.liveRecord(n) {
 			continue
 		}
 		lk, err := s.lock(n, true)
@@ -349,13 +350,18 @@ func (s *Store) Sweep() error {
 	return nil
 }
 
-// hasRecordOnly reports whether name has a record and no temporary file.
-func (s *Store) hasRecordOnly(name string) bool {
+// staleTemp is how old a record's temp file must be to be a crash's: a
+// writer renames its own away at once.
+const staleTemp = time.Minute
+
+// liveRecord reports whether name has a record and no temp file a crashed
+// write left (none, or one younger than staleTemp).
+func (s *Store) liveRecord(name string) bool {
 	if _, err := os.Lstat(s.recordPath(name)); err != nil {
 		return false
 	}
-	_, err := os.Lstat(s.tempPath(name))
-	return errors.Is(err, os.ErrNotExist)
+	fi, err := os.Lstat(s.tempPath(name))
+	return err != nil || time.Since(fi.ModTime()) < staleTemp
 }
 
 // Handle is the held lock on one record. Its methods are safe for concurrent

@@ -226,6 +226,12 @@ func TestSweep(t *testing.T) {
 	for _, n := range []string{"gone.lock", ".gone2.json.tmp", ".kept.json.tmp"} {
 		require.NoError(t, os.WriteFile(filepath.Join(s.Dir(), n), []byte("x"), 0o600))
 	}
+	// A live record's temp file is a crash's only once it is old (a writer
+	// renames its own at once); a fresh one is left to the next sweep.
+	require.NoError(t, s.Sweep())
+	assert.Equal(t, []string{".kept.json.tmp", "held.json", "held.lock", "kept.json", "kept.lock"}, dirNames(t, s))
+	old := time.Now().Add(-2 * staleTemp)
+	require.NoError(t, os.Chtimes(filepath.Join(s.Dir(), ".kept.json.tmp"), old, old))
 	require.NoError(t, s.Sweep())
 	assert.Equal(t, []string{"held.json", "held.lock", "kept.json", "kept.lock"}, dirNames(t, s))
 }
