@@ -73,8 +73,8 @@ func TestJobOutcome(t *testing.T) {
 		code  int
 	}
 	cases := []struct {
-		name   string
-		steps  []step
+		name    string
+		steps   []step
 		outcome Outcome
 	}{
 		{"passes", []step{{StagePrepare, 0}, {StageGetSources, 0}, {StageBuild, 0}, {StageAfterScript, 0},

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/stintdev/stint/runner/state"
@@ -15,10 +16,13 @@ import (
 // does (docs/storage.md). Its record is held meanwhile. A spec file's
 // container can't name a policy (spec refuses it), so its caches commit
 // on_success here; destroying the container without calling this commits
-// nothing.
+// nothing. A container that is not there (a prepare that failed before
+// making it) has nothing to commit: no error.
 func (b *LongLived) CommitCaches(ctx context.Context, set, name string, passed bool) error {
 	h, err := b.claim(set, name)
-	if err != nil {
+	if errors.Is(err, state.ErrNotFound) {
+		return nil
+	} else if err != nil {
 		return err
 	}
 	defer h.Release()

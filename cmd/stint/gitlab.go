@@ -17,7 +17,6 @@ import (
 	"github.com/stintdev/stint/runner"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/reconcile"
-	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -194,10 +193,8 @@ func (e *hostEngine) Cleanup(ctx context.Context, job gitlab.JobContainer, outco
 	}
 	var errs []error
 	if len(job.Caches) > 0 && outcome != gitlab.OutcomeAbandoned {
-		// A prepare that failed before the container was made left nothing
-		// to commit.
 		err := ll.CommitCaches(ctx, gitlabSet, job.Name, outcome == gitlab.OutcomePassed)
-		if err != nil && !errors.Is(err, state.ErrNotFound) {
+		if err != nil {
 			errs = append(errs, fmt.Errorf("commit caches of job %s: %w", job.Name, err))
 		}
 	}
