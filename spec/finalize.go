@@ -322,6 +322,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 		if m.shell != nil {
 			j.Shell, _ = r.sub(*m.shell)
 		}
+		j.Target = r.target(m.target)
 		switch {
 		case m.runAt == nil && !m.written["run"]:
 			lo.ps.addf(at{File: l.At.File, Line: l.At.Line, Col: l.At.Col, Path: base + ".run"}, `set run = ["COMMAND", ...]`, "job has nothing to run")
@@ -401,5 +402,6 @@ func (lo *loader) container(l *layer) Container {
 		lo.ps.addf(m.ports[0].At, `set network = "bridge"`, "ports need network mode \"bridge\", not %q", c.Network.Mode)
 	}
 	lo.devKeys(&c, m, r)
+	c.Target = r.target(m.target)
 	return c
 }

@@ -15,8 +15,8 @@ import (
 // spellings of "mount" and "artifact" (the JSON form uses the plural).
 var (
 	profileKeys   = []string{"env", "limits", "network", "raw", "mount", "mounts", "artifact", "artifacts", "workdir", "user", "timeout", "privileged", "keep_on_failure", "shell", "host_user"}
-	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user", "services"}
-	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged", "workdir", "user", "host_user", "home", "ssh_agent"}
+	jobKeys       = []string{"image", "profiles", "env", "workdir", "user", "timeout", "run", "mount", "mounts", "artifact", "artifacts", "matrix", "network", "limits", "raw", "privileged", "keep_on_failure", "shell", "host_user", "services", "target"}
+	containerKeys = []string{"image", "profiles", "command", "state", "env", "mount", "mounts", "network", "ports", "limits", "raw", "privileged", "workdir", "user", "host_user", "home", "ssh_agent", "target"}
 	mountKeys     = []string{"type", "source", "name", "target", "readonly", "size", "commit"}
 	artifactKeys  = []string{"path", "dest", "when"}
 	networkKeys   = []string{"mode", "bridge", "ipv4"}
@@ -64,6 +64,7 @@ type layer struct {
 	home          *sv
 	sshAgent      *val[bool]
 	services      []sv // a job's services (spec/service.go)
+	target        *sv  // cluster member (spec/target.go)
 }
 
 type mountv struct {
@@ -197,6 +198,8 @@ func (d *decoder) decodeLayer(kind, name string, v any, path string) *layer {
 			d.devKey(l, k, v, p)
 		case "services":
 			d.decodeServiceList(l, v, p)
+		case "target":
+			l.target = d.target(v, p)
 		}
 	})
 	return l

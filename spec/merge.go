@@ -43,6 +43,7 @@ func merge(ls []*layer) *layer {
 		setIf(&out.hostUser, l.hostUser)
 		setIf(&out.home, l.home)
 		setIf(&out.sshAgent, l.sshAgent)
+		setIf(&out.target, l.target)
 		setIf(&out.limits.memory, l.limits.memory)
 		setIf(&out.limits.cpus, l.limits.cpus)
 		setIf(&out.limits.pids, l.limits.pids)

@@ -180,7 +180,10 @@ type Job struct {
 	HostUser bool `json:"host_user,omitempty"`
 	// Services start beside the job on a network of its own (spec/service.go).
 	Services []Service `json:"services,omitempty"`
-	Pos      Pos       `json:"pos"`
+	// Target is the cluster member a remote runs it on ("": the
+	// cluster's scheduler places it); it needs --remote (spec/target.go).
+	Target string `json:"target,omitempty"`
+	Pos    Pos    `json:"pos"`
 }
 
 // Port is one published port ("8080:80/tcp", "127.0.0.1:8080:80/udp").
@@ -226,7 +229,9 @@ type Container struct {
 	// Hostname, when set, is the container's host name (and its name on
 	// its bridge) instead of Name: a GitLab service's alias. Not a spec key.
 	Hostname string `json:"hostname,omitempty"`
-	Pos      Pos    `json:"pos"`
+	// Target is the cluster member a remote runs it on, as for jobs.
+	Target string `json:"target,omitempty"`
+	Pos    Pos    `json:"pos"`
 }
 
 // Home values of a container.
