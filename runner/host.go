@@ -412,6 +412,9 @@ func (h *Host) Ps(ctx context.Context) ([]Entry, error) {
 	}
 	out := make([]Entry, 0, len(recs))
 	for _, r := range recs {
+		if r.Remote != h.opts.Remote {
+			continue // another runtime's: ps with its --remote shows it
+		}
 		s, err := rt.State(ctx, r.Name)
 		if err != nil {
 			s = "unknown"
@@ -421,6 +424,9 @@ func (h *Host) Ps(ctx context.Context) ([]Entry, error) {
 			r.Phase = state.PhaseStopped
 		}
 		out = append(out, Entry{Record: r, State: s})
+	}
+	if h.opts.Remote != "" {
+		return h.remoteEntries(ctx, rt, out) // remote.go
 	}
 	return out, nil
 }
@@ -461,10 +467,8 @@ func (h *Host) ConsoleLog(name string) (string, error) {
 // without, it only observes (plan: state records, the runtime, stored
 // specs; no storage pool, no image is built).
 func (h *Host) Containers(ctx context.Context, set *spec.Set) (*LongLived, error) {
-	if h.opts.Remote != "" && h.opts.Containers {
-		// The long-lived backend clones local storage: not wired for a
-		// remote yet.
-		return nil, fmt.Errorf("remote %s: long-lived containers: %w", h.opts.Remote, container.ErrUnsupported)
+	if h.opts.Remote != "" {
+		return h.remoteContainers(ctx, set) // longlived_remote.go
 	}
 	var r *Runner
 	if h.opts.Containers {

@@ -40,6 +40,8 @@ type LongLived struct {
 
 	mu  sync.Mutex
 	set *spec.Set
+	// remote, when set, carries every Backend method (longlived_remote.go).
+	remote *remoteLongLived
 }
 
 var (
@@ -107,6 +109,9 @@ func (b *LongLived) Records() ([]state.Record, error) {
 
 // List implements Backend.
 func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed, error) {
+	if b.remote != nil {
+		return b.remote.list(ctx, set, b.currentSet())
+	}
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
@@ -154,6 +159,9 @@ func (b *LongLived) List(ctx context.Context, set string) ([]reconcile.Observed,
 // Create implements Backend: journal first, then clone and define the
 // container, stopped. Any failure undoes what was done.
 func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, hash string) (err error) {
+	if b.remote != nil {
+		return b.remoteCreate(ctx, set, c, hash)
+	}
 	b.mu.Lock()
 	specSet := b.set
 	b.mu.Unlock()
@@ -274,6 +282,9 @@ func (b *LongLived) claim(set, name string) (*state.Handle, error) {
 // spec first (it carries env and limits changed in place since), and the
 // volume is mounted again if a reboot unmounted it.
 func (b *LongLived) Start(ctx context.Context, set, name string) error {
+	if b.remote != nil {
+		return b.remote.start(ctx, set, name)
+	}
 	h, err := b.claim(set, name)
 	if err != nil {
 		return err
@@ -334,6 +345,9 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 
 // Stop implements Backend.
 func (b *LongLived) Stop(ctx context.Context, set, name string) error {
+	if b.remote != nil {
+		return b.remote.stop(ctx, set, name)
+	}
 	h, err := b.claim(set, name)
 	if err != nil {
 		return err
@@ -348,7 +362,10 @@ func (b *LongLived) Stop(ctx context.Context, set, name string) error {
 // Update implements Backend: the stored spec and hash change now; the
 // runtime sees env and limits at the container's next start (Start
 // rewrites the definition), a running one keeps its current values.
-func (b *LongLived) Update(_ context.Context, set string, c spec.Container, hash string) error {
+func (b *LongLived) Update(ctx context.Context, set string, c spec.Container, hash string) error {
+	if b.remote != nil {
+		return b.remote.update(ctx, set, c, hash)
+	}
 	h, err := b.claim(set, c.Name)
 	if err != nil {
 		return err
@@ -363,6 +380,9 @@ func (b *LongLived) Update(_ context.Context, set string, c spec.Container, hash
 // Destroy implements Backend: the container, its volume, its stored spec,
 // its console log, then its record. A container with no record is gone.
 func (b *LongLived) Destroy(ctx context.Context, set, name string) error {
+	if b.remote != nil {
+		return b.remote.destroy(ctx, set, name)
+	}
 	h, err := b.claim(set, name)
 	if errors.Is(err, state.ErrNotFound) {
 		return nil

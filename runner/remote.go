@@ -134,7 +134,7 @@ func (r *Runner) createRemote(ctx context.Context, req Request, cfg container.Co
 	if req.Set != "" {
 		tags["set"] = req.Set
 	}
-	return lrt.CreateWith(ctx, req.Container, cfg, lxdrt.CreateOptions{Tags: tags, Persistent: req.Kind == state.KindContainer})
+	return lrt.CreateWith(ctx, req.Container, cfg, lxdrt.CreateOptions{Tags: tags, Target: req.Target, Persistent: req.Kind == state.KindContainer})
 }
 
 // imageRef is the runtime's reference to img: its fingerprint, and its
@@ -236,6 +236,9 @@ func (r *Runner) gcRemote(ctx context.Context, opts GCOptions) (GCResult, error)
 	}
 	if lrt, ok := r.Runtime.(*lxdrt.Runtime); ok {
 		gone, err := lrt.GC(ctx, func(i lxdrt.Instance) bool {
+			if i.Tags[tagKind] == "container" {
+				return true // long-lived: its set's, until down
+			}
 			if _, err := r.State.Get(i.Name); !errors.Is(err, state.ErrNotFound) {
 				return true // a record names it: its owner's, or the next gc's
 			}
@@ -250,4 +253,18 @@ func (r *Runner) gcRemote(ctx context.Context, opts GCOptions) (GCResult, error)
 		res.Errors = append(res.Errors, err.Error())
 	}
 	return res, nil
+}
+
+// remoteEntries adds the remote's long-lived instances (which have no
+// record here: the remote is their truth) to ps's entries.
+func (h *Host) remoteEntries(ctx context.Context, rt container.Runtime, out []Entry) ([]Entry, error) {
+	lrt, ok := rt.(*lxdrt.Runtime)
+	if !ok {
+		return out, nil
+	}
+	more, err := (&remoteLongLived{r: &Runner{Remote: h.opts.Remote}, rt: lrt}).entries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, more...), nil
 }

@@ -53,6 +53,9 @@ type Request struct {
 	HostUser bool
 	// Dev is what the host user brings (devbox.go); nil without one.
 	Dev *devbox
+	// Target is the cluster member a remote runtime places it on ("":
+	// the cluster's choice; local LXC has none, see remote.go).
+	Target string
 }
 
 // jobRequest is the Request of job: a fresh container name, stint's init.
@@ -62,6 +65,7 @@ func jobRequest(job spec.Job, kind string) Request {
 		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: job.User, Workdir: job.Workdir,
 		Limits:  container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
 		Network: job.Network, Raw: job.Raw, Render: true, Start: true, HostUser: job.HostUser,
+		Target: job.Target,
 	}
 }
 
@@ -73,6 +77,7 @@ func containerRequest(set string, c spec.Container, rtName, consoleLog string) R
 		Privileged: c.Privileged, Mounts: c.Mounts, Hostname: cmp.Or(c.Hostname, c.Name), Ports: c.Ports,
 		Limits:  container.Limits{Memory: c.Limits.Memory, CPUs: c.Limits.CPUs, Pids: c.Limits.Pids},
 		Network: c.Network, Raw: maps.Clone(c.Raw), Init: containerInit(c, consoleLog),
+		Target: c.Target,
 	}
 }
 

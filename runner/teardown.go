@@ -130,7 +130,8 @@ type GCResult struct {
 // clone. Records a live stint process holds are never touched; neither is a
 // container without a record.
 func (r *Runner) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
-	res, err := r.gcRecords(ctx, opts, nil)
+	// A remote's records are gc'd with its --remote (gcRemote).
+	res, err := r.gcRecords(ctx, opts, func(rec state.Record) bool { return rec.Remote != "" })
 	if err != nil {
 		return res, err
 	}

@@ -26,6 +26,9 @@ func (c *PlanCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRuntimeKeys(g, nil, set.Containers); err != nil {
+		return err
+	}
 	// Only what listing needs (state records, the runtime, stored specs):
 	// a plan builds no image and opens no storage pool. With the set, so
 	// the plan, too, refuses a set applied from another directory.
@@ -90,6 +93,9 @@ func loadSet(paths []string) (*spec.Set, error) {
 func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, *reconcileEnv, error) {
 	set, err := loadSet(paths)
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRuntimeKeys(g, nil, set.Containers); err != nil {
 		return nil, nil, err
 	}
 	e, err := openContainers(ctx, g, set)

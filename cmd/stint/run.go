@@ -50,6 +50,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	if len(jobs) == 0 {
 		return withCode(ExitUsage, fmt.Errorf("stint run: the specs define no job"))
 	}
+	if err := checkRuntimeKeys(g, jobs, nil); err != nil {
+		return err
+	}
 
 	ctx, abort, stop := signalCancel(g.Stderr, terminating...)
 	defer stop()

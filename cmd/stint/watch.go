@@ -29,6 +29,9 @@ func (c *WatchCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if err := checkRuntimeKeys(g, nil, set.Containers); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	e, err := openContainers(ctx, g, set)

@@ -232,11 +232,12 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 // bindScript extracts the i-th bind's tarball (entries rooted at /) for
 // each target, then bind-mounts the target onto itself read-only (the
 // container's root may, in its own mount namespace), and removes the
-// tarballs.
+// tarballs. A persistent instance started again has its binds extracted
+// already (the tarballs are gone): they are only made read-only again.
 const bindScript = `i=0
 for t do
   i=$((i+1))
-  tar -xf "` + bindsDir + `/$i.tar" -C / && mount --bind "$t" "$t" && mount -o remount,bind,ro "$t" || exit 1
+  { [ ! -f "` + bindsDir + `/$i.tar" ] || tar -xf "` + bindsDir + `/$i.tar" -C /; } && mount --bind "$t" "$t" && mount -o remount,bind,ro "$t" || exit 1
 done
 rm -rf "` + bindsDir + `"`
 

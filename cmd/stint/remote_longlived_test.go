@@ -1,0 +1,145 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/stintdev/stint/internal/lxdenv"
+)
+
+// remoteSet is a spec set of two long-lived containers for a remote: one
+// running its command with env, limits and a read-only bind, one booting
+// the busybox image's init, kept stopped.
+const remoteSet = `
+[container.web]
+image = "busybox"
+command = ["sleep", "3600"]
+env = { GREETING = "%s" }
+limits = { memory = "256MiB" }
+
+[[container.web.mount]]
+source = "conf"
+target = "/conf"
+readonly = true
+
+[container.box]
+image = "busybox"
+state = "stopped"
+`
+
+// instanceOf is the remote instance whose name starts with prefix ("" if
+// none).
+func instanceOf(t *testing.T, d *lxdenv.Daemon, prefix string) string {
+	t.Helper()
+	for _, n := range lxcList(t, d) {
+		if strings.HasPrefix(n, prefix) {
+			return n
+		}
+	}
+	return ""
+}
+
+// TestRemoteLongLived: plan, apply, watch and down with --remote on a
+// private LXD, through the binary. The containers become persistent
+// instances tagged with the set; a second plan sees no change; ps with the
+// remote lists them and local ps does not; a container stopped by hand is
+// started again (its read-only bind made read-only again), an env change
+// is applied in place, a container deleted by hand is made again by watch;
+// down leaves no instance and nothing under --root.
+func TestRemoteLongLived(t *testing.T) {
+	f := newCLI(t)
+	d := lxdenv.StartDaemon(t)
+	out, code := f.run(t, "remote", "add", "l", "unix://"+d.Socket)
+	require.Equal(t, 0, code, out)
+	require.NoError(t, os.Mkdir(filepath.Join(f.dir, "conf"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "conf", "app.conf"), []byte("port 80\n"), 0o644))
+	p := filepath.Join(f.dir, "stint.toml")
+	writeSet := func(greeting string) {
+		body := "name = \"rl\"\n" + specHead + strings.Replace(remoteSet, "%s", greeting, 1)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	}
+	writeSet("hello")
+	rl := func(args ...string) (string, int) { return f.run(t, append([]string{"--remote", "l"}, args...)...) }
+
+	out, code = rl("plan", p)
+	assert.Equal(t, ExitChanges, code, out)
+	assert.Contains(t, out, "+   web (create)")
+	assert.Contains(t, out, "+   box (create)")
+	assert.Empty(t, lxcList(t, d), "plan changes nothing")
+
+	out, code = rl("apply", p)
+	require.Equal(t, 0, code, out)
+	web, box := instanceOf(t, d, "rl-web-"), instanceOf(t, d, "rl-box-")
+	require.NotEmpty(t, web, "%v", lxcList(t, d))
+	require.NotEmpty(t, box, "%v", lxcList(t, d))
+	assert.Equal(t, "RUNNING", strings.TrimSpace(d.MustLxc(t, "list", web, "-c", "s", "-f", "csv")))
+	assert.Equal(t, "STOPPED", strings.TrimSpace(d.MustLxc(t, "list", box, "-c", "s", "-f", "csv")))
+	assert.Contains(t, d.MustLxc(t, "config", "show", web), "ephemeral: false", "persistent")
+	assert.Equal(t, "rl", strings.TrimSpace(d.MustLxc(t, "config", "get", web, "user.stint.set")))
+	assert.Equal(t, "hello", strings.TrimSpace(d.MustLxc(t, "exec", web, "--", "sh", "-c", "echo $GREETING")))
+	assert.Equal(t, "port 80", strings.TrimSpace(d.MustLxc(t, "exec", web, "--", "cat", "/conf/app.conf")))
+
+	out, code = rl("plan", p)
+	assert.Equal(t, 0, code, "a second plan changes nothing: %s", out)
+	assert.Contains(t, out, "No changes")
+
+	out, code = rl("ps")
+	require.Equal(t, 0, code, out)
+	assert.Regexp(t, `(?m)^rl\.web\s+container\s+rl\s+web\s+running`, out)
+	assert.Regexp(t, `(?m)^rl\.box\s+container\s+rl\s+box\s+stopped`, out)
+	out, code = f.run(t, "ps")
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "rl.web", "local ps lists no remote container")
+
+	// Drift: stopped by hand, started again with its bind read-only.
+	d.MustLxc(t, "stop", "--force", web)
+	out, code = rl("plan", p)
+	assert.Equal(t, ExitChanges, code, out)
+	assert.Contains(t, out, ">   web (start)")
+	out, code = rl("apply", p)
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, "port 80", strings.TrimSpace(d.MustLxc(t, "exec", web, "--", "cat", "/conf/app.conf")))
+	_, err := d.Lxc(t.Context(), "exec", web, "--", "touch", "/conf/new")
+	assert.Error(t, err, "the bind is read-only after a restart")
+
+	// An env change is in place: the same instance, new env from the next start.
+	writeSet("again")
+	out, code = rl("plan", p)
+	assert.Equal(t, ExitChanges, code, out)
+	assert.Contains(t, out, "~   web (update)")
+	out, code = rl("apply", p)
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, web, instanceOf(t, d, "rl-web-"), "updated in place")
+	assert.Equal(t, "again", strings.TrimSpace(d.MustLxc(t, "config", "get", web, "environment.GREETING")))
+
+	// watch makes a container deleted by hand again, and leaves the
+	// containers running when it stops.
+	d.MustLxc(t, "delete", "--force", web)
+	c := f.startUntil(t, "ok  web", "--remote", "l", "watch", "--resync", "1s", p)
+	require.NoError(t, c.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, c.Wait())
+	require.NotEmpty(t, instanceOf(t, d, "rl-web-"))
+	assert.Equal(t, "RUNNING", strings.TrimSpace(d.MustLxc(t, "list", instanceOf(t, d, "rl-web-"), "-c", "s", "-f", "csv")))
+
+	out, code = rl("down", p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "ok  web deleted")
+	assert.Empty(t, lxcList(t, d), "no instance left on the remote")
+	assert.NotContains(t, d.MustLxc(t, "storage", "volume", "list", d.Pool, "-f", "csv"), "custom", "no volume left")
+	out, code = rl("plan", p)
+	assert.Equal(t, ExitChanges, code, out)
+	for _, sub := range []string{"state", "reconcile", "logs"} {
+		ents, _ := os.ReadDir(filepath.Join(f.root, sub))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		assert.Empty(t, names, "nothing of the set kept under --root/%s", sub)
+	}
+}
