@@ -56,6 +56,7 @@ type Host struct {
 	drv    storage.Driver
 	nm     *stintnet.Manager
 	runner *Runner
+	local  *Host // on a remote: the local engine recipes build on (remote.go)
 }
 
 // Open opens the stint root at root, making it (0755, searchable by
@@ -89,6 +90,10 @@ func (h *Host) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var errs []error
+	if h.local != nil {
+		errs = append(errs, h.local.Close())
+		h.local = nil
+	}
 	if h.drv != nil {
 		errs = append(errs, h.drv.Close())
 		h.drv = nil

@@ -94,6 +94,9 @@ type Runner struct {
 	// Remote names the lxd remote whose runtime this is ("" local): its
 	// records say so (runner/remote.go).
 	Remote string
+	// localBuilder, on a remote, opens the local engine recipe builds run
+	// on (remote.go); nil elsewhere.
+	localBuilder func(context.Context) (*Runner, error)
 
 	evMu  sync.Mutex
 	outMu sync.Mutex

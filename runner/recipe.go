@@ -158,9 +158,9 @@ func (f fixedImage) ResolveImage(context.Context, string) (Image, error) { retur
 // result with key; everything it made is torn down whatever happens.
 func (r *Runner) buildRecipe(ctx context.Context, store *images.Store, baseImg Image, base *images.Image, rec *images.Recipe, key string, aliases []string) (out *images.Image, err error) {
 	if container.CapabilitiesOf(r.Runtime).ImageRoot {
-		// A recipe writes into its build container's local root: build it
-		// locally (without --remote), then run it on the remote.
-		return nil, fmt.Errorf("image %s: recipe builds on a remote runtime: %w", rec.Name, container.ErrUnsupported)
+		// A recipe writes into its build container's local root: it is
+		// built here on local LXC, then uploaded like any image (remote.go).
+		return r.buildRecipeLocally(ctx, store, baseImg, base, rec, key, aliases)
 	}
 	// A runner of its own whose resolver returns the base resolved here:
 	// r.Images may be another resolver, or one holding this recipe's lock.

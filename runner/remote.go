@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/remote"
 	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/container"
@@ -65,6 +66,7 @@ func (h *Host) remoteEngine(ctx context.Context) (*Runner, error) {
 		Remote:  h.opts.Remote,
 	}
 	r.Images = &StoreImages{Store: imgs, Set: h.opts.Set, Recipes: r}
+	r.localBuilder = h.localEngine
 	h.mu.Lock()
 	h.runner = r
 	h.mu.Unlock()
@@ -267,4 +269,49 @@ func (h *Host) remoteEntries(ctx context.Context, rt container.Runtime, out []En
 		return nil, err
 	}
 	return append(out, more...), nil
+}
+
+// localEngine opens, once, the local engine of this root (storage pool, id
+// map, LXC) that recipe builds run on when jobs run on a remote: a recipe
+// writes into its build container's root, which must be on this host.
+// Only a recipe build opens it, so a remote run without one needs no local
+// containers at all.
+func (h *Host) localEngine(ctx context.Context) (*Runner, error) {
+	h.mu.Lock()
+	local := h.local
+	h.mu.Unlock()
+	if local == nil {
+		opts := h.opts
+		opts.Remote, opts.Containers = "", true
+		l, err := Open(ctx, h.layout.Root, opts)
+		if err != nil {
+			return nil, fmt.Errorf("local engine for recipe builds: %w", err)
+		}
+		h.mu.Lock()
+		if h.local == nil {
+			h.local = l
+		} else {
+			defer l.Close() // another build opened one meanwhile
+		}
+		local = h.local
+		h.mu.Unlock()
+	}
+	return local.engine(ctx)
+}
+
+// buildRecipeLocally builds rec on the local engine, with this runner's
+// output: the image lands in the store, and the remote job that needs it
+// uploads it by fingerprint like any other.
+func (r *Runner) buildRecipeLocally(ctx context.Context, store *images.Store, baseImg Image, base *images.Image, rec *images.Recipe, key string, aliases []string) (*images.Image, error) {
+	if r.localBuilder == nil {
+		return nil, fmt.Errorf("image %s: recipe builds on a remote runtime: %w", rec.Name, container.ErrUnsupported)
+	}
+	lr, err := r.localBuilder(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
+	}
+	lr.outMu.Lock()
+	lr.Output = r.Output
+	lr.outMu.Unlock()
+	return lr.buildRecipe(ctx, store, baseImg, base, rec, key, aliases)
 }
