@@ -95,7 +95,7 @@ const volumePrefix = "stint-cache-"
 
 // VolumeName is the custom volume behind the cache called name: shared
 // by every job naming that cache, on this remote.
-func VolumeName(name string) string { return InstanceName(volumePrefix + name) }
+func VolumeName(name string) string { return lxdName(volumePrefix + name) }
 
 // pool is the pool of cache volumes: Options.Pool, else the default
 // profile's root disk pool.

@@ -203,11 +203,44 @@ var lxdNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,62}$`)
 
 // InstanceName is the LXD instance name for a contract name: the name
 // itself when LXD accepts it, else a sanitised prefix and a hash of it
-// (stored in user.stint.name, so List gives the contract's names back).
+// (stored in user.stint.name, so List gives the contract's names back);
+// either way a leading "stint-" becomes "stintr-". LXC names an instance's
+// cgroups after it (lxc.payload.NAME), and a local stint's gc removes the
+// empty cgroups of "stint-" names it holds no record of: an instance of a
+// daemon on this host (a unix:// remote) named so lost its cgroups while
+// it started ("lxd forkstart ... exit status 1") whenever a local
+// `stint run` or `gc` swept at that moment.
 func InstanceName(name string) string {
+	n := lxdName(name)
+	if n == name && strings.HasPrefix(n, remotePrefix) {
+		n = hashedName(name) // never the same as a renamed "stint-" name
+	}
+	if rest, ok := strings.CutPrefix(n, localPrefix); ok {
+		if len(n) >= 63 {
+			rest = strings.TrimPrefix(hashedName(name), localPrefix)
+		}
+		n = remotePrefix + rest
+	}
+	return n
+}
+
+// The prefix of local job names, and what it becomes on a remote.
+const (
+	localPrefix  = "stint-"
+	remotePrefix = "stintr-"
+)
+
+// lxdName is name if LXD accepts it, else hashedName.
+func lxdName(name string) string {
 	if lxdNameRE.MatchString(name) && !strings.HasSuffix(name, "-") {
 		return name
 	}
+	return hashedName(name)
+}
+
+// hashedName is a sanitised prefix of name (at most 45 characters) and
+// 12 hex digits of its hash: a valid LXD name, distinct per name.
+func hashedName(name string) string {
 	var b strings.Builder
 	for _, c := range name {
 		switch {

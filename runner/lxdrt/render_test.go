@@ -2,6 +2,7 @@ package lxdrt
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -11,7 +12,13 @@ import (
 )
 
 func TestInstanceName(t *testing.T) {
-	assert.Equal(t, "stint-test-1", InstanceName("stint-test-1"))
+	assert.Equal(t, "ct-test-1", InstanceName("ct-test-1"))
+	// Never "stint-": a local stint's gc sweeps the cgroups of such names.
+	assert.Equal(t, "stintr-test-1", InstanceName("stint-test-1"))
+	assert.NotEqual(t, InstanceName("stint-test-1"), InstanceName("stintr-test-1"))
+	assert.Regexp(t, `^stintr-`, InstanceName("stint."+strings.Repeat("x", 60)))
+	assert.Regexp(t, `^stintr-x{56}$`, InstanceName("stint-"+strings.Repeat("x", 56)))
+	assert.Regexp(t, `^stintr-x{39}-[0-9a-f]{12}$`, InstanceName("stint-"+strings.Repeat("x", 57)))
 	for _, n := range []string{"test[go=1.22]", "1abc", "a_b", "x-", string(make([]byte, 80)), "ünï"} {
 		got := InstanceName(n)
 		assert.Regexp(t, `^[a-zA-Z][a-zA-Z0-9-]{0,62}$`, got, n)
