@@ -119,3 +119,6 @@ echo
 echo "## clone cost, 1 MiB vs 1 GiB golden volume (storage's Go benchmark, clone + destroy; 3 runs of 50: compare the runs, the 1 GiB golden was just written and its writeback competes)"
 echo
 go test -run '^$' -bench 'Clone/(btrfs|overlay)/' -benchtime 50x -count 3 ./storage/ 2>&1 | grep -E '^Benchmark' || echo "(storage benchmarks failed)"
+echo
+# issue 13: stint --remote run against lxc launch+exec+stop on a private LXD (bench/remote.sh)
+if [ "$LXD" != 0 ]; then bash bench/remote.sh "$STINT" "${REMOTE_REPS:-10}"; fi

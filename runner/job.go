@@ -284,16 +284,26 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 		r.collect(ctx, runCtx.Err() == nil, job, inst, failed, res)
 		t = r.phase(job.Name, output.PhaseArtifacts, t)
 	}
+	kept := failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
+	if !kept && container.CapabilitiesOf(r.Runtime).ImageRoot {
+		// A remote's Destroy force-stops, and the stop deletes the
+		// ephemeral instance: a Stop first would clear its ephemeral flag
+		// (one more request) for nothing.
+		r.phase(job.Name, output.PhaseStop, t)
+		return false
+	}
 	if err := r.Runtime.Stop(context.WithoutCancel(ctx), res.Container); err != nil {
 		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
 		return false
 	}
 	r.phase(job.Name, output.PhaseStop, t)
+	// A remote's caches are its volumes, never committed (usesVolumes):
+	// skipping this with the stop above loses nothing.
 	if err := r.commitCaches(ctx, inst.req, res.Outcome); err != nil {
 		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
 		return false
 	}
-	return failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
+	return kept
 }
 
 // runLines runs each line of job through /bin/sh -c until one fails, the
