@@ -1,11 +1,14 @@
 package main
 
 import (
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -142,4 +145,64 @@ func TestRemoteLongLived(t *testing.T) {
 		}
 		assert.Empty(t, names, "nothing of the set kept under --root/%s", sub)
 	}
+}
+
+// TestRemotePorts: a long-lived container's published port on a remote is
+// an LXD proxy device: apply makes the container's server answer on the
+// remote host's address (here loopback: the daemon is on this host, its
+// default profile a point-to-point NIC, so no bridge or address range is
+// made), and down takes the listener away with the instance.
+func TestRemotePorts(t *testing.T) {
+	f := newCLI(t)
+	d := lxdenv.StartDaemon(t)
+	d.MustLxc(t, "profile", "device", "add", "default", "eth0", "nic", "nictype=p2p", "name=eth0")
+	out, code := f.run(t, "remote", "add", "l", "unix://"+d.Socket)
+	require.Equal(t, 0, code, out)
+	require.NoError(t, os.Mkdir(filepath.Join(f.dir, "www"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "www", "index.html"), []byte("hello over the proxy\n"), 0o644))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := l.Addr().String()
+	require.NoError(t, l.Close())
+	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	p := filepath.Join(f.dir, "stint.toml")
+	require.NoError(t, os.WriteFile(p, []byte("name = \"pt\"\n"+specHead+`
+[container.www]
+image = "busybox"
+network = "bridge"
+ports = ["127.0.0.1:`+port+`:8080"]
+command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+
+[[container.www.mount]]
+source = "www"
+target = "/www"
+readonly = true
+`), 0o644))
+	get := func() (string, error) {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return "", err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("GET /index.html HTTP/1.0\r\n\r\n")); err != nil {
+			return "", err
+		}
+		b, err := io.ReadAll(c)
+		return string(b), err
+	}
+	out, code = f.run(t, "--remote", "l", "apply", p)
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, d.MustLxc(t, "config", "device", "show", instanceOf(t, d, "pt-www-")), "listen: tcp:127.0.0.1:"+port)
+	var body string
+	require.Eventually(t, func() bool {
+		body, err = get()
+		return err == nil && strings.Contains(body, "hello over the proxy")
+	}, 30*time.Second, 250*time.Millisecond, "the container's server through the proxy: %q %v", body, err)
+
+	out, code = f.run(t, "--remote", "l", "down", p)
+	require.Equal(t, 0, code, out)
+	assert.Empty(t, lxcList(t, d))
+	_, err = get()
+	assert.Error(t, err, "the listener went with the instance")
 }
