@@ -321,10 +321,11 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 		if err == nil {
 			err = op.WaitContext(ctx)
 		}
-		// Another operation (a stop of a timed-out job, or LXD's own after
-		// a failed start) still runs: the delete waits for it.
-		if err != nil && strings.Contains(err.Error(), "is busy running") && try < 150 && ctx.Err() == nil {
-			time.Sleep(200 * time.Millisecond)
+		// Another operation (a stop of a timed-out job, LXD's own after a
+		// failed start, or its delete of the ephemeral instance just
+		// stopped) still runs: the delete waits for it, up to 30 s.
+		if err != nil && strings.Contains(err.Error(), "is busy running") && try < 600 && ctx.Err() == nil {
+			time.Sleep(50 * time.Millisecond)
 			continue
 		}
 		if err != nil && !notFound(err) {
