@@ -51,7 +51,8 @@ func instanceOf(t *testing.T, d *lxdenv.Daemon, prefix string) string {
 // TestRemoteLongLived: plan, apply, watch and down with --remote on a
 // private LXD, through the binary. The containers become persistent
 // instances tagged with the set; a second plan sees no change; ps with the
-// remote lists them and local ps does not; a container stopped by hand is
+// remote lists them and local ps does not; a half-made one (a create cut
+// short) is made again; a container stopped by hand is
 // started again (its read-only bind made read-only again), an env change
 // is applied in place, a container deleted by hand is made again by watch;
 // down leaves no instance and nothing under --root.
@@ -91,6 +92,17 @@ func TestRemoteLongLived(t *testing.T) {
 	out, code = rl("plan", p)
 	assert.Equal(t, 0, code, "a second plan changes nothing: %s", out)
 	assert.Contains(t, out, "No changes")
+
+	// A create that a kill -9 cut short (its instance still tagged
+	// "creating") is made again.
+	d.MustLxc(t, "config", "set", box, "user.stint.phase", "creating")
+	out, code = rl("plan", p)
+	assert.Equal(t, ExitChanges, code, out)
+	assert.Contains(t, out, "-/+ box (recreate)")
+	out, code = rl("apply", p)
+	require.Equal(t, 0, code, out)
+	assert.Equal(t, "ready", strings.TrimSpace(d.MustLxc(t, "config", "get", box, "user.stint.phase")))
+	assert.Equal(t, "STOPPED", strings.TrimSpace(d.MustLxc(t, "list", box, "-c", "s", "-f", "csv")))
 
 	out, code = rl("ps")
 	require.Equal(t, 0, code, out)
