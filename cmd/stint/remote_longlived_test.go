@@ -54,7 +54,7 @@ func instanceOf(t *testing.T, d *lxdenv.Daemon, prefix string) string {
 // remote lists them and local ps does not; a half-made one (a create cut
 // short) is made again; a container stopped by hand is
 // started again (its read-only bind made read-only again), an env change
-// is applied in place, a container deleted by hand is made again by watch;
+// restarts it in place, a container deleted by hand is made again by watch;
 // down leaves no instance and nothing under --root.
 func TestRemoteLongLived(t *testing.T) {
 	f := newCLI(t)
@@ -123,15 +123,20 @@ func TestRemoteLongLived(t *testing.T) {
 	_, err := d.Lxc(t.Context(), "exec", web, "--", "touch", "/conf/new")
 	assert.Error(t, err, "the bind is read-only after a restart")
 
-	// An env change is in place: the same instance, new env from the next start.
+	// An env change of a running container is a restart of the same
+	// instance: its PID 1 then runs with the new env.
 	writeSet("again")
 	out, code = rl("plan", p)
 	assert.Equal(t, ExitChanges, code, out)
-	assert.Contains(t, out, "~   web (update)")
+	assert.Contains(t, out, "web (restart)")
 	out, code = rl("apply", p)
 	require.Equal(t, 0, code, out)
-	assert.Equal(t, web, instanceOf(t, d, "rl-web-"), "updated in place")
+	assert.Equal(t, web, instanceOf(t, d, "rl-web-"), "changed in place")
 	assert.Equal(t, "again", strings.TrimSpace(d.MustLxc(t, "config", "get", web, "environment.GREETING")))
+	assert.Equal(t, "RUNNING", strings.TrimSpace(d.MustLxc(t, "list", web, "-c", "s", "-f", "csv")))
+	assert.Contains(t, d.MustLxc(t, "exec", web, "--", "sh", "-c", "tr '\\0' '\\n' < /proc/1/environ"), "GREETING=again", "PID 1 restarted with the new env")
+	out, code = rl("plan", p)
+	assert.Equal(t, 0, code, "nothing pending after the restart: %s", out)
 
 	// watch makes a container deleted by hand again, and leaves the
 	// containers running when it stops.
