@@ -43,7 +43,7 @@ run = ["cat /etc/hooked", "ls -ld /home/u | awk '{print $3}'"]
 
 	out, code = f.run(t, "image", "list")
 	require.Equal(t, 0, code, out)
-	fp := regexp.MustCompile(`(?m)^\s*([0-9a-f]{12})\s+custom \(recipe`).FindStringSubmatch(out)
+	fp := regexp.MustCompile(`([0-9a-f]{12})\s+custom \(recipe`).FindStringSubmatch(out)
 	require.NotNil(t, fp, out)
 	remote := d.MustLxc(t, "image", "list", "-f", "csv", "-c", "f")
 	assert.Contains(t, remote, fp[1], "the remote knows the recipe by the store's fingerprint")
