@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -16,7 +18,9 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/google/renameio/v2"
 	"github.com/stintdev/stint/internal/sysexec"
+	"golang.org/x/sys/unix"
 )
 
 // busyboxBuilderVersion changes whenever the busybox image layout changes,
@@ -45,12 +49,11 @@ func BuildBusybox(ctx context.Context, s *Store, opts BusyboxOptions) (*Image, e
 	if opts.Binary == "" {
 		opts.Binary = "/bin/busybox"
 	}
-	bin, err := os.ReadFile(opts.Binary)
+	sum, err := s.binarySum(opts.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("build busybox image: %w", err)
 	}
-	sum := sha256.Sum256(bin)
-	key, err := buildKey("busybox", busyboxBuilderVersion, hex.EncodeToString(sum[:]), opts.Properties)
+	key, err := buildKey("busybox", busyboxBuilderVersion, sum, opts.Properties)
 	if err != nil {
 		return nil, err
 	}
@@ -59,6 +62,14 @@ func BuildBusybox(ctx context.Context, s *Store, opts BusyboxOptions) (*Image, e
 		return img, err
 	}
 	defer unlock()
+	bin, err := os.ReadFile(opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("build busybox image: %w", err)
+	}
+	if got := sha256.Sum256(bin); hex.EncodeToString(got[:]) != sum {
+		// Replaced since it was hashed: the key would name other content.
+		return nil, fmt.Errorf("build busybox image: %s: %w", opts.Binary, ErrChangedMeanwhile)
+	}
 	out, err := sysexec.Run(ctx, opts.Binary)
 	if err != nil {
 		return nil, fmt.Errorf("build busybox image: %w", err)
@@ -238,4 +249,72 @@ func (s *Store) cached(key string, aliases []string) (*Image, error) {
 		}
 	}
 	return s.Resolve(img.Fingerprint)
+}
+
+// ErrChangedMeanwhile: a builder's input file changed while it was read.
+var ErrChangedMeanwhile = errors.New("file changed while it was read")
+
+// sumFile remembers the SHA-256 of the busybox binary by the file's
+// identity, so that resolving a busybox image (every job's first step)
+// doesn't read and hash 2 MB each time.
+const sumFile = ".busybox-sum.json"
+
+// fileID is what identifies a file's content without reading it: any write
+// changes mtime and ctime, a replacement changes the inode (or, reusing it,
+// the ctime, which no caller can set back).
+type fileID struct {
+	Path  string `json:"path"`
+	Dev   uint64 `json:"dev"`
+	Ino   uint64 `json:"ino"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime_ns"`
+	Ctime int64  `json:"ctime_ns"`
+}
+
+// sumEntry is sumFile's content.
+type sumEntry struct {
+	fileID
+	SHA256 string `json:"sha256"`
+}
+
+func idOf(path string, st *unix.Stat_t) fileID {
+	return fileID{Path: path, Dev: st.Dev, Ino: st.Ino, Size: st.Size,
+		Mtime: unix.TimespecToNsec(st.Mtim), Ctime: unix.TimespecToNsec(st.Ctim)}
+}
+
+// binarySum returns the hex SHA-256 of the file at path: the one recorded
+// in sumFile when the file's identity is unchanged, else read and hashed
+// (and recorded when the file did not change during the read).
+func (s *Store) binarySum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var before unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &before); err != nil {
+		return "", fmt.Errorf("stat %s: %w", path, err)
+	}
+	id := idOf(path, &before)
+	var e sumEntry
+	if b, err := os.ReadFile(filepath.Join(s.dir, sumFile)); err == nil && json.Unmarshal(b, &e) == nil && e.fileID == id && e.SHA256 != "" {
+		return e.SHA256, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	var after unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
+		return "", fmt.Errorf("stat %s: %w", path, err)
+	}
+	if idOf(path, &after) != id {
+		return "", fmt.Errorf("%s: %w", path, ErrChangedMeanwhile)
+	}
+	// Best effort: without the record, the next build hashes again.
+	if b, err := json.Marshal(sumEntry{fileID: id, SHA256: sum}); err == nil {
+		_ = renameio.WriteFile(filepath.Join(s.dir, sumFile), b, 0o600)
+	}
+	return sum, nil
 }

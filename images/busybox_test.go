@@ -2,6 +2,9 @@ package images
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -222,4 +225,99 @@ func TestBuildLockWaitsForCache(t *testing.T) {
 	require.NoError(t, r.err)
 	assert.Equal(t, built.Fingerprint, r.img.Fingerprint)
 	assert.Equal(t, []string{"waited"}, r.img.Aliases)
+}
+
+// The busybox binary's hash is remembered by the file's identity: a
+// recorded sum is used while the file is unchanged, and any change to the
+// file (a write, a truncation, a touch, a replacement by rename, even one
+// that keeps its size and mtime) makes it read and hashed again.
+func TestBinarySumRecordedByIdentity(t *testing.T) {
+	s := newStore(t)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "busybox")
+	content := []byte("#!/bin/sh\necho not really busybox\n")
+	sumOf := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	// forge records a wrong sum for bin's identity as it is now: a later
+	// binarySum that returns it did not read the file.
+	forge := func(t *testing.T) {
+		got, err := s.binarySum(bin)
+		require.NoError(t, err)
+		data, _ := os.ReadFile(bin)
+		require.Equal(t, sumOf(data), got, "hashed after a change")
+		var e sumEntry
+		b, err := os.ReadFile(filepath.Join(s.dir, sumFile))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(b, &e))
+		e.SHA256 = strings.Repeat("f", 64)
+		b, err = json.Marshal(e)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(s.dir, sumFile), b, 0o600))
+		again, err := s.binarySum(bin)
+		require.NoError(t, err)
+		require.Equal(t, e.SHA256, again, "an unchanged file is not hashed again")
+	}
+	mtime := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	write := func(t *testing.T, p string, b []byte) {
+		require.NoError(t, os.WriteFile(p, b, 0o755))
+		require.NoError(t, os.Chtimes(p, mtime, mtime))
+	}
+	for _, c := range []struct {
+		name   string
+		change func(t *testing.T)
+	}{
+		{"rewritten, same size and mtime", func(t *testing.T) {
+			write(t, bin, []byte(strings.ToUpper(string(content))))
+		}},
+		{"appended to", func(t *testing.T) {
+			f, err := os.OpenFile(bin, os.O_APPEND|os.O_WRONLY, 0)
+			require.NoError(t, err)
+			_, err = f.WriteString("# more\n")
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}},
+		{"touched", func(t *testing.T) {
+			now := time.Now()
+			require.NoError(t, os.Chtimes(bin, now, now))
+		}},
+		{"replaced by rename, same size and mtime", func(t *testing.T) {
+			tmp := filepath.Join(dir, "new")
+			write(t, tmp, []byte(strings.ToLower(string(content))))
+			require.NoError(t, os.Rename(tmp, bin))
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			write(t, bin, content)
+			forge(t)
+			c.change(t)
+			data, err := os.ReadFile(bin)
+			require.NoError(t, err)
+			got, err := s.binarySum(bin)
+			require.NoError(t, err)
+			assert.Equal(t, sumOf(data), got)
+		})
+	}
+}
+
+// A busybox build keys the image by the binary's content: a changed binary
+// (same path) gives another image, the unchanged one the cached image.
+func TestBuildBusyboxSeesChangedBinary(t *testing.T) {
+	host := busyboxBinary(t)
+	ctx := context.Background()
+	s := newStore(t)
+	bin := filepath.Join(t.TempDir(), "busybox")
+	data, err := os.ReadFile(host)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, data, 0o755))
+	first, err := BuildBusybox(ctx, s, BusyboxOptions{Binary: bin})
+	require.NoError(t, err)
+	again, err := BuildBusybox(ctx, s, BusyboxOptions{Binary: bin})
+	require.NoError(t, err)
+	assert.Equal(t, first.Fingerprint, again.Fingerprint)
+
+	// The same busybox with a byte appended (still runs): another build.
+	require.NoError(t, os.WriteFile(bin, append(data, 0), 0o755))
+	changed, err := BuildBusybox(ctx, s, BusyboxOptions{Binary: bin})
+	require.NoError(t, err)
+	assert.NotEqual(t, first.Fingerprint, changed.Fingerprint)
+	assert.NotEqual(t, first.Properties[BuildProperty], changed.Properties[BuildProperty])
 }

@@ -12,6 +12,7 @@
 //	<fingerprint>      the image (unified) or its metadata tarball (split), byte for byte as imported
 //	<fingerprint>.rootfs  the rootfs of a split image, byte for byte as imported
 //	.tmp-*             imports, pulls and OCI unpacks in flight; removed on failure
+//	.busybox-sum.json  the busybox builder's input hash, by the binary's identity (dev, inode, size, mtime, ctime)
 //
 // Keeping the files as imported is what makes export byte-identical and the
 // fingerprint stable: LXD's fingerprint is the sha256 of the unified tarball,
