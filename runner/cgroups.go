@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -24,10 +23,11 @@ func (r *Runner) removeCgroups(name string) error {
 	return nil
 }
 
-// gcCgroups removes the empty cgroups of stint's job containers ("stint-"
-// names) that have no record: what a teardown could not remove, or a run
-// killed before its record was made. Names with a record are their
-// teardown's; names of other programs are never touched.
+// gcCgroups removes the cgroups that a teardown of this root had to leave
+// (busy then) and that are empty now. The runtime names only its own
+// containers' (lxcrt records them under its LXC path), so another stint
+// root's containers are never touched, and no cgroup hierarchy is walked.
+// Names with a record are their teardown's.
 func (r *Runner) gcCgroups(_ context.Context, res *GCResult) {
 	cc, ok := r.Runtime.(container.CgroupCleaner)
 	if !ok {
@@ -39,9 +39,6 @@ func (r *Runner) gcCgroups(_ context.Context, res *GCResult) {
 		return
 	}
 	for _, name := range names {
-		if !strings.HasPrefix(name, "stint-") {
-			continue
-		}
 		if _, err := r.State.Get(name); !errors.Is(err, state.ErrNotFound) {
 			continue
 		}

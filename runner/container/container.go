@@ -166,7 +166,9 @@ type ConsoleLogger interface {
 // containers leave behind (LXC's after a failed start or a kill -9).
 // Teardown and garbage collection use it when the Runtime has it.
 type CgroupCleaner interface {
-	// CgroupNames returns the container names that have cgroups left.
+	// CgroupNames returns the names of this runtime's own containers
+	// whose cgroups a RemoveCgroups left (busy then): never a name of
+	// another runtime instance (another stint root on the same host).
 	CgroupNames() ([]string, error)
 	// RemoveCgroups removes container name's empty cgroups; a cgroup with
 	// processes stays, and the error wraps unix.EBUSY.

@@ -89,58 +89,110 @@ func ownCgroups() (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// CgroupNames returns the names of the containers that have an LXC
-// cgroup (monitor or payload) in some hierarchy.
+// leftDir holds a marker file per container of this LXC path whose
+// cgroups a removal had to leave (busy): the names gc retries. Only names
+// recorded here are ever swept, so a gc never walks the host's cgroup
+// hierarchies nor touches another stint root's containers (issue 18: two
+// roots on one host removed each other's cgroups). A dot directory: not a
+// container name (validName), not listed by List.
+func (r *Runtime) leftDir() string { return filepath.Join(r.lxcpath, ".cgroups-left") }
+
+// CgroupNames returns the names of this runtime's containers whose LXC
+// cgroups a RemoveCgroups left behind (busy at the time).
 func (r *Runtime) CgroupNames() ([]string, error) {
-	bases, err := cgroupBases()
+	entries, err := os.ReadDir(r.leftDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cgroups left in %s: %w", r.lxcpath, err)
 	}
 	var names []string
-	for _, b := range bases {
-		entries, err := os.ReadDir(b)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		for _, e := range entries {
-			for _, p := range cgroupPrefixes {
-				if n, ok := strings.CutPrefix(e.Name(), p); ok && e.IsDir() && !slices.Contains(names, n) {
-					names = append(names, n)
-				}
-			}
+	for _, e := range entries {
+		if validName(e.Name()) == nil {
+			names = append(names, e.Name())
 		}
 	}
 	slices.Sort(names)
 	return names, nil
 }
 
+// containerCgroups returns the LXC cgroup directories of container name
+// that exist now, in every hierarchy.
+func containerCgroups(name string) ([]string, error) {
+	bases, err := cgroupBases()
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, b := range bases {
+		for _, p := range cgroupPrefixes {
+			d := filepath.Join(b, p+name)
+			if _, err := os.Lstat(d); err == nil {
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	return dirs, nil
+}
+
 // RemoveCgroups removes the empty LXC cgroups of container name, deepest
 // first, in every hierarchy. Only empty cgroups can go (the kernel refuses
 // one with processes: EBUSY, returned wrapped); nothing is killed. Missing
-// ones are fine.
+// ones are fine. A name whose cgroups stay is recorded for CgroupNames
+// (gc retries it); one whose cgroups are all gone is forgotten.
 func (r *Runtime) RemoveCgroups(name string) error {
 	if err := validName(name); err != nil {
 		return err
 	}
-	// Not while a container starts: its cgroups are empty for a moment.
+	dirs, err := containerCgroups(name)
+	if err != nil {
+		return err
+	}
+	marker := filepath.Join(r.leftDir(), name)
+	if len(dirs) == 0 {
+		// The usual case: LXC removed them when the container stopped.
+		// No lock then: starts never wait for a teardown that has nothing
+		// to remove.
+		return forget(marker)
+	}
+	// Not while a container starts: its cgroups are empty for a moment
+	// (another root may start a container of the same name).
 	unlock, err := hostLock(unix.LOCK_EX)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	bases, err := cgroupBases()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, b := range bases {
-		for _, p := range cgroupPrefixes {
-			if err := rmdirTree(filepath.Join(b, p+name)); err != nil {
-				errs = append(errs, err)
-			}
+	for _, d := range dirs {
+		if err := rmdirTree(d); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return errors.Join(err, r.remember(name))
+	}
+	return forget(marker)
+}
+
+// remember records that container name's cgroups are left (CgroupNames).
+func (r *Runtime) remember(name string) error {
+	err := os.MkdirAll(r.leftDir(), 0o700)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(r.leftDir(), name), nil, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("record cgroups left of container %s: %w", name, err)
+	}
+	return nil
+}
+
+// forget removes marker, if there.
+func forget(marker string) error {
+	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("forget cgroups left: %w", err)
+	}
+	return nil
 }
 
 // rmdirTree removes cgroup directory dir and its child cgroups, deepest

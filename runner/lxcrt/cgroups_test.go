@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/stintdev/stint/runner/container"
+	"github.com/stintdev/stint/runner/lxcrt"
 )
 
 // TestFailedStartLeavesNoCgroups: a start that fails (its bind source
@@ -34,8 +35,11 @@ func TestFailedStartLeavesNoCgroups(t *testing.T) {
 		assert.Equal(t, 1, strings.Count(err.Error(), "start container "+name), err.Error())
 		require.NoError(t, f.rt.Destroy(ctx, name))
 		require.NoError(t, f.rt.RemoveCgroups(name))
-		left, err := f.rt.CgroupNames()
+		left, err := lxcrt.ContainerCgroups(name)
 		require.NoError(t, err)
-		assert.NotContains(t, left, name, "cgroups of %s left", name)
+		assert.Empty(t, left, "cgroups of %s left", name)
+		names, err := f.rt.CgroupNames()
+		require.NoError(t, err)
+		assert.NotContains(t, names, name, "%s still recorded as left", name)
 	}
 }

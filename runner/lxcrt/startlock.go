@@ -10,11 +10,13 @@ import (
 
 // A starting container's cgroups are empty for a moment: LXC makes them,
 // then moves the monitor and the container's init into them. Removing the
-// empty cgroups of stray names (what a crash left: gc, for every stint root
-// on the host, by name) must not hit that moment, or the start fails with
+// empty cgroups a teardown or a crash left (by name: this root's own
+// containers only, but another root may use the same name for a
+// long-lived container) must not hit that moment, or the start fails with
 // "Failed to enter cgroup". So Start holds a host-wide lock shared while it
-// runs, and removing cgroups holds it exclusively: starts never wait for
-// each other, only for a removal (and a removal for the starts under way).
+// runs, and a removal that finds cgroups to remove holds it exclusively:
+// starts never wait for each other, only for such a removal (and it for
+// the starts under way); the usual teardown finds none and takes no lock.
 // Host-wide, as the cgroup names are: every stint root on the host shares it.
 var startLockPath = "/run/stint/lxc-start.lock"
 
