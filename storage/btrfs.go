@@ -19,31 +19,30 @@ type btrfsBackend struct{ noOrphans }
 
 func (btrfsBackend) name() string { return "btrfs" }
 
-func (btrfsBackend) create(ctx context.Context, dir string, _ *meta) error {
-	_, err := sysexec.Run(ctx, "btrfs", "subvolume", "create", filepath.Join(dir, rootfsDir))
-	return err
+// Subvolumes are made, sealed, snapshotted and deleted by ioctl
+// (btrfs_ioctl.go); only usage asks the btrfs tool.
+
+func (btrfsBackend) create(_ context.Context, dir string, _ *meta) error {
+	return btrfsSubvolCreate(filepath.Join(dir, rootfsDir))
 }
 
-func (btrfsBackend) seal(ctx context.Context, dir string, _ *meta) error {
-	_, err := sysexec.Run(ctx, "btrfs", "property", "set", "-ts", filepath.Join(dir, rootfsDir), "ro", "true")
-	return err
+func (btrfsBackend) seal(_ context.Context, dir string, _ *meta) error {
+	return btrfsSetReadonly(filepath.Join(dir, rootfsDir))
 }
 
-func (btrfsBackend) clone(ctx context.Context, pdir string, _ *meta, dir string, _ *meta) error {
-	_, err := sysexec.Run(ctx, "btrfs", "subvolume", "snapshot", filepath.Join(pdir, rootfsDir), filepath.Join(dir, rootfsDir))
-	return err
+func (btrfsBackend) clone(_ context.Context, pdir string, _ *meta, dir string, _ *meta) error {
+	return btrfsSnapshot(filepath.Join(pdir, rootfsDir), filepath.Join(dir, rootfsDir))
 }
 
 func (btrfsBackend) activate(context.Context, string, *meta, string) error { return nil }
 
-func (btrfsBackend) remove(ctx context.Context, dir string, _ *meta) error {
+func (btrfsBackend) remove(_ context.Context, dir string, _ *meta) error {
 	rootfs := filepath.Join(dir, rootfsDir)
 	sub, err := isSubvolume(rootfs)
 	if err != nil || !sub {
 		return err
 	}
-	_, err = sysexec.Run(ctx, "btrfs", "subvolume", "delete", rootfs)
-	return err
+	return btrfsSubvolDelete(rootfs)
 }
 
 func (btrfsBackend) usage(ctx context.Context, dir string, m *meta) (Usage, error) {
