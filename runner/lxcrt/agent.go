@@ -150,7 +150,7 @@ func (r *Runtime) startAgent(ctx context.Context, name string) error {
 		_ = r.stopLXC(context.WithoutCancel(ctx), name)
 		r.reap(name, s)
 		msg, _ := os.ReadFile(outPath)
-		return fmt.Errorf("start container %s: %s: %w%s", name, strings.TrimSpace(string(msg)), err, r.logErrors(name))
+		return startError(name, msg, err, r.logErrors(name))
 	}
 	r.sessions.Store(name, s)
 	return nil

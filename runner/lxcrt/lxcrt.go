@@ -171,9 +171,18 @@ func (r *Runtime) Start(ctx context.Context, name string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(out.Name())
-		return fmt.Errorf("start container %s: %s: %w%s", name, strings.TrimSpace(string(msg)), err, r.logErrors(name))
+		return startError(name, msg, err, r.logErrors(name))
 	}
 	return nil
+}
+
+// startError is Start's error for container name: what the starter
+// printed (output, if anything), its error, and the LXC log's errors.
+func startError(name string, output []byte, err error, logErrors string) error {
+	if msg := strings.TrimSpace(string(output)); msg != "" {
+		return fmt.Errorf("start container %s: %s: %w%s", name, msg, err, logErrors)
+	}
+	return fmt.Errorf("start container %s: %w%s", name, err, logErrors)
 }
 
 // logErrors returns the ERROR lines of the container's LXC log, for error
