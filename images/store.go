@@ -399,9 +399,24 @@ func checkTar(file string, rules *tarRules) error {
 	}
 }
 
-// Touch records that img was used now (prune keeps recently used images).
+// touchEvery is how old a recorded last use may be before Touch records a
+// new one: writing the index costs an fsync (milliseconds on a loop-file
+// pool), and jobs resolve their image many times a minute.
+const touchEvery = time.Minute
+
+// Touch records that img was used now (prune keeps recently used images),
+// to the minute: a last use the index recorded less than touchEvery ago is
+// kept, without a write.
 func (s *Store) Touch(img *Image) error {
 	now := time.Now().UTC().Truncate(time.Second)
+	if ix, err := s.snapshot(); err == nil {
+		for _, have := range ix.Images {
+			if age := now.Sub(have.LastUsed); have.Fingerprint == img.Fingerprint && !have.LastUsed.IsZero() && age >= 0 && age < touchEvery {
+				img.LastUsed = have.LastUsed
+				return nil
+			}
+		}
+	}
 	err := s.withLock(func(ix *index) (bool, error) {
 		for _, have := range ix.Images {
 			if have.Fingerprint == img.Fingerprint {

@@ -290,6 +290,27 @@ func TestPrune(t *testing.T) {
 	require.Len(t, imgs, 1)
 	assert.Equal(t, keep.Fingerprint, imgs[0].Fingerprint)
 	assert.False(t, imgs[0].LastUsed.IsZero(), "Touch was persisted")
+
+	// A use recorded less than a minute ago is not written again (an
+	// fsync per job); an older one is.
+	indexFile := filepath.Join(s.Dir(), "index.json")
+	before, err := os.Stat(indexFile)
+	require.NoError(t, err)
+	require.NoError(t, s.Touch(imgs[0]))
+	after, err := os.Stat(indexFile)
+	require.NoError(t, err)
+	assert.True(t, os.SameFile(before, after), "index rewritten for a use recorded seconds ago")
+	require.NoError(t, s.withLock(func(ix *index) (bool, error) {
+		ix.Images[0].LastUsed = time.Now().Add(-2 * touchEvery)
+		return true, nil
+	}))
+	before, err = os.Stat(indexFile)
+	require.NoError(t, err)
+	require.NoError(t, s.Touch(imgs[0]))
+	after, err = os.Stat(indexFile)
+	require.NoError(t, err)
+	assert.False(t, os.SameFile(before, after), "index not rewritten for a use recorded minutes ago")
+	assert.WithinDuration(t, time.Now(), imgs[0].LastUsed, 5*time.Second)
 }
 
 // Several stint processes share a store: concurrent imports through
