@@ -33,10 +33,11 @@ for r in "$SB" "$SO"; do
 done
 run="run --artifacts $B/artifacts bench/trivial.toml"
 
-FLOOR="floor btrfs (priv)" LXCU="lxc-copy+execute btrfs (unpriv)"
+FLOOR="floor btrfs (priv)" LXCU="lxc-copy+execute btrfs (unpriv)" LXCP="lxc-copy+execute btrfs (priv)" LXDR="lxd launch+exec+stop (unpriv)"
+refs=(-ref "$FLOOR" -ref "$LXCU" -ref "$LXCP")
 contenders=(
   "$FLOOR=bash bench/anchors/floor.sh"
-  "lxc-copy+execute btrfs (priv)=bash bench/anchors/lxc-seq.sh btrfs priv"
+  "$LXCP=bash bench/anchors/lxc-seq.sh btrfs priv"
   "lxc-copy+execute ovl (priv)=bash bench/anchors/lxc-seq.sh overlay priv"
   "$LXCU=bash bench/anchors/lxc-seq.sh btrfs unpriv"
   "lxc-copy+execute ovl (unpriv)=bash bench/anchors/lxc-seq.sh overlay unpriv"
@@ -53,7 +54,8 @@ if [ "$LXD" = 0 ]; then
   notes+=("LXD: left out (LXD=0)")
 elif command -v lxd >/dev/null && command -v lxc >/dev/null; then
   lxd_pid=$(bash bench/lxd.sh "$STINT" "$SB")
-  contenders+=("lxd launch+exec+stop (unpriv)=bash bench/anchors/lxd.sh")
+  contenders+=("$LXDR=bash bench/anchors/lxd.sh")
+  refs+=(-ref "$LXDR")
 else
   notes+=("LXD: not installed (apt-get install lxd), not measured")
 fi
@@ -70,7 +72,7 @@ echo "# $(date -u '+%F %H:%M UTC'), $(uname -r), $(nproc) cores, load before: $(
 echo
 echo "## single trivial job (/bin/true, fully torn down): $REPS interleaved repetitions after 3 warm-ups"
 echo
-bin/harness -reps "$REPS" -warmup 3 -ref "$FLOOR" -ref "$LXCU" "${contenders[@]}"
+bin/harness -reps "$REPS" -warmup 3 "${refs[@]}" "${contenders[@]}"
 for n in "${notes[@]}"; do echo "- $n"; done
 echo "- (priv): privileged, no user namespace; (unpriv): container root is an unprivileged host uid;"
 echo "  the unprivileged LXC rows use stint's id map ($(grep -h '^lxc.idmap = u' "$BTRFS/lxc/ubase/config"))"
