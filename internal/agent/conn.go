@@ -18,12 +18,15 @@ const MaxMessage = 1 << 20
 // along with it (SCM_RIGHTS).
 type conn struct {
 	fd  int
-	buf []byte
+	buf []byte // grown to the largest message received, up to MaxMessage
 	oob []byte
 }
 
+// initialBuf fits a command with a usual environment and every reply.
+const initialBuf = 4 << 10
+
 func newConn(fd int) *conn {
-	return &conn{fd: fd, buf: make([]byte, MaxMessage), oob: make([]byte, unix.CmsgSpace(4*3))}
+	return &conn{fd: fd, buf: make([]byte, initialBuf), oob: make([]byte, unix.CmsgSpace(4*3))}
 }
 
 // Socketpair returns two connected ends for the agent's socket: the
@@ -33,7 +36,22 @@ func Socketpair() (runtime, agent *os.File, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("agent socket: %w", err)
 	}
+	// A datagram must fit its sender's send buffer whole (else EMSGSIZE),
+	// and the default (net.core.wmem_default, ~208 KiB) is less than
+	// MaxMessage: a command with a large environment could not be sent.
+	for _, fd := range fds {
+		sendBuffer(fd, 2*MaxMessage)
+	}
 	return os.NewFile(uintptr(fds[0]), "agent-runtime"), os.NewFile(uintptr(fds[1]), "agent"), nil
+}
+
+// sendBuffer raises fd's send buffer to size bytes: SO_SNDBUFFORCE as root
+// (past net.core.wmem_max), else SO_SNDBUF as far as wmem_max allows. Best
+// effort: a message over what it got fails to send (EMSGSIZE), as before.
+func sendBuffer(fd, size int) {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, size) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, size)
+	}
 }
 
 // send writes v as one message, with fds.
@@ -64,6 +82,7 @@ func (c *conn) send(v any, fds ...int) error {
 // recv reads one message into v and returns the descriptors that came
 // with it (the caller owns them). io.EOF-like ends are ErrGone.
 func (c *conn) recv(v any) ([]int, error) {
+	c.fit()
 	var n, oobn, flags int
 	var err error
 	for {
@@ -94,6 +113,24 @@ func (c *conn) recv(v any) ([]int, error) {
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	return fds, nil
+}
+
+// fit grows the buffer to the next message's size (at most MaxMessage: a
+// larger one is then read truncated, and refused). A buffer of MaxMessage
+// for every session cost a stint running many jobs megabytes of heap.
+func (c *conn) fit() {
+	for {
+		// MSG_PEEK|MSG_TRUNC: the whole length of the next message, left
+		// queued with its descriptors (no control buffer: none installed).
+		n, _, _, _, err := unix.Recvmsg(c.fd, c.buf[:1], nil, unix.MSG_PEEK|unix.MSG_TRUNC)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == nil && n > len(c.buf):
+			c.buf = make([]byte, min(n, MaxMessage))
+		}
+		return // an error: the read proper reports it
+	}
 }
 
 func parseRights(oob []byte) ([]int, error) {

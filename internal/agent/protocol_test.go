@@ -137,3 +137,46 @@ func TestWireFormat(t *testing.T) {
 	require.NoError(t, json.NewDecoder(strings.NewReader(`{"kind":"exited","status":256}`)).Decode(&r))
 	assert.Equal(t, Report{Kind: KindExited, Status: 256}, r)
 }
+
+// A connection's buffer starts small and grows to the message: a command
+// with a large environment arrives whole with its descriptors, and one
+// over MaxMessage is refused, its descriptors closed.
+func TestConnBufferGrows(t *testing.T) {
+	a, b, err := Socketpair()
+	require.NoError(t, err)
+	defer a.Close()
+	defer b.Close()
+	tx, rx := newConn(int(a.Fd())), newConn(int(b.Fd()))
+	require.Len(t, rx.buf, initialBuf)
+	f, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer f.Close()
+	sizes := []int{100, initialBuf * 3, 150 << 10}
+	if os.Geteuid() == 0 { // SO_SNDBUFFORCE: a send buffer past net.core.wmem_max
+		sizes = append(sizes, MaxMessage-100)
+	}
+	for _, size := range sizes {
+		want := Command{Argv: []string{"/bin/true"}, Env: []string{"BIG=" + strings.Repeat("x", size-80)}}
+		done := make(chan error, 1)
+		go func() { done <- tx.send(want, int(f.Fd())) }()
+		var got Command
+		fds, err := rx.recv(&got)
+		require.NoError(t, err, "size %d", size)
+		require.NoError(t, <-done)
+		assert.Equal(t, want, got)
+		assert.Len(t, fds, 1)
+		closeAll(fds)
+	}
+	assert.LessOrEqual(t, len(rx.buf), MaxMessage)
+
+	if os.Geteuid() != 0 {
+		return
+	}
+	// Over the limit (send refuses it, so write it raw): refused whole.
+	big := append([]byte(`{"argv":["`), strings.Repeat("y", MaxMessage)...)
+	go func() { _ = syscall.Sendmsg(int(a.Fd()), big, syscall.UnixRights(int(f.Fd())), nil, 0) }()
+	var got Command
+	fds, err := rx.recv(&got)
+	assert.ErrorIs(t, err, ErrProtocol)
+	assert.Empty(t, fds)
+}

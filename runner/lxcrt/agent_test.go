@@ -197,3 +197,20 @@ func TestConformanceAgent(t *testing.T) {
 		}
 	})
 }
+
+// TestAgentLargeEnvironment: a command whose environment is larger than a
+// socket's default send buffer (~208 KiB) runs on the fast path too (it
+// failed with "message too long").
+func TestAgentLargeEnvironment(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	f.start(t, "bigenv", container.Config{})
+	v := strings.Repeat("x", 100_000)
+	var out strings.Builder
+	st, err := f.rt.Exec(context.Background(), "bigenv", container.ExecOptions{
+		Argv: []string{"/bin/sh", "-c", `echo ${#A} ${#B} ${#C}`}, Env: []string{"A=" + v, "B=" + v, "C=" + v}, Stdout: &out,
+	})
+	require.NoError(t, err)
+	require.True(t, st.Success())
+	assert.Equal(t, "100000 100000 100000\n", out.String())
+}
