@@ -82,7 +82,9 @@ func (c *conn) send(v any, fds ...int) error {
 // recv reads one message into v and returns the descriptors that came
 // with it (the caller owns them). io.EOF-like ends are ErrGone.
 func (c *conn) recv(v any) ([]int, error) {
-	c.fit()
+	if err := c.fit(); err != nil {
+		return nil, err
+	}
 	var n, oobn, flags int
 	var err error
 	for {
@@ -117,8 +119,10 @@ func (c *conn) recv(v any) ([]int, error) {
 
 // fit grows the buffer to the next message's size (at most MaxMessage: a
 // larger one is then read truncated, and refused). A buffer of MaxMessage
-// for every session cost a stint running many jobs megabytes of heap.
-func (c *conn) fit() {
+// for every session cost a stint running many jobs megabytes of heap. It
+// waits for the message: the peer's end (every message has JSON bytes, so
+// an empty one is the end) is ErrGone at once, without another read.
+func (c *conn) fit() error {
 	for {
 		// MSG_PEEK|MSG_TRUNC: the whole length of the next message, left
 		// queued with its descriptors (no control buffer: none installed).
@@ -126,10 +130,15 @@ func (c *conn) fit() {
 		switch {
 		case err == unix.EINTR:
 			continue
-		case err == nil && n > len(c.buf):
+		case errors.Is(err, unix.ECONNRESET), errors.Is(err, unix.EBADF), err == nil && n == 0:
+			// EBADF: the runtime closed a session whose monitor ended.
+			return ErrGone
+		case err != nil:
+			return err
+		case n > len(c.buf):
 			c.buf = make([]byte, min(n, MaxMessage))
 		}
-		return // an error: the read proper reports it
+		return nil
 	}
 }
 
