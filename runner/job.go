@@ -306,7 +306,7 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 	return kept
 }
 
-// runLines runs each line of job through /bin/sh -c until one fails, the
+// runLines runs each line of job through its shell (lineArgv) until one fails, the
 // job times out (runCtx) or ctx is cancelled, and records how it ended.
 func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *instance, logw, out io.Writer, res *Result) {
 	res.Outcome = OutcomePassed
@@ -319,7 +319,7 @@ func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *insta
 		stepStart := time.Now()
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, container.ExecOptions{
-			Argv: []string{"/bin/sh", "-c", line}, Env: inst.env,
+			Argv: lineArgv(job.Shell, line), Env: inst.env,
 			UID: inst.user.UID, GID: inst.user.GID, Groups: inst.user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
 		ev := output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Millis: time.Since(stepStart).Milliseconds()}
