@@ -76,8 +76,23 @@ type Link struct {
 // ErrBadDest is returned for an Artifact.Dest that would leave dest.
 var ErrBadDest = errors.New("artifact destination escapes the artifact directory")
 
-// maxDepth bounds directory recursion; a real tree never gets near it.
+// ErrDestRefused is returned when the job's artifact directory is a symlink
+// or no directory: something (a job writing into a workspace that holds
+// it) put it there, and it is not written through.
+var ErrDestRefused = errors.New("artifact directory refused")
+
+// MatchedNothing is the Skip reason of a pattern that matched nothing.
+const MatchedNothing = "matched nothing"
+
+// maxDepth bounds directory recursion below a match (each level holds two
+// descriptors open); a real tree never gets near it. A deeper directory is
+// not copied: Skip.Reason says so, and Collect returns ErrTooDeep.
 const maxDepth = 256
+
+// ErrTooDeep is returned, after everything else was copied, when a
+// directory was deeper than maxDepth below its match: the artifacts are
+// incomplete, which a job must not pass silently.
+var ErrTooDeep = fmt.Errorf("directory tree deeper than %d levels: not copied", maxDepth)
 
 // Wanted reports whether an artifact with the given `when` is collected
 // after a job that failed (or not).
@@ -122,6 +137,18 @@ func Collect(ctx context.Context, rootfs string, arts []spec.Artifact, dest stri
 // could not go on (dest unwritable, rootfs unopenable, ctx done), and the
 // Result still says what was copied before it.
 func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest string, jobFailed bool, opts Options) (Result, error) {
+	return collect(ctx, arts, dest, jobFailed, opts, func() (source, error) {
+		fd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open container root %s: %w", rootfs, err)
+		}
+		return &localSource{root: fd, idmap: opts.IDMap}, nil
+	})
+}
+
+// collect is Collect over the source that open returns, opened only when
+// an artifact is wanted.
+func collect(ctx context.Context, arts []spec.Artifact, dest string, jobFailed bool, opts Options, open func() (source, error)) (Result, error) {
 	var res Result
 	var want []spec.Artifact
 	for _, a := range arts {
@@ -135,12 +162,12 @@ func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest 
 	if len(want) == 0 {
 		return res, nil
 	}
-	rootFd, err := unix.Open(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	src, err := open()
 	if err != nil {
-		return res, fmt.Errorf("open container root %s: %w", rootfs, err)
+		return res, err
 	}
-	defer unix.Close(rootFd)
-	c := &copier{ctx: ctx, root: rootFd, res: &res, max: opts.MaxBytes, idmap: opts.IDMap}
+	defer src.close()
+	c := &copier{ctx: ctx, src: src, res: &res, max: opts.MaxBytes, shown: shownPath(dest)}
 	if c.max == 0 {
 		c.max = DefaultMaxBytes
 	}
@@ -151,11 +178,30 @@ func CollectWith(ctx context.Context, rootfs string, arts []spec.Artifact, dest 
 	}
 	defer unix.Close(destFd)
 	for _, a := range want {
-		if err := c.collect(a, dest, destFd); err != nil {
+		if err := c.collect(a, destFd); err != nil {
 			return res, err
 		}
 	}
+	if c.tooDeep != "" {
+		return res, fmt.Errorf("artifact %s: %w", c.tooDeep, ErrTooDeep)
+	}
 	return res, nil
+}
+
+// shownPath is dest as messages show it. The runner passes its open
+// artifacts directory as /proc/self/fd/N/<job> (a path a job can't swap);
+// a user knows it by the directory's own path.
+func shownPath(dest string) string {
+	rest, ok := strings.CutPrefix(dest, "/proc/self/fd/")
+	if !ok {
+		return dest
+	}
+	fd, sub, _ := strings.Cut(rest, "/")
+	dir, err := os.Readlink("/proc/self/fd/" + fd)
+	if err != nil || !filepath.IsAbs(dir) {
+		return dest
+	}
+	return filepath.Join(dir, sub)
 }
 
 // invokingUser returns the sudo caller's ids when root runs under sudo.
@@ -172,7 +218,7 @@ func invokingUser() (uid, gid int, ok bool) {
 }
 
 // collect copies one artifact's matches into dest/a.Dest; destFd is dest.
-func (c *copier) collect(a spec.Artifact, dest string, destFd int) error {
+func (c *copier) collect(a spec.Artifact, destFd int) error {
 	pattern := path.Clean("/" + a.Path)
 	if pattern == "/" {
 		c.skip(a.Path, "the container root itself is not an artifact")
@@ -187,18 +233,24 @@ func (c *copier) collect(a spec.Artifact, dest string, destFd int) error {
 		return err
 	}
 	if len(matches) == 0 {
-		c.skip(a.Path, "no match")
+		c.skip(a.Path, MatchedNothing)
 		return nil
 	}
-	dirFd, err := c.destDir(destFd, dest, a.Dest)
+	dirFd, err := c.destDir(destFd, a.Dest)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dirFd)
+	c.hostPrefix = filepath.Join(c.shown, a.Dest)
+	copied := len(c.res.Copied)
 	for _, m := range matches {
-		if err := c.copyMatch(m, dirFd, filepath.Join(dest, a.Dest)); err != nil {
+		if err := c.copyMatch(m, dirFd); err != nil {
 			return err
 		}
+	}
+	if len(c.res.Copied) == copied && !hasMeta(pattern) && c.lastSkip(pattern) == MatchedNothing {
+		// A literal path that is not there: the pattern matched nothing.
+		c.res.Skipped[len(c.res.Skipped)-1].Path = a.Path
 	}
 	return nil
 }
@@ -211,6 +263,7 @@ func (c *copier) collect(a spec.Artifact, dest string, destFd int) error {
 // written through.
 func (c *copier) openDest(dest string) (int, error) {
 	dest = filepath.Clean(dest)
+	shown := c.shown
 	base, name := filepath.Dir(dest), filepath.Base(dest)
 	if err := c.mkdirAll(base); err != nil {
 		return -1, err
@@ -225,22 +278,22 @@ func (c *copier) openDest(dest string) (int, error) {
 		var st unix.Stat_t
 		if unix.Fstatat(bfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			target, _ := readlinkat(bfd, name)
-			return -1, fmt.Errorf("artifact directory %s is a symlink (to %s): refused, not followed", dest, target)
+			return -1, fmt.Errorf("artifact directory %s is a symlink (to %s): refused, not followed: %w", shown, target, ErrDestRefused)
 		}
-		return -1, fmt.Errorf("artifact directory %s exists and is not a directory", dest)
+		return -1, fmt.Errorf("artifact directory %s exists and is not a directory: %w", shown, ErrDestRefused)
 	}
 	if err != nil {
-		return -1, fmt.Errorf("artifact directory %s: %w", dest, err)
+		return -1, fmt.Errorf("artifact directory %s: %w", shown, err)
 	}
 	return fd, nil
 }
 
 // destDir opens dest/sub (destFd is dest), creating each directory of sub
 // without following a symlink.
-func (c *copier) destDir(destFd int, dest, sub string) (int, error) {
+func (c *copier) destDir(destFd int, sub string) (int, error) {
 	fd, err := unix.Openat(destFd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("open artifact directory %s: %w", dest, err)
+		return -1, fmt.Errorf("open artifact directory %s: %w", c.shown, err)
 	}
 	for _, comp := range strings.Split(filepath.Clean(sub), "/") {
 		if comp == "." || comp == "" {
@@ -249,7 +302,7 @@ func (c *copier) destDir(destFd int, dest, sub string) (int, error) {
 		next, err := c.mkdirAt(fd, comp, 0o755)
 		unix.Close(fd)
 		if err != nil {
-			return -1, fmt.Errorf("artifact directory %s: %w", filepath.Join(dest, sub), err)
+			return -1, fmt.Errorf("artifact directory %s: %w", filepath.Join(c.shown, sub), err)
 		}
 		fd = next
 	}

@@ -175,7 +175,7 @@ func TestCollect(t *testing.T) {
 			name:     "link to the host's real directory in the middle finds nothing",
 			arts:     []spec.Artifact{{Path: "/hostdir/secret"}, {Path: "/src/dist/secretdir/*"}},
 			wantTree: map[string]string{},
-			wantSkip: map[string]string{"/hostdir/secret": "no such file", "/src/dist/secretdir/*": "no match"},
+			wantSkip: map[string]string{"/hostdir/secret": "matched nothing", "/src/dist/secretdir/*": "matched nothing"},
 		},
 		{
 			name: "matched link to a directory is copied as a link, not walked",
@@ -197,7 +197,7 @@ func TestCollect(t *testing.T) {
 			arts:     []spec.Artifact{{Path: "/nope/*"}, {Path: "/missing.txt"}, {Path: "/"}, {Path: "/src/[x"}},
 			wantTree: map[string]string{},
 			wantSkip: map[string]string{
-				"/nope/*": "no match", "/missing.txt": "no such file", "/": "container root", "/src/[x": "bad glob pattern",
+				"/nope/*": "matched nothing", "/missing.txt": "matched nothing", "/": "container root", "/src/[x": "bad glob pattern",
 			},
 		},
 		{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,33 +14,78 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"golang.org/x/sys/unix"
-
-	"github.com/stintdev/stint/internal/idmap"
-	"github.com/stintdev/stint/internal/rootfs"
 )
 
-// copier holds one Collect's open container root and its bookkeeping.
+// source is a container root as Collect reads it: through descriptors on
+// the host (localSource, openat2 inside the root) or through a file API
+// (fsSource, a remote's). The copier does everything else the same way for
+// both: globs, skip reasons, `when`, the cap, the destination writer.
+type source interface {
+	// list returns the names in the container directory p, sorted, for a
+	// glob; a skipError says why the container could not list it.
+	list(p string) ([]string, error)
+	// dir opens the container directory p, a match's parent, resolved
+	// inside the root; a skipError says why the container could not.
+	dir(p string) (srcDir, error)
+	close()
+}
+
+// srcDir is an open container directory. Its entries are named by one
+// component and never followed: a symlink is an entry of its own.
+type srcDir interface {
+	// lstat returns the entry's type (fs.ModeType bits; 0 for a regular file).
+	lstat(name string) (fs.FileMode, error)
+	readLink(name string) (string, error)
+	// open opens a regular file for reading; a skipError says why not.
+	open(name string) (srcFile, error)
+	// sub opens a subdirectory and lists it, sorted; a skipError says why not.
+	sub(name string) (srcDir, []string, error)
+	// perm is the directory's permission bits, for its copy.
+	perm() uint32
+	close()
+}
+
+// srcFile is an open regular file of the container.
+type srcFile interface {
+	perm() uint32
+	// copyTo copies the file's data to dst under the copier's cap: errCap
+	// before crossing it, an errRead error for the container's side.
+	copyTo(c *copier, dst *os.File) (int64, error)
+	close()
+}
+
+// copier holds one Collect's source and its bookkeeping.
 type copier struct {
 	ctx        context.Context
-	root       int // O_PATH fd of the container root
+	src        source
 	res        *Result
 	uid, gid   int
 	chown      bool
-	hostPrefix string     // the host directory being written, for messages
-	max        int64      // cap on Result.Bytes; negative: none
-	capped     bool       // the cap was reached: no more file data
-	idmap      *idmap.Map // an unprivileged container's map; nil: privileged
+	shown      string // dest as messages show it (shownPath)
+	hostPrefix string // the host directory being written, for messages
+	max        int64  // cap on Result.Bytes; negative: none
+	capped     bool   // the cap was reached: no more file data
+	tooDeep    string // the first directory cut at maxDepth
 }
 
 func (c *copier) skip(p, reason string) {
 	c.res.Skipped = append(c.res.Skipped, Skip{Path: p, Reason: reason})
 }
 
-// openInRoot opens a container path with every symlink resolved inside the
-// root, as under chroot.
-func (c *copier) openInRoot(p string, flags uint64) (int, error) {
-	return rootfs.OpenIn(c.root, p, flags, 0)
+func (c *copier) lastSkip(p string) string {
+	if n := len(c.res.Skipped); n > 0 && c.res.Skipped[n-1].Path == p {
+		return c.res.Skipped[n-1].Reason
+	}
+	return ""
 }
+
+// skipError is a reason, in full, for not copying an entry.
+type skipError string
+
+func (e skipError) Error() string { return string(e) }
+
+// errRead marks a failure reading the container's side (skipped, not fatal).
+var errRead = errors.New("read")
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 
@@ -47,7 +93,8 @@ func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
 var errBadPattern = path.ErrBadPattern
 
 // glob expands an absolute, clean container pattern. Directories on the way
-// are resolved inside the root; the last component is matched, not resolved.
+// are resolved inside the root; the last component is matched, not
+// resolved; a literal component's existence is checked on copy.
 func (c *copier) glob(pattern string) ([]string, error) {
 	comps := strings.Split(strings.TrimPrefix(pattern, "/"), "/")
 	for _, comp := range comps {
@@ -60,13 +107,13 @@ func (c *copier) glob(pattern string) ([]string, error) {
 		var next []string
 		for _, p := range paths {
 			if !hasMeta(comp) {
-				next = append(next, path.Join(p, comp)) // existence is checked on copy
+				next = append(next, path.Join(p, comp))
 				continue
 			}
-			names, err := c.readDirIn(p)
-			var d deniedError
-			if errors.As(err, &d) {
-				c.skip(p, string(d))
+			names, err := c.src.list(p)
+			var why skipError
+			if errors.As(err, &why) {
+				c.skip(p, string(why))
 			}
 			if err != nil {
 				continue // not a directory, gone or unreadable: no matches under it
@@ -86,147 +133,78 @@ func (c *copier) glob(pattern string) ([]string, error) {
 	return slices.Compact(paths), nil
 }
 
-// deniedError is a directory the container could not list; it says why.
-type deniedError string
-
-func (e deniedError) Error() string { return string(e) }
-
-// readDirIn lists the container directory p, if the container could.
-func (c *copier) readDirIn(p string) ([]string, error) {
-	if r := c.unsearchable(path.Dir(p)); r != "" {
-		return nil, deniedError(r)
-	}
-	fd, err := c.openInRoot(p, unix.O_RDONLY|unix.O_DIRECTORY)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), p)
-	defer f.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, err
-	}
-	if r := c.denied(&st, 0o5); r != "" {
-		return nil, deniedError("not readable by the container (" + r + ")")
-	}
-	names, err := f.Readdirnames(-1)
-	slices.Sort(names)
-	return names, err
-}
-
 // copyMatch copies the container entry m into the host directory dstFd.
-func (c *copier) copyMatch(m string, dstFd int, hostDir string) error {
+func (c *copier) copyMatch(m string, dstFd int) error {
 	parent, base := path.Split(m)
-	if r := c.unsearchable(parent); r != "" {
-		c.skip(m, r)
+	d, err := c.src.dir(parent)
+	var why skipError
+	switch {
+	case errors.As(err, &why):
+		c.skip(m, string(why))
 		return nil
-	}
-	pfd, err := c.openInRoot(parent, unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
+	case errors.Is(err, fs.ErrNotExist):
+		c.skip(m, MatchedNothing)
+		return nil
+	case err != nil:
 		c.skip(m, "resolve "+parent+" inside the container: "+errText(err))
 		return nil
 	}
-	defer unix.Close(pfd)
-	c.hostPrefix = hostDir
-	return c.copyEntry(pfd, base, m, dstFd, base, 0)
-}
-
-// denied says why an unprivileged container's root could not access an
-// inode with st the way that needs the "other" permission bits in other
-// (0o4: read a file, 0o5: list a directory, 0o1: search one), or "" if it
-// could. In its user namespace root has CAP_DAC_OVERRIDE (and
-// CAP_DAC_READ_SEARCH) only over inodes whose owner and group are both
-// mapped; on any other inode (the host's files, through a bind mount or a
-// sysfs or proc mount) only the "other" bits apply to it. With no map (a
-// privileged job: its root is the host's) everything is allowed.
-func (c *copier) denied(st *unix.Stat_t, other uint32) string {
-	m := c.idmap
-	if m == nil {
-		return ""
-	}
-	uidOK := st.Uid >= m.HostUID && st.Uid-m.HostUID < m.Size
-	gidOK := st.Gid >= m.HostGID && st.Gid-m.HostGID < m.Size
-	if uidOK && gidOK || st.Mode&other == other {
-		return ""
-	}
-	if !uidOK {
-		return fmt.Sprintf("owner uid %d outside its id map", st.Uid)
-	}
-	return fmt.Sprintf("group gid %d outside its id map", st.Gid)
-}
-
-// unsearchable says which directory on the way to the container directory
-// dir (dir included) the container could not search, and why; "" if none
-// (or if one is missing or no directory: whoever opens it says so). Each
-// prefix is resolved inside the root as the full path would be.
-func (c *copier) unsearchable(dir string) string {
-	if c.idmap == nil {
-		return ""
-	}
-	p := "/"
-	for _, comp := range append([]string{""}, strings.Split(strings.Trim(path.Clean("/"+dir), "/"), "/")...) {
-		p = path.Join(p, comp)
-		fd, err := c.openInRoot(p, unix.O_PATH)
-		if err != nil {
-			return ""
-		}
-		var st unix.Stat_t
-		err = unix.Fstat(fd, &st)
-		unix.Close(fd)
-		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return ""
-		}
-		if r := c.denied(&st, 0o1); r != "" {
-			return fmt.Sprintf("%s is not searchable by the container (%s)", p, r)
-		}
-	}
-	return ""
+	defer d.close()
+	return c.copyEntry(d, base, m, dstFd, base, 0)
 }
 
 // errText is an errno's message without Go's wrapping.
 func errText(err error) string {
 	var en unix.Errno
-	if errors.As(err, &en) {
+	var why skipError
+	switch {
+	case errors.As(err, &why):
+		return string(why)
+	case errors.As(err, &en):
 		return en.Error()
 	}
 	return err.Error()
 }
 
-// copyEntry copies srcDir/name (never following it) to dstDir/name. rel is
-// the path under the artifact's host directory. Only a host-side failure or
+// copyEntry copies d/name (never following it) to dstDir/name. rel is the
+// path under the artifact's host directory. Only a host-side failure or
 // cancellation is an error; anything odd in the container is a Skip.
-func (c *copier) copyEntry(srcDir int, name, cpath string, dstDir int, rel string, depth int) error {
+func (c *copier) copyEntry(d srcDir, name, cpath string, dstDir int, rel string, depth int) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(srcDir, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+	typ, err := d.lstat(name)
+	if depth == 0 && errors.Is(err, fs.ErrNotExist) {
+		c.skip(cpath, MatchedNothing)
+		return nil
+	}
+	if err != nil {
 		c.skip(cpath, errText(err))
 		return nil
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFLNK:
-		return c.copyLink(srcDir, name, cpath, dstDir, rel)
-	case unix.S_IFREG:
-		return c.copyFile(srcDir, name, cpath, dstDir, rel)
-	case unix.S_IFDIR:
-		return c.copyDir(srcDir, name, cpath, dstDir, rel, depth)
-	case unix.S_IFCHR:
+	switch {
+	case typ&fs.ModeSymlink != 0:
+		return c.copyLink(d, name, cpath, dstDir, rel)
+	case typ.IsRegular():
+		return c.copyFile(d, name, cpath, dstDir, rel)
+	case typ.IsDir():
+		return c.copyDir(d, name, cpath, dstDir, rel, depth)
+	case typ&fs.ModeCharDevice != 0:
 		c.skip(cpath, "character device: not copied")
-	case unix.S_IFBLK:
+	case typ&fs.ModeDevice != 0:
 		c.skip(cpath, "block device: not copied")
-	case unix.S_IFIFO:
+	case typ&fs.ModeNamedPipe != 0:
 		c.skip(cpath, "fifo: not copied")
-	case unix.S_IFSOCK:
+	case typ&fs.ModeSocket != 0:
 		c.skip(cpath, "socket: not copied")
 	default:
-		c.skip(cpath, fmt.Sprintf("unknown file type %#o: not copied", st.Mode&unix.S_IFMT))
+		c.skip(cpath, fmt.Sprintf("unknown file type %s: not copied", typ.Type()))
 	}
 	return nil
 }
 
-func (c *copier) copyLink(srcDir int, name, cpath string, dstDir int, rel string) error {
-	target, err := readlinkat(srcDir, name)
+func (c *copier) copyLink(d srcDir, name, cpath string, dstDir int, rel string) error {
+	target, err := d.readLink(name)
 	if err != nil {
 		c.skip(cpath, "read symlink: "+errText(err))
 		return nil
@@ -247,42 +225,17 @@ func (c *copier) copyLink(srcDir int, name, cpath string, dstDir int, rel string
 	return nil
 }
 
-func readlinkat(dir int, name string) (string, error) {
-	for size := 256; ; size *= 2 {
-		buf := make([]byte, size)
-		n, err := unix.Readlinkat(dir, name, buf)
-		if err != nil {
-			return "", err
-		}
-		if n < size {
-			return string(buf[:n]), nil
-		}
-	}
-}
-
-func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string) error {
+func (c *copier) copyFile(d srcDir, name, cpath string, dstDir int, rel string) error {
 	if c.capped {
 		c.skip(cpath, c.capReason())
 		return nil
 	}
-	// O_NOFOLLOW and O_NONBLOCK: if the entry was swapped for a link or a
-	// fifo since the fstatat, fail or don't hang; fstat below re-checks.
-	sfd, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	src, err := d.open(name)
 	if err != nil {
-		c.skip(cpath, "open: "+errText(err))
+		c.skip(cpath, prefixed("open: ", err))
 		return nil
 	}
-	src := os.NewFile(uintptr(sfd), cpath)
-	defer src.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(sfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		c.skip(cpath, "changed while being copied: not copied")
-		return nil
-	}
-	if r := c.denied(&st, 0o4); r != "" {
-		c.skip(cpath, "not readable by the container ("+r+")")
-		return nil
-	}
+	defer src.close()
 	if ok, err := c.clear(dstDir, name, cpath, rel); !ok || err != nil {
 		return err
 	}
@@ -291,22 +244,25 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 		return c.hostErr(rel, err)
 	}
 	dst := os.NewFile(uintptr(dfd), rel)
-	n, err := c.copyData(sfd, src, dst, st.Size)
+	n, err := src.copyTo(c, dst)
 	if err == nil {
-		err = c.finish(dfd, st.Mode)
+		err = c.finish(dfd, src.perm())
 	}
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		unix.Unlinkat(dstDir, name, 0) // no half file left behind
-		if errors.Is(err, errCap) {
+		switch {
+		case errors.Is(err, errCap):
 			c.capped = true
 			c.skip(cpath, c.capReason())
 			return nil
-		}
-		if errors.Is(err, c.ctx.Err()) {
-			return err
+		case c.ctx.Err() != nil:
+			return c.ctx.Err()
+		case errors.Is(err, errRead):
+			c.skip(cpath, errText(err))
+			return nil
 		}
 		return c.hostErr(rel, err)
 	}
@@ -319,6 +275,15 @@ func (c *copier) copyFile(srcDir int, name, cpath string, dstDir int, rel string
 	return nil
 }
 
+// prefixed is err's text after what, unless err gives a reason in full.
+func prefixed(what string, err error) string {
+	var why skipError
+	if errors.As(err, &why) {
+		return string(why)
+	}
+	return what + errText(err)
+}
+
 // errCap stops a copy that would cross the size cap.
 var errCap = errors.New("artifact size cap reached")
 
@@ -326,69 +291,51 @@ func (c *copier) capReason() string {
 	return fmt.Sprintf("the artifacts' size cap (%s of file data) is reached: not copied", humanize.IBytes(uint64(c.max)))
 }
 
-// copyData copies the first size bytes of src to dst, data only: holes
-// (found with SEEK_DATA/SEEK_HOLE) stay holes, so a sparse file costs the
-// host what it costs the container. It returns the data bytes copied, or
-// errCap before copying data beyond the cap.
-func (c *copier) copyData(sfd int, src, dst *os.File, size int64) (int64, error) {
+// copyStream copies src to dst until EOF, stopping with errCap before the
+// data copied by this Collect would cross the cap: for files whose size
+// says nothing (a file API's, /proc's and /sys's, whose files say 0 or
+// 4096 whatever they hold).
+func (c *copier) copyStream(dst io.Writer, src io.Reader) (int64, error) {
 	var n int64
-	for off := int64(0); off < size; {
-		data, err := unix.Seek(sfd, off, unix.SEEK_DATA)
-		if errors.Is(err, unix.ENXIO) {
-			break // only a hole is left
-		}
-		if err != nil {
+	buf := make([]byte, 256<<10)
+	for {
+		if err := c.ctx.Err(); err != nil {
 			return n, err
 		}
-		if data >= size {
-			break
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			if c.max >= 0 && c.res.Bytes+n+int64(k) > c.max {
+				return n, errCap
+			}
+			w, err := dst.Write(buf[:k])
+			n += int64(w)
+			if err != nil {
+				return n, err
+			}
 		}
-		hole, err := unix.Seek(sfd, data, unix.SEEK_HOLE)
-		if err != nil {
-			return n, err
+		if rerr == io.EOF {
+			return n, nil
 		}
-		hole = min(hole, size) // the file may have grown meanwhile
-		if c.max >= 0 && c.res.Bytes+n+hole-data > c.max {
-			return n, errCap
+		if rerr != nil {
+			return n, fmt.Errorf("%w: %w", errRead, rerr)
 		}
-		w, err := io.Copy(io.NewOffsetWriter(dst, data), ctxReader{c.ctx, io.NewSectionReader(src, data, hole-data)})
-		n += w
-		if err != nil {
-			return n, err
-		}
-		off = hole
 	}
-	// The trailing hole, and the length.
-	return n, dst.Truncate(size)
 }
 
-func (c *copier) copyDir(srcDir int, name, cpath string, dstDir int, rel string, depth int) error {
+func (c *copier) copyDir(d srcDir, name, cpath string, dstDir int, rel string, depth int) error {
 	if depth >= maxDepth {
-		c.skip(cpath, fmt.Sprintf("deeper than %d directories: not copied", maxDepth))
+		c.skip(cpath, fmt.Sprintf("deeper than %d directories below its match: not copied, nor anything in it", maxDepth))
+		if c.tooDeep == "" {
+			c.tooDeep = cpath
+		}
 		return nil
 	}
-	sfd, err := unix.Openat(srcDir, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	sub, names, err := d.sub(name)
 	if err != nil {
-		c.skip(cpath, "open directory: "+errText(err))
+		c.skip(cpath, prefixed("read directory: ", err))
 		return nil
 	}
-	src := os.NewFile(uintptr(sfd), cpath)
-	defer src.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(sfd, &st); err != nil {
-		c.skip(cpath, "stat directory: "+errText(err))
-		return nil
-	}
-	if r := c.denied(&st, 0o5); r != "" {
-		c.skip(cpath, "not readable by the container ("+r+")")
-		return nil
-	}
-	names, err := src.Readdirnames(-1)
-	if err != nil {
-		c.skip(cpath, "read directory: "+errText(err))
-		return nil
-	}
-	slices.Sort(names)
+	defer sub.close()
 	dfd, err := c.mkdirAt(dstDir, name, 0o700)
 	if errors.Is(err, errNotDir) {
 		c.skip(cpath, fmt.Sprintf("%s exists on the host and is not a directory (not followed)", filepath.Join(c.hostPrefix, rel)))
@@ -399,12 +346,12 @@ func (c *copier) copyDir(srcDir int, name, cpath string, dstDir int, rel string,
 	}
 	defer unix.Close(dfd)
 	for _, n := range names {
-		if err := c.copyEntry(sfd, n, path.Join(cpath, n), dfd, path.Join(rel, n), depth+1); err != nil {
+		if err := c.copyEntry(sub, n, path.Join(cpath, n), dfd, path.Join(rel, n), depth+1); err != nil {
 			return err
 		}
 	}
 	// Modes last, so a read-only directory could still be filled.
-	if err := c.finish(dfd, st.Mode); err != nil {
+	if err := c.finish(dfd, sub.perm()); err != nil {
 		return c.hostErr(rel, err)
 	}
 	return nil

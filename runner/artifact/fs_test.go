@@ -37,7 +37,7 @@ func TestCollectFS(t *testing.T) {
 	assert.ElementsMatch(t, []string{"/work/out/a.txt", "/work/out/b.txt", "/work/out/escape", "/work/out/sub/c.txt"}, res.Copied)
 	assert.Equal(t, []Link{{Path: "/work/out/escape", Target: "/etc/shadow"}}, res.Links)
 	assert.Equal(t, int64(14), res.Bytes)
-	assert.Equal(t, []Skip{{Path: "/nothing/*", Reason: "no match"}}, res.Skipped)
+	assert.Equal(t, []Skip{{Path: "/nothing/*", Reason: "matched nothing"}}, res.Skipped)
 	b, err := os.ReadFile(filepath.Join(dest, "out/sub/c.txt"))
 	require.NoError(t, err)
 	assert.Equal(t, "gamma", string(b))

@@ -43,7 +43,7 @@ func TestProcPidRoot(t *testing.T) {
 	assert.Equal(t, "l /etc/passwd", got["d/abs.tar.gz"])
 	assert.Equal(t, "l "+filepath.Join(host, "secret"), got["d/host.tar.gz"])
 	assert.Equal(t, "f 0644 A", got["d/a.tar.gz"])
-	assert.Contains(t, skipReasons(res)["/hostdir/secret"], "no such file")
+	assert.Contains(t, skipReasons(res)["/hostdir/secret"], "matched nothing")
 }
 
 func copyFile(t *testing.T, src, dst string) {
