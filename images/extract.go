@@ -12,6 +12,8 @@ import (
 
 	"github.com/stintdev/stint/internal/sysexec"
 	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/internal/plural"
 )
 
 // UnpackOptions tune Unpack.
@@ -147,10 +149,10 @@ type dirEntry struct {
 func (x *extractor) warnings() []string {
 	var w []string
 	if x.devices > 0 {
-		w = append(w, fmt.Sprintf("skipped %d device node(s): not usable in an unprivileged container", x.devices))
+		w = append(w, "skipped "+plural.N(x.devices, "device node", "device nodes")+": not usable in an unprivileged container")
 	}
 	if x.xattrFails > 0 {
-		w = append(w, fmt.Sprintf("could not set %d extended attribute(s)", x.xattrFails))
+		w = append(w, "could not set "+plural.N(x.xattrFails, "extended attribute", "extended attributes"))
 	}
 	return w
 }

@@ -126,7 +126,7 @@ func TestCorruptStateRebuilt(t *testing.T) {
 	require.Len(t, aside, 1)
 	assert.Equal(t, string(bad), readFile(t, aside[0]), "the corrupt state is kept as it was")
 	assert.Contains(t, warn.String(), "network state "+filepath.Join(dir, "state.json")+" is corrupt")
-	assert.Contains(t, warn.String(), "moved it aside to "+aside[0]+" and rebuilt it from the kernel: 2 bridge(s), 4 lease(s), 2 reserved address(es)")
+	assert.Contains(t, warn.String(), "moved it aside to "+aside[0]+" and rebuilt it from the kernel: 2 bridges, 4 leases, 2 reserved addresses")
 
 	assert.Equal(t, &Bridge{Name: DefaultBridge, Subnet: "10.88.0.0/24", Gateway: "10.88.0.1"}, st.Bridges[DefaultBridge])
 	require.Contains(t, st.Bridges, "stgone", "a bridge whose link is gone is rebuilt from its rules")

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/stintdev/stint/internal/plural"
 )
 
 // Reservation is an address a live (or stopped) container uses whose lease
@@ -112,8 +114,9 @@ func (s *store) recoverCorrupt(corrupt *CorruptStateError) (*State, error) {
 	if w == nil {
 		w = os.Stderr
 	}
-	fmt.Fprintf(w, "stint: warning: %v; moved it aside to %s and rebuilt it from the kernel: %d bridge(s), %d lease(s), %d reserved address(es)\n",
-		corrupt, aside, len(st.Bridges), len(st.Leases), len(st.Reserved))
+	fmt.Fprintf(w, "stint: warning: %v; moved it aside to %s and rebuilt it from the kernel: %s, %s, %s\n",
+		corrupt, aside, plural.N(len(st.Bridges), "bridge", "bridges"), plural.N(len(st.Leases), "lease", "leases"),
+		plural.N(len(st.Reserved), "reserved address", "reserved addresses"))
 	for _, n := range notes {
 		fmt.Fprintf(w, "stint: warning:   %s\n", n)
 	}

@@ -1,6 +1,8 @@
 package runner
 
 import (
+	"fmt"
+	"io"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -48,10 +50,15 @@ func withStatus(ev output.Event, st *container.ExitStatus) output.Event {
 	return ev
 }
 
-// emitArtifacts reports what the artifact collector did for job: each file
-// copied (with its size) or link (with its target), each entry skipped
-// (with why), under dest.
-func (r *Runner) emitArtifacts(job, dest string, got artifact.Result) {
+// reportArtifacts reports what the artifact collector did for job: in the
+// job's log (a summary line, then each link, pattern that matched nothing
+// and entry skipped) and as events (each file copied with its size, link
+// with its target, pattern or entry skipped with why), under dest.
+func (r *Runner) reportArtifacts(job, dest string, got artifact.Result, logw io.Writer) {
+	fmt.Fprintf(logw, "artifacts: %s: %s\n", dest, got.Summary())
+	for _, l := range got.Details() {
+		fmt.Fprintf(logw, "  %s\n", l)
+	}
 	links := map[string]string{}
 	for _, l := range got.Links {
 		links[l.Path] = l.Target

@@ -127,8 +127,11 @@ type Result struct {
 	Duration  time.Duration         `json:"duration"`            // nanoseconds in JSON
 	Artifacts string                `json:"artifacts,omitempty"` // the job's artifact directory
 	Files     []string              `json:"files,omitempty"`
-	Log       string                `json:"log,omitempty"`
-	Kept      bool                  `json:"kept,omitempty"`
+	// Collected is the artifact collector's report: bytes, links, what
+	// matched nothing or was skipped, and why.
+	Collected artifact.Result `json:"-"`
+	Log       string          `json:"log,omitempty"`
+	Kept      bool            `json:"kept,omitempty"`
 }
 
 // Passed reports whether the job passed.
@@ -190,7 +193,8 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		res.Duration = time.Since(start).Round(time.Millisecond)
 		r.emit(withStatus(output.Event{Type: output.EventJobFinished, Job: job.Name, Container: res.Container,
 			Result: res.Outcome, Step: res.Line, Command: res.Command, Error: res.Error,
-			Millis: time.Since(start).Milliseconds(), Dest: res.Artifacts, Log: res.Log, Kept: res.Kept}, res.Status))
+			Millis: time.Since(start).Milliseconds(), Dest: res.Artifacts, Log: res.Log, Kept: res.Kept,
+			Files: res.Collected.Files(), Bytes: res.Collected.Bytes}, res.Status))
 	}()
 	if len(job.Services) > 0 {
 		svcs, ok := r.jobServices(ctx, job, &req, &res)
@@ -281,7 +285,7 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 		return false
 	}
 	if r.Collect != nil && len(job.Artifacts) > 0 {
-		r.collect(ctx, runCtx.Err() == nil, job, inst, failed, res)
+		r.collect(ctx, runCtx.Err() == nil, job, inst, failed, res, logw)
 		t = r.phase(job.Name, output.PhaseArtifacts, t)
 	}
 	kept := failed && res.Outcome != OutcomeAborted && (r.KeepOnFailure || job.KeepOnFailure)
@@ -349,7 +353,7 @@ func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *insta
 // read through its own view (its mounts: binds, tmpfs, caches), with its
 // processes frozen so nothing changes under the copy; otherwise from the
 // clone's rootfs.
-func (r *Runner) collect(ctx context.Context, running bool, job spec.Job, inst *instance, failed bool, res *Result) {
+func (r *Runner) collect(ctx context.Context, running bool, job spec.Job, inst *instance, failed bool, res *Result, logw io.Writer) {
 	root := inst.vol.Rootfs
 	if st, err := r.Runtime.State(ctx, res.Container); err == nil && st == container.StateRunning && running {
 		if fz, ok := r.Runtime.(container.Freezer); ok {
@@ -378,11 +382,15 @@ func (r *Runner) collect(ctx context.Context, running bool, job spec.Job, inst *
 	if !done {
 		got, err = r.Collect(context.WithoutCancel(ctx), root, job.Artifacts, dest, failed, idm)
 	}
-	res.Files = got.Copied
-	r.emitArtifacts(job.Name, res.Artifacts, got)
+	res.Files, res.Collected = got.Copied, got
+	r.reportArtifacts(job.Name, res.Artifacts, got, logw)
 	if err != nil {
 		res.Error = joinMsg(res.Error, fmt.Sprintf("artifacts: %v", err))
-		if !failed {
+		switch {
+		case failed:
+		case errors.Is(err, artifact.ErrTooDeep), errors.Is(err, artifact.ErrDestRefused):
+			res.Outcome = OutcomeFailed // the job's tree or workspace, not the host
+		default:
 			res.Outcome = OutcomeError
 		}
 	}

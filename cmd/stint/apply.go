@@ -66,7 +66,7 @@ func reportOutcomes(g *Globals, set string, actions []reconcile.Action, outcomes
 		if containersFailed(outcomes) {
 			code = ExitJobFail // their PID 1 died: the containers' failure, not the host's
 		}
-		return withCode(code, fmt.Errorf("stint: %d container(s) failed:\n%w", failed, err))
+		return withCode(code, fmt.Errorf("stint: %s failed:\n%w", plural(failed, "container"), err))
 	}
 	return nil
 }
@@ -80,7 +80,7 @@ var pastTense = map[reconcile.Kind]string{
 func writeOutcomes(w io.Writer, set string, actions []reconcile.Action, outcomes []reconcile.Outcome) {
 	s := reconcile.Summarize(actions)
 	if s.Changes() == 0 {
-		fmt.Fprintf(w, "No changes: set %q matches its specs (%d container(s)).\n", set, s.Nothing)
+		fmt.Fprintf(w, "No changes: set %q matches its specs (%s).\n", set, plural(s.Nothing, "container"))
 		return
 	}
 	ok := 0
@@ -100,7 +100,7 @@ func writeOutcomes(w io.Writer, set string, actions []reconcile.Action, outcomes
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintf(w, "\nApplied %d of %d change(s) to set %q.\n", ok, s.Changes(), set)
+	fmt.Fprintf(w, "\nApplied %d of %s to set %q.\n", ok, plural(s.Changes(), "change"), set)
 }
 
 // containersFailed reports whether every failure in outcomes is a

@@ -291,7 +291,7 @@ run = ["echo started", "sleep 600"]
 	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "quick.toml"), []byte(specHead+"[job.quick]\nimage = \"busybox\"\nrun = [\"true\"]\n"), 0o644))
 	out, code = f.run(t, "run", filepath.Join(f.dir, "quick.toml"))
 	assert.Equal(t, 0, code, out)
-	assert.Contains(t, out, "removed 1 container(s) left by dead stint processes")
+	assert.Contains(t, out, "removed 1 container left by dead stint processes")
 	f.assertClean(t)
 }
 

@@ -119,9 +119,7 @@ func printSummary(w io.Writer, results []runner.Result, shell string) {
 			detail = r.Error
 		}
 		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(string(r.Outcome)), r.Job, r.Duration.Round(10*time.Millisecond), detail)
-		if len(r.Files) > 0 {
-			fmt.Fprintf(w, "           artifacts: %s (%d files)\n", r.Artifacts, len(r.Files))
-		}
+		printArtifacts(w, r)
 		if r.Log != "" {
 			fmt.Fprintf(w, "           log: %s\n", r.Log)
 		}
@@ -129,6 +127,28 @@ func printSummary(w io.Writer, results []runner.Result, shell string) {
 			fmt.Fprintf(w, "           kept: container %s (stint gc --kept removes it)\n", r.Container)
 			fmt.Fprintf(w, "           debug: %s %s\n", shell, r.Container)
 		}
+	}
+}
+
+// maxDetails bounds the artifact lines of one job in the summary; the log
+// and --json have them all.
+const maxDetails = 10
+
+// printArtifacts says what was collected for r (files, links, bytes), then
+// each link with its target, pattern that matched nothing and entry
+// skipped with why.
+func printArtifacts(w io.Writer, r runner.Result) {
+	if r.Collected.Empty() {
+		return
+	}
+	fmt.Fprintf(w, "           artifacts: %s: %s\n", r.Artifacts, r.Collected.Summary())
+	lines := r.Collected.Details()
+	for i, l := range lines {
+		if i == maxDetails && len(lines) > maxDetails+1 {
+			fmt.Fprintf(w, "             ... and %d more (the log has them)\n", len(lines)-i)
+			break
+		}
+		fmt.Fprintf(w, "             %s\n", l)
 	}
 }
 
@@ -183,7 +203,7 @@ func signalCancel(stderr io.Writer, sigs ...os.Signal) (context.Context, func(re
 // gcFirst removes what crashed runs left behind, before new work.
 func gcFirst(ctx context.Context, g *Globals, h *runner.Host) {
 	if res, err := h.GC(ctx, runner.GCOptions{}); err == nil && len(res.Removed) > 0 {
-		fmt.Fprintf(g.Stderr, "stint: removed %d container(s) left by dead stint processes\n", len(res.Removed))
+		fmt.Fprintf(g.Stderr, "stint: removed %s left by dead stint processes\n", plural(len(res.Removed), "container"))
 	}
 }
 

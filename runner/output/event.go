@@ -17,8 +17,8 @@ const (
 	EventStepStarted  = "step_started"  // Job, Step, Command
 	EventOutput       = "output"        // Job, Step, Stream, Line
 	EventStepFinished = "step_finished" // Job, Step, Status or Signal, OOM, Timeout, Millis
-	EventArtifact     = "artifact"      // Job, Artifact, Dest, Bytes, or Target (a link), or Reason (skipped)
-	EventJobFinished  = "job_finished"  // Job, Container, Result, Step/Command/Status/Signal/OOM of the failing step, Millis, Dest, Log, Kept
+	EventArtifact     = "artifact"      // Job, Artifact, Dest, Bytes, or Target (a link), or Reason (skipped; "matched nothing" for a pattern)
+	EventJobFinished  = "job_finished"  // Job, Container, Result, Step/Command/Status/Signal/OOM of the failing step, Millis, Dest, Files and Bytes (artifacts), Log, Kept
 	EventTeardownDone = "teardown_done" // Job, Container, Millis, Error if something was left
 	EventError        = "error"         // Error: a host failure outside any one job
 )
@@ -75,11 +75,12 @@ type Event struct {
 	Result    Outcome   `json:"result,omitempty"`   // job_finished: passed | failed | timeout | error | aborted
 	Artifact  string    `json:"artifact,omitempty"` // container path
 	Dest      string    `json:"dest,omitempty"`     // host path
-	Bytes     int64     `json:"bytes,omitempty"`
-	Target    string    `json:"target,omitempty"` // an artifact copied as a symlink: its target
-	Reason    string    `json:"reason,omitempty"` // an artifact skipped: why
-	Log       string    `json:"log,omitempty"`    // job_finished: the job's log file
-	Kept      bool      `json:"kept,omitempty"`   // job_finished: the container was kept (--keep-on-failure)
+	Bytes     int64     `json:"bytes,omitempty"`    // artifact: the file's data; job_finished: all artifacts'
+	Files     int       `json:"files,omitempty"`    // job_finished: regular files collected (links not counted)
+	Target    string    `json:"target,omitempty"`   // an artifact copied as a symlink: its target
+	Reason    string    `json:"reason,omitempty"`   // an artifact skipped: why
+	Log       string    `json:"log,omitempty"`      // job_finished: the job's log file
+	Kept      bool      `json:"kept,omitempty"`     // job_finished: the container was kept (--keep-on-failure)
 	Error     string    `json:"error,omitempty"`
 }
 

@@ -229,7 +229,7 @@ func TestRender(t *testing.T) {
 
 	text.Reset()
 	require.NoError(t, WriteText(&text, "p", Plan(desired[5:], "p", actual[5:])))
-	assert.Equal(t, "No changes: set \"p\" matches its specs (1 container(s)).\n", text.String())
+	assert.Equal(t, "No changes: set \"p\" matches its specs (1 container).\n", text.String())
 }
 
 func golden(t *testing.T, name string, got []byte) {

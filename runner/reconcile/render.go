@@ -83,7 +83,11 @@ func WriteText(w io.Writer, set string, actions []Action) error {
 	var b strings.Builder
 	s := Summarize(actions)
 	if s.Changes() == 0 {
-		fmt.Fprintf(&b, "No changes: set %q matches its specs (%d container(s)).\n", set, s.Nothing)
+		noun := "containers" // reconcile imports spec only: no plural helper
+		if s.Nothing == 1 {
+			noun = "container"
+		}
+		fmt.Fprintf(&b, "No changes: set %q matches its specs (%d %s).\n", set, s.Nothing, noun)
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
