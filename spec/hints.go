@@ -86,3 +86,19 @@ func tomlQuote(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// jobHint is " (did you mean "test"?)" for a job name close to a job's
+// name or base name in set, or "".
+func jobHint(set *Set, name string) string {
+	var names []string
+	for _, j := range set.Jobs {
+		names = append(names, j.Base)
+		if j.Name != j.Base {
+			names = append(names, j.Name)
+		}
+	}
+	if s := suggest(name, names); s != "" {
+		return " (" + s + ")"
+	}
+	return ""
+}

@@ -242,7 +242,9 @@ run = ["true"]
 
 	_, err = SelectJobs(set, []string{"tset"})
 	require.ErrorIs(t, err, ErrUnknownJob)
-	assert.EqualError(t, err, `unknown job "tset"; known jobs: test, test[go=1.22], test[go=1.23], lint`)
+	assert.EqualError(t, err, `unknown job "tset" (did you mean "test"?); known jobs: test, test[go=1.22], test[go=1.23], lint`)
+	_, err = SelectJobs(set, []string{"zzz"})
+	assert.EqualError(t, err, `unknown job "zzz"; known jobs: test, test[go=1.22], test[go=1.23], lint`, "nothing close: no hint")
 }
 
 func TestContainerHash(t *testing.T) {

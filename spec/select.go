@@ -27,7 +27,7 @@ func SelectJobs(set *Set, names []string) ([]Job, error) {
 			}
 		}
 		if !found {
-			unknown = append(unknown, fmt.Sprintf("%q", n))
+			unknown = append(unknown, fmt.Sprintf("%q", n)+jobHint(set, n))
 		}
 	}
 	if len(unknown) > 0 {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kong"
 
@@ -116,12 +117,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return ExitUsage
 		}
 		setupLogging(cli.LogLevel, stderr)
+		if err := needsRoot(kctx.Command(), cli.Globals.Remote, os.Geteuid()); err != nil {
+			return report(stderr, err)
+		}
 		if err := kctx.Run(&cli.Globals); err != nil {
 			return report(stderr, err)
 		}
 		return ExitOK
 	}()
 	return code
+}
+
+// rootCommands make, enter or remove local containers, or the networks and
+// mounts they use: they need root. Others (validate, plan, ps, logs, image
+// list, remote) work for any user who can read --root.
+var rootCommands = map[string]bool{
+	"run": true, "exec": true, "shell": true, "gc": true, "apply": true, "down": true, "watch": true,
+	"image build": true, "net prune": true, "gitlab prepare": true, "gitlab run": true, "gitlab cleanup": true,
+}
+
+// needsRoot is the one line a user who is not root gets for a command that
+// needs it (a host failure, exit 3), instead of the first EPERM on the
+// way. On a remote the server makes the containers: no root needed.
+func needsRoot(command, remote string, euid int) error {
+	var words []string
+	for _, w := range strings.Fields(command) {
+		if !strings.HasPrefix(w, "<") {
+			words = append(words, w)
+		}
+	}
+	cmd := strings.Join(words, " ")
+	if euid == 0 || remote != "" || !rootCommands[cmd] {
+		return nil
+	}
+	return withCode(ExitHost, fmt.Errorf("stint %s needs root: only root can make, enter or remove LXC containers with their id-mapped clones, cgroups and mounts under --root; run it with sudo (or on a server with --remote NAME)", cmd))
 }
 
 // kongExit unwinds out of kong after --help or a usage error.
