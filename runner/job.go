@@ -171,13 +171,19 @@ var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
 
 // ContainerName is a fresh, unique container name for a job: stint-<job>-<random>.
 func ContainerName(job string) string {
+	base := containerBase(job)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "stint-" + base + "-" + hex.EncodeToString(b[:])
+}
+
+// containerBase is job's name as its containers' names hold it.
+func containerBase(job string) string {
 	base := strings.Trim(unsafeChars.ReplaceAllString(job, "-"), "-")
 	if len(base) > 40 {
 		base = base[:40]
 	}
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return "stint-" + base + "-" + hex.EncodeToString(b[:])
+	return base
 }
 
 // RunJob runs one job to the end and tears it down, whatever happens:

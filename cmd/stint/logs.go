@@ -14,11 +14,11 @@ import (
 	"github.com/stintdev/stint/runner"
 )
 
-// LogsCmd prints a long-lived container's console log: what its PID 1 (the
-// command, or the image's init) wrote.
+// LogsCmd prints a long-lived container's console log (what its PID 1
+// wrote) or a job's log (its lines' output and the artifacts report).
 type LogsCmd struct {
-	Name   string `arg:"" help:"The container: SET.NAME, or NAME when only one set has it."`
-	Follow bool   `short:"f" help:"Keep printing what is appended, until interrupted."`
+	Name   string `arg:"" help:"A long-lived container (SET.NAME, or NAME when only one set has it), a job (its newest log: test, test[go=1.22]) or a job's container (stint-test-1a2b3c4d)."`
+	Follow bool   `short:"f" help:"Keep printing what is appended: until the job ends, or for a container until interrupted."`
 }
 
 // Run prints the log.
@@ -32,15 +32,35 @@ func (c *LogsCmd) Run(g *Globals) error {
 	var amb *runner.AmbiguousNameError
 	switch {
 	case errors.Is(err, runner.ErrNoContainer):
-		return withCode(ExitUsage, fmt.Errorf("stint logs: no long-lived container %q (see stint ps)", c.Name))
+		return c.jobLog(g, h)
 	case errors.As(err, &amb):
 		return withCode(ExitUsage, fmt.Errorf("stint logs: %q is ambiguous: %s", c.Name, strings.Join(amb.Matches, ", ")))
 	case err != nil:
 		return withCode(ExitHost, err)
 	}
+	return c.print(g, path, nil)
+}
+
+// jobLog prints the newest log of the job c.Name, following it while the
+// job runs.
+func (c *LogsCmd) jobLog(g *Globals, h *runner.Host) error {
+	jl, err := h.JobLog(c.Name)
+	if errors.Is(err, runner.ErrNoLog) {
+		return withCode(ExitUsage, fmt.Errorf("stint logs: no long-lived container and no job log named %q (see stint ps; job logs are kept for `stint gc --keep-logs`, 7 days by default)", c.Name))
+	}
+	if err != nil {
+		return withCode(ExitHost, err)
+	}
+	return c.print(g, jl.Path, func() bool { return h.JobRunning(jl.Container) })
+}
+
+// print copies the log at path to stdout; with --follow it goes on
+// copying what is appended until running (nil: always) says the writer
+// is gone, or a signal.
+func (c *LogsCmd) print(g *Globals, path string, running func() bool) error {
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil // it has not written anything yet
+	if errors.Is(err, os.ErrNotExist) && running == nil {
+		return nil // the container has not written anything yet
 	}
 	if err != nil {
 		return withCode(ExitHost, err)
@@ -55,6 +75,9 @@ func (c *LogsCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	for {
+		// Asked before the copy: what was written before the job ended
+		// is printed by this round's copy.
+		done := running != nil && !running()
 		select {
 		case <-ctx.Done():
 			return nil
@@ -62,6 +85,9 @@ func (c *LogsCmd) Run(g *Globals) error {
 		}
 		if _, err := io.Copy(g.Stdout, f); err != nil {
 			return withCode(ExitHost, err)
+		}
+		if done {
+			return nil
 		}
 	}
 }
