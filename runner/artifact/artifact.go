@@ -183,9 +183,18 @@ func collect(ctx context.Context, arts []spec.Artifact, dest string, jobFailed b
 		}
 	}
 	if c.tooDeep != "" {
-		return res, fmt.Errorf("artifact %s: %w", c.tooDeep, ErrTooDeep)
+		return res, fmt.Errorf("artifact %s: %w", elide(c.tooDeep), ErrTooDeep)
 	}
 	return res, nil
+}
+
+// elide shortens a long container path for a one-line message (the skip
+// entry keeps it whole): its start and its end.
+func elide(p string) string {
+	if len(p) <= 100 {
+		return p
+	}
+	return p[:40] + "..." + p[len(p)-40:]
 }
 
 // shownPath is dest as messages show it. The runner passes its open
