@@ -13,6 +13,8 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
+
+	"github.com/stintdev/stint/internal/plural"
 )
 
 // State is what stint remembers about its networks, in <state>/state.json
@@ -132,7 +134,7 @@ func (s *store) load() (*State, error) {
 	}
 	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
 		// Empty, null or not an object: nothing stint writes.
-		return nil, &CorruptStateError{Path: s.path(), Err: fmt.Errorf("not a JSON object (%d bytes)", len(b))}
+		return nil, &CorruptStateError{Path: s.path(), Err: fmt.Errorf("not a JSON object (%s)", plural.N(len(b), "byte", "bytes"))}
 	}
 	if err := json.Unmarshal(b, st); err != nil {
 		return nil, &CorruptStateError{Path: s.path(), Err: err}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/stintdev/stint/internal/idmap"
 	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/internal/plural"
 )
 
 // shiftTree moves every owner under root from container ids to host ids of
@@ -105,7 +107,7 @@ func shiftACL(path, name string, m idmap.Map) error {
 	}
 	acl := buf[:n]
 	if len(acl) < 4 || (len(acl)-4)%8 != 0 {
-		return fmt.Errorf("%s of %s: malformed ACL (%d bytes)", name, path, len(acl))
+		return fmt.Errorf("%s of %s: malformed ACL (%s)", name, path, plural.N(len(acl), "byte", "bytes"))
 	}
 	changed := false
 	for off := 4; off < len(acl); off += 8 {
@@ -160,7 +162,7 @@ func readFcaps(path string, mode os.FileMode) ([]byte, error) {
 // (vfs_ns_cap_data: magic_etc, 2 × (permitted, inheritable), rootid).
 func writeFcaps(path string, caps []byte, rootid uint32) error {
 	if len(caps) < 20 {
-		return fmt.Errorf("%s of %s: unsupported capability format (%d bytes)", capXattr, path, len(caps))
+		return fmt.Errorf("%s of %s: unsupported capability format (%s)", capXattr, path, plural.N(len(caps), "byte", "bytes"))
 	}
 	v3 := make([]byte, 24)
 	magic := binary.LittleEndian.Uint32(caps)
