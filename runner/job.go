@@ -320,6 +320,10 @@ func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *
 // job times out (runCtx) or ctx is cancelled, and records how it ended.
 func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *instance, logw, out io.Writer, res *Result) {
 	res.Outcome = OutcomePassed
+	shell := job.Shell
+	if shell == "" {
+		shell = defaultShell(inst.vol.Rootfs)
+	}
 	for i, line := range job.Run {
 		if runCtx.Err() != nil {
 			res.Outcome = r.interrupted(ctx, res, job, i, line)
@@ -329,7 +333,7 @@ func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *insta
 		stepStart := time.Now()
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, container.ExecOptions{
-			Argv: lineArgv(job.Shell, line), Env: inst.env,
+			Argv: lineArgv(shell, line), Env: inst.env,
 			UID: inst.user.UID, GID: inst.user.GID, Groups: inst.user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
 		})
 		ev := output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Millis: time.Since(stepStart).Milliseconds()}

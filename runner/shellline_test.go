@@ -2,7 +2,9 @@ package runner
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -59,4 +61,38 @@ func TestDefaultLinePipefail(t *testing.T) {
 			assert.NotContains(t, out, ": 2:", "line numbers stay the user's")
 		})
 	}
+}
+
+// TestDefaultShell: bash with pipefail only where /bin/sh is a link to
+// dash and /bin/bash exists, both resolved inside the root (merged /usr,
+// a link aiming out of the root).
+func TestDefaultShell(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		links map[string]string // path → link target
+		files []string
+		want  string
+	}{
+		{"debian", map[string]string{"bin/sh": "dash"}, []string{"bin/dash", "bin/bash"}, bashPipefail},
+		{"merged usr", map[string]string{"bin": "usr/bin", "usr/bin/sh": "/usr/bin/dash"}, []string{"usr/bin/dash", "usr/bin/bash"}, bashPipefail},
+		{"dash without bash", map[string]string{"bin/sh": "dash"}, []string{"bin/dash"}, ""},
+		{"busybox", map[string]string{"bin/sh": "busybox", "bin/bash": "busybox"}, []string{"bin/busybox"}, ""},
+		{"sh is a file", nil, []string{"bin/sh", "bin/bash"}, ""},
+		{"bash out of the root", map[string]string{"bin/sh": "dash", "bin/bash": "../../../../../usr/bin/bash-nowhere"}, []string{"bin/dash"}, ""},
+		{"no bin", nil, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, f := range tc.files {
+				require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755))
+				require.NoError(t, os.WriteFile(filepath.Join(dir, f), nil, 0o755))
+			}
+			for p, target := range tc.links {
+				require.NoError(t, os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755))
+				require.NoError(t, os.Symlink(target, filepath.Join(dir, p)))
+			}
+			assert.Equal(t, tc.want, defaultShell(dir))
+		})
+	}
+	assert.Empty(t, defaultShell(""), "a runtime with its own storage")
 }

@@ -69,7 +69,8 @@ run = ["false; echo own-reached"]
 // TestCLIRunShellNoPipefail: pipefail is detected, not assumed. In an image
 // whose /bin/sh is dash (Debian's, without pipefail) the default line runs
 // as before: no error from the probe, a pipe's status is its last
-// command's; `shell` asks for another shell.
+// command's; where the image also has /bin/bash, bash -o pipefail runs the
+// line; `shell` asks for another shell.
 func TestCLIRunShellNoPipefail(t *testing.T) {
 	f := newCLI(t)
 	dash, err := exec.LookPath("dash")
@@ -94,11 +95,23 @@ func TestCLIRunShellNoPipefail(t *testing.T) {
 		decl = append(decl, fmt.Sprintf("%q = %q", target, local))
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "to-dash.sh"), []byte("ln -sf /usr/local/bin/dash /bin/sh\n"), 0o755))
+	// A stand-in for bash beside dash: busybox's ash, which takes
+	// `-o pipefail -c` as bash does.
+	require.NoError(t, os.WriteFile(filepath.Join(f.dir, "sys", "bash"), []byte("#!/bin/busybox sh\nexec /bin/busybox sh \"$@\"\n"), 0o755))
 	p := f.spec(t, `
 [image.dash]
 from = "busybox"
 files = { `+strings.Join(decl, ", ")+` }
 hooks = ["to-dash.sh"]
+
+[image.dashbash]
+from = "busybox"
+files = { `+strings.Join(decl, ", ")+`, "/bin/bash" = "sys/bash" }
+hooks = ["to-dash.sh"]
+
+[job.dashbash]
+image = "dashbash"
+run = ["echo $0", "false | true", "echo not-reached"]
 
 [job.dash]
 image = "dash"
@@ -114,6 +127,12 @@ run = ["false | true", "echo not-reached"]
 	assert.Contains(t, out, "[dash] /usr/local/bin/dash\n")
 	assert.Contains(t, out, "[dash] reached")
 	assert.NotContains(t, out, "pipefail", "the probe says nothing where it fails")
+
+	// With bash in the image, a job without `shell` runs bash -o pipefail.
+	out, code = f.run(t, "run", p, "dashbash")
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "line 2 `false | true`: exit 1")
+	assert.NotContains(t, out, "not-reached")
 
 	out, code = f.run(t, "run", p, "ash")
 	assert.Equal(t, 1, code, out)
