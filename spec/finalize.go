@@ -307,7 +307,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 			img, ok := r.sub(*m.image)
 			j.Image = img
 			if ok {
-				lo.imageRef(sv{V: img, At: m.image.At})
+				j.Image = lo.imageRef(sv{V: img, At: m.image.At})
 			}
 		}
 		if m.workdir != nil {
@@ -385,7 +385,7 @@ func (lo *loader) container(l *layer) Container {
 		img, ok := r.sub(*m.image)
 		c.Image = img
 		if ok {
-			lo.imageRef(sv{V: img, At: m.image.At})
+			c.Image = lo.imageRef(sv{V: img, At: m.image.At})
 		}
 	}
 	for _, s := range m.command {

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,7 +13,7 @@ import (
 var (
 	storageKeys    = []string{"driver", "path", "size", "dataset", "vg", "thinpool"}
 	storageDrivers = []string{"auto", "btrfs", "zfs", "lvm", "overlay", "dir"}
-	imageKeys      = []string{"builder", "suite", "variant", "components", "mirror", "from", "packages", "hooks", "files", "properties", "source", "repositories", "recommends"}
+	imageKeys      = []string{"builder", "suite", "variant", "components", "mirror", "from", "packages", "hooks", "files", "properties", "source", "repositories", "recommends", "auto_update", "refresh"}
 	hookKeys       = []string{"path", "before"}
 	repoKeys       = []string{"uri", "suite", "components", "key"}
 	builders       = []string{"busybox", "debootstrap"}
@@ -164,9 +165,18 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 			for k, s := range props {
 				img.Properties[k] = s.V
 			}
+		case "auto_update":
+			if b := d.boolean(v, kp); b != nil {
+				img.AutoUpdate = &b.V
+			}
+		case "refresh":
+			if t := d.duration(v, kp); t != nil {
+				r := Duration(t.V)
+				img.Refresh = &r
+			}
 		case "source":
 			if ref, ok := v.(string); ok && pullSourceRE.MatchString(ref) {
-				img.Pull = ref
+				img.Pull = d.pullRef(sv{V: ref, At: d.at(kp)})
 				return
 			}
 			list, ok := d.strList(v, kp, true)
@@ -217,6 +227,8 @@ func (d *decoder) imageKind(img Image, from bool, m map[string]any, p string) {
 	onlyFor("repositories", len(img.Repositories) > 0, from, "from images (recipes)")
 	onlyFor("recommends", img.Recommends != nil, from, "from images (recipes)")
 	onlyFor("files", len(img.Files) > 0, !imported, "built or derived images, not imported ones")
+	onlyFor("auto_update", img.AutoUpdate != nil, img.Pull != "", "images pulled from a remote (source = \"REMOTE:ALIAS\")")
+	onlyFor("refresh", img.Refresh != nil, img.Pull != "", "images pulled from a remote (source = \"REMOTE:ALIAS\")")
 }
 
 // hooks decodes a recipe's hooks: each a host path, or a table
@@ -337,3 +349,44 @@ func (d *decoder) repositories(v any, p string) []Repository {
 	})
 	return out
 }
+
+// pullRef is a remote image reference as a spec wrote it, with an
+// "oci-layout:" directory resolved against the spec file's directory (as
+// every host path in a spec is) and required to exist.
+func (d *decoder) pullRef(ref sv) string {
+	out, err := LayoutRef(ref.V, d.f.dir)
+	if err != nil {
+		d.ps.addf(ref.At, "", "%v", err)
+	}
+	return out
+}
+
+// LayoutRef resolves the directory of an "oci-layout:DIR[:TAG]" reference
+// against dir, the spec file's directory, and checks that it exists; any
+// other reference is returned as it is.
+func LayoutRef(ref, dir string) (string, error) {
+	rest, ok := strings.CutPrefix(ref, layoutPrefix)
+	if !ok {
+		return ref, nil
+	}
+	layout, tag := rest, ""
+	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		layout, tag = rest[:i], rest[i+1:]
+	}
+	if layout == "" {
+		return ref, fmt.Errorf("image %q: no OCI layout directory", ref)
+	}
+	p := hostPath(dir, layout)
+	out := layoutPrefix + p
+	if tag != "" {
+		out += ":" + tag
+	}
+	if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+		return out, fmt.Errorf("OCI layout %q does not exist (resolved to %s)", layout, p)
+	}
+	return out, nil
+}
+
+// layoutPrefix starts a local OCI layout reference (images/oci.LayoutPrefix;
+// spec imports none of stint's packages).
+const layoutPrefix = "oci-layout:"

@@ -346,10 +346,19 @@ func (l *loader) checkImages() {
 }
 
 // imageRef checks a reference to an image: an [image.*] of the set, or an
-// image of the local store.
-func (l *loader) imageRef(ref sv) {
+// image of the local store. It returns the reference to use: an
+// "oci-layout:" directory resolved against its spec file's directory.
+func (l *loader) imageRef(ref sv) string {
+	if strings.HasPrefix(ref.V, layoutPrefix) {
+		dir, _ := filepath.Abs(filepath.Dir(ref.At.File))
+		out, err := LayoutRef(ref.V, dir)
+		if err != nil {
+			l.ps.addf(ref.At, "", "%v", err)
+		}
+		return out
+	}
 	if _, ok := l.images[ref.V]; ok {
-		return
+		return ref.V
 	}
 	names := make([]string, 0, len(l.images))
 	for n := range l.images {
@@ -357,11 +366,12 @@ func (l *loader) imageRef(ref sv) {
 	}
 	if ref.V == "" || !aliasRE.MatchString(ref.V) && !fingerprintRE.MatchString(ref.V) {
 		l.ps.addf(ref.At, "an [image.*] name, an alias or a fingerprint prefix (12+ hex digits)", "bad image reference %q", ref.V)
-		return
+		return ref.V
 	}
 	if l.opts.ImageKnown != nil && !l.opts.ImageKnown(ref.V) {
 		l.ps.addf(ref.At, suggest(ref.V, names), "unknown image %q: not an [image.*] of this set nor in the local image store", ref.V)
 	}
+	return ref.V
 }
 
 func (l *loader) sortedImages() []*imageDef {

@@ -64,7 +64,12 @@ type Image struct {
 	// or "oci-layout:/path[:tag]" (a string whose part before the first ':'
 	// is a remote name: no '/', and something other than '/' follows).
 	Pull string `json:"pull,omitempty"`
-	Pos  Pos    `json:"pos"`
+	// AutoUpdate and Refresh are a pull's refresh policy: whether a use
+	// asks the remote for a newer version, and at most how often (nil:
+	// the defaults, true and 6h; docs/images.md).
+	AutoUpdate *bool     `json:"auto_update,omitempty"`
+	Refresh    *Duration `json:"refresh,omitempty"`
+	Pos        Pos       `json:"pos"`
 
 	// HooksBeforePackages are the hooks marked before = "packages": run,
 	// in order, after Repositories and before Packages are installed.
