@@ -165,6 +165,42 @@ type Source struct {
 	Version  string    `json:"version,omitempty"`  // simplestreams: the version (serial) pulled
 	Digest   string    `json:"digest,omitempty"`   // oci: the manifest digest
 	Pulled   time.Time `json:"pulled_at,omitzero"` // when
+	// AutoUpdate: a use asks the remote for a newer version (at most
+	// every refresh interval) and pulls it; see the runner's policy.
+	AutoUpdate bool `json:"auto_update,omitempty"`
+	// Checked is when the remote was last asked for a newer version
+	// (zero: never since the pull).
+	Checked time.Time `json:"checked_at,omitzero"`
+}
+
+// Ref is the reference the image was pulled by: REMOTE:ALIAS, or
+// oci-layout:DIR[:TAG] for a local OCI layout.
+func (s *Source) Ref() string {
+	if s.Remote == "oci-layout" {
+		return "oci-layout:" + strings.TrimPrefix(s.Alias, "oci-layout:")
+	}
+	return s.Remote + ":" + s.Alias
+}
+
+// UpdateSource changes the source record of the image with fingerprint fp
+// (a pulled image: ErrNotFound for one without a source) under the
+// store's lock, and returns the image as stored.
+func (s *Store) UpdateSource(fp string, fn func(src *Source)) (*Image, error) {
+	var out *Image
+	err := s.withLock(func(ix *index) (bool, error) {
+		for _, img := range ix.Images {
+			if img.Fingerprint == fp && img.Source != nil {
+				fn(img.Source)
+				out = img.clone()
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("pulled image %s: %w", fp, ErrNotFound)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record source of image %s: %w", fp, err)
+	}
+	return out, nil
 }
 
 func (s *Source) clone() *Source {

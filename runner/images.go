@@ -1,10 +1,13 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/images/oci"
@@ -23,6 +26,16 @@ type StoreImages struct {
 	Recipes *Runner
 	// PullProgress, when set, is told of a remote image's downloads.
 	PullProgress func(item string, done, total int64)
+	// Refresh is how often, at most, an auto-updating pulled image is
+	// checked against its remote on use (default DefaultRefresh); an
+	// [image.*]'s own refresh wins.
+	Refresh time.Duration
+	// CheckTimeout bounds that check (default DefaultCheckTimeout): an
+	// unreachable remote means the cached image, with a warning.
+	CheckTimeout time.Duration
+	// Warn reports what a job goes on without (a remote that did not
+	// answer); nil: slog's warning.
+	Warn func(msg string)
 
 	mu    sync.Mutex // guards done and refMu
 	done  map[string]*images.Image
@@ -75,7 +88,7 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 		return s.buildDef(ctx, *def, nil)
 	}
 	if root := storeRoot(s.Store); IsPullRef(root, ref) {
-		return s.pulled(ctx, root, ref)
+		return s.pulled(ctx, root, ref, refreshPolicy{})
 	}
 	img, err := s.Store.Resolve(ref)
 	if err != nil {
@@ -84,24 +97,82 @@ func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, e
 	return img, nil
 }
 
+// refreshPolicy is how a use of a pulled image asks for a newer one:
+// auto (nil: the stored image's own auto_update, which a pull on use
+// sets) at most every every (0: StoreImages.Refresh).
+type refreshPolicy struct {
+	auto  *bool
+	every time.Duration
+}
+
 // pulled resolves a remote reference (REMOTE:ALIAS, oci-layout:...): the
-// newest image the store holds from it, else a pull. Resolving downloads
-// nothing once the image is stored.
-func (s *StoreImages) pulled(ctx context.Context, root, ref string) (*images.Image, error) {
-	if img, err := s.cachedPull(ref); err != nil || img != nil {
-		return img, err
-	}
-	res, err := PullImage(ctx, s.Store, root, ref, PullOptions{Progress: s.PullProgress})
+// newest image the store holds from it, else a pull. A stored image that
+// auto-updates is checked against its remote once its refresh interval
+// has passed since its pull or last check, and a newer version pulled;
+// a remote that does not answer in time leaves the stored image in use,
+// with a warning.
+func (s *StoreImages) pulled(ctx context.Context, root, ref string, pol refreshPolicy) (*images.Image, error) {
+	img, err := s.cachedPull(ref)
 	if err != nil {
 		return nil, err
 	}
-	return res.Image, nil
+	if img == nil {
+		res, err := PullImage(ctx, s.Store, root, ref, PullOptions{Progress: s.PullProgress})
+		if err != nil {
+			return nil, err
+		}
+		// Pulled on use: auto-updating unless the spec says otherwise, as
+		// LXD's images.auto_update_cached.
+		auto := pol.auto == nil || *pol.auto
+		return s.Store.UpdateSource(res.Image.Fingerprint, func(src *images.Source) { src.AutoUpdate = auto })
+	}
+	auto := img.Source.AutoUpdate
+	if pol.auto != nil {
+		auto = *pol.auto
+	}
+	every := cmp.Or(pol.every, s.Refresh, DefaultRefresh)
+	last := img.Source.Checked
+	if last.Before(img.Source.Pulled) {
+		last = img.Source.Pulled
+	}
+	if !auto || time.Since(last) < every {
+		return img, nil
+	}
+	cur, _, err := RefreshImage(ctx, s.Store, root, img, RefreshOptions{CheckTimeout: s.CheckTimeout, Progress: s.PullProgress})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		s.warn(fmt.Sprintf("image %s: using the cached image %s: %v", ref, short(img.Fingerprint), err))
+		return img, nil
+	}
+	return cur, nil
+}
+
+func (s *StoreImages) warn(msg string) {
+	if s.Warn != nil {
+		s.Warn(msg)
+		return
+	}
+	slog.Warn(msg)
+}
+
+// short is a fingerprint's first 12 digits, as `image list` shows it.
+func short(fp string) string {
+	if len(fp) > 12 {
+		return fp[:12]
+	}
+	return fp
 }
 
 // pullDef is an [image.*] whose source is on a remote, with aliases
 // added.
 func (s *StoreImages) pullDef(ctx context.Context, def spec.Image, aliases []string) (*images.Image, error) {
-	img, err := s.pulled(ctx, storeRoot(s.Store), def.Pull)
+	pol := refreshPolicy{auto: def.AutoUpdate}
+	if def.Refresh != nil {
+		pol.every = time.Duration(*def.Refresh)
+	}
+	img, err := s.pulled(ctx, storeRoot(s.Store), def.Pull, pol)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", def.Name, err)
 	}

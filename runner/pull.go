@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/images/oci"
@@ -104,4 +106,81 @@ func PullImage(ctx context.Context, s *images.Store, root, ref string, o PullOpt
 // over TLS when certFile and keyFile are given (simplestreams.Serve).
 func ServeImages(ctx context.Context, s *images.Store, l net.Listener, certFile, keyFile string) error {
 	return simplestreams.Serve(ctx, s, l, certFile, keyFile)
+}
+
+// DefaultRefresh is how often an auto-updating image is checked against
+// its remote at most, as LXD's images.auto_update_interval (6 hours).
+const DefaultRefresh = 6 * time.Hour
+
+// DefaultCheckTimeout bounds asking a remote whether it has a newer
+// version, so an unreachable remote delays a job by no more than this.
+const DefaultCheckTimeout = 15 * time.Second
+
+// RefreshOptions tune RefreshImage.
+type RefreshOptions struct {
+	// CheckTimeout bounds the question to the remote (default
+	// DefaultCheckTimeout); a newer image's download is bounded only by
+	// the pull's idle timeout.
+	CheckTimeout time.Duration
+	// Progress is called per downloaded file or blob.
+	Progress func(item string, done, total int64)
+}
+
+// RefreshImage asks the remote img was pulled from (a REMOTE:ALIAS under
+// root, or a local OCI layout) whether it has a newer version, and pulls
+// it when it does: img's aliases move to the new image, which keeps img's
+// auto_update. It returns the image to use now (img when nothing newer)
+// and whether it is new. img itself stays in the store, unaliased, for
+// the containers made from it, until `image prune` removes it. The check
+// time is recorded either way.
+func RefreshImage(ctx context.Context, s *images.Store, root string, img *images.Image, o RefreshOptions) (*images.Image, bool, error) {
+	src := img.Source
+	if src == nil {
+		return img, false, fmt.Errorf("refresh image %s: %w: not pulled from a remote", img.Fingerprint, images.ErrInvalidRemote)
+	}
+	timeout := cmp.Or(o.CheckTimeout, DefaultCheckTimeout)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	newer, err := checkImage(cctx, root, img)
+	cancel()
+	if err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil && !errors.Is(err, images.ErrTimeout) {
+			err = fmt.Errorf("%w: no answer within %s: %w", images.ErrTimeout, timeout, err)
+		}
+		return img, false, fmt.Errorf("refresh image %s from %s: %w", img.Fingerprint, src.Ref(), err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	if !newer {
+		cur, err := s.UpdateSource(img.Fingerprint, func(src *images.Source) { src.Checked = now })
+		if err != nil {
+			return img, false, err
+		}
+		return cur, false, nil
+	}
+	res, err := PullImage(ctx, s, root, src.Ref(), PullOptions{Aliases: img.Aliases, MoveAliases: true, Progress: o.Progress})
+	if err != nil {
+		return img, false, fmt.Errorf("refresh image %s: %w", img.Fingerprint, err)
+	}
+	cur, err := s.UpdateSource(res.Image.Fingerprint, func(ns *images.Source) { ns.AutoUpdate, ns.Checked = src.AutoUpdate, now })
+	if err != nil {
+		return img, false, err
+	}
+	return cur, cur.Fingerprint != img.Fingerprint, nil
+}
+
+// checkImage reports whether img's remote has a newer version of it.
+func checkImage(ctx context.Context, root string, img *images.Image) (bool, error) {
+	ref := img.Source.Ref()
+	if strings.HasPrefix(ref, oci.LayoutPrefix) {
+		r, err := oci.ParseReference(ref, false)
+		if err != nil {
+			return false, err
+		}
+		newer, _, err := oci.Check(ctx, img, r, oci.Options{})
+		return newer, err
+	}
+	r, _, err := imageRemote(root, ref)
+	if err != nil {
+		return false, err
+	}
+	return pull.Check(ctx, r, img, pull.Options{})
 }

@@ -20,16 +20,17 @@ import (
 
 // ImageCmd groups the image store commands.
 type ImageCmd struct {
-	Import ImageImportCmd `cmd:"" help:"Import an LXD image: a unified tarball, or a metadata tarball and a rootfs."`
-	List   ImageListCmd   `cmd:"" aliases:"ls" help:"List images (FILTER: alias or fingerprint prefix, or key=value on properties)."`
-	Info   ImageInfoCmd   `cmd:"" help:"Show an image's details."`
-	Alias  ImageAliasCmd  `cmd:"" help:"Add or remove image aliases."`
-	Delete ImageDeleteCmd `cmd:"" aliases:"rm" help:"Delete images."`
-	Export ImageExportCmd `cmd:"" help:"Export an image as LXD would (byte-identical to its import)."`
-	Build  ImageBuildCmd  `cmd:"" help:"Build images: the [image.*] of a spec file, or one builder from flags."`
-	Prune  ImagePruneCmd  `cmd:"" help:"Delete images past their expiry date (and, with --unused-for, long unused)."`
-	Pull   ImagePullCmd   `cmd:"" help:"Pull an image from a remote: REMOTE:ALIAS, or oci-layout:/path[:tag]."`
-	Serve  ImageServeCmd  `cmd:"" help:"Serve the image store as a simplestreams remote (until SIGINT or SIGTERM)."`
+	Import  ImageImportCmd  `cmd:"" help:"Import an LXD image: a unified tarball, or a metadata tarball and a rootfs."`
+	List    ImageListCmd    `cmd:"" aliases:"ls" help:"List images (FILTER: alias or fingerprint prefix, or key=value on properties)."`
+	Info    ImageInfoCmd    `cmd:"" help:"Show an image's details."`
+	Alias   ImageAliasCmd   `cmd:"" help:"Add or remove image aliases."`
+	Delete  ImageDeleteCmd  `cmd:"" aliases:"rm" help:"Delete images."`
+	Export  ImageExportCmd  `cmd:"" help:"Export an image as LXD would (byte-identical to its import)."`
+	Build   ImageBuildCmd   `cmd:"" help:"Build images: the [image.*] of a spec file, or one builder from flags."`
+	Prune   ImagePruneCmd   `cmd:"" help:"Delete images past their expiry date (and, with --unused-for, long unused)."`
+	Pull    ImagePullCmd    `cmd:"" help:"Pull an image from a remote: REMOTE:ALIAS, or oci-layout:/path[:tag]."`
+	Serve   ImageServeCmd   `cmd:"" help:"Serve the image store as a simplestreams remote (until SIGINT or SIGTERM)."`
+	Refresh ImageRefreshCmd `cmd:"" help:"Pull newer versions of pulled images from their remotes (default: every auto-updating image)."`
 }
 
 // openImageStore opens --root for image commands: the image store, and

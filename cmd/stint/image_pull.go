@@ -18,8 +18,9 @@ import (
 
 // ImagePullCmd pulls an image from a remote.
 type ImagePullCmd struct {
-	Ref   string   `arg:"" name:"REMOTE:ALIAS" help:"Image on a remote (simplestreams alias, OCI repo[:tag|@digest]), or oci-layout:/path[:tag]."`
-	Alias []string `help:"Local alias for the image (repeatable)."`
+	Ref        string   `arg:"" name:"REMOTE:ALIAS" help:"Image on a remote (simplestreams alias, OCI repo[:tag|@digest]), or oci-layout:/path[:tag]."`
+	Alias      []string `help:"Local alias for the image (repeatable)."`
+	AutoUpdate bool     `help:"Keep the image up to date: a use pulls a newer version from the remote (at most every 6h; stint image refresh at once)."`
 }
 
 // Run pulls the image.
@@ -35,11 +36,125 @@ func (c *ImagePullCmd) Run(g *Globals) error {
 	if err != nil {
 		return pullErr(err)
 	}
-	if g.JSON {
-		return writeJSON(g.Stdout, res.Image)
+	img, err := s.UpdateSource(res.Image.Fingerprint, func(src *images.Source) { src.AutoUpdate = c.AutoUpdate })
+	if err != nil {
+		return withCode(ExitHost, err)
 	}
-	_, err = fmt.Fprintf(g.Stdout, "Image pulled with fingerprint: %s\n", res.Image.Fingerprint)
+	if g.JSON {
+		return writeJSON(g.Stdout, img)
+	}
+	_, err = fmt.Fprintf(g.Stdout, "Image pulled with fingerprint: %s\n", img.Fingerprint)
 	return err
+}
+
+// ImageRefreshCmd checks pulled images against their remotes and pulls
+// newer versions.
+type ImageRefreshCmd struct {
+	Images []string `arg:"" optional:"" name:"IMAGE" help:"Pulled images to refresh (alias or fingerprint); default: every image pulled with auto-update."`
+}
+
+// refreshed is one line of `image refresh --json`.
+type refreshed struct {
+	Source      string `json:"source"`
+	Fingerprint string `json:"fingerprint"`        // the image in use now
+	Previous    string `json:"previous,omitempty"` // the one it replaces
+	Error       string `json:"error,omitempty"`
+}
+
+// Run refreshes the images: each says "up to date" or "refreshed"; a
+// remote that fails is named and the command exits 3 after the others.
+func (c *ImageRefreshCmd) Run(g *Globals) error {
+	h, s, err := openImageStore(g)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	todo, err := refreshTargets(s, c.Images)
+	if err != nil {
+		return imageErr(err)
+	}
+	ctx, stop := signalContext(g.Stderr)
+	defer stop()
+	var out []refreshed
+	failed := ExitOK
+	for _, img := range todo {
+		pr := newPullProgress(g)
+		cur, newer, err := runner.RefreshImage(ctx, s, g.Root, img, runner.RefreshOptions{Progress: pr.Update})
+		pr.Done()
+		r := refreshed{Source: img.Source.Ref(), Fingerprint: cur.Fingerprint}
+		switch {
+		case err != nil:
+			r.Error = err.Error()
+			var coder interface{ ExitCode() int }
+			if errors.As(pullErr(err), &coder) {
+				failed = max(failed, coder.ExitCode())
+			}
+			fmt.Fprintf(g.Stderr, "stint: %v\n", err)
+		case newer:
+			r.Previous = img.Fingerprint
+		}
+		out = append(out, r)
+		if !g.JSON && err == nil {
+			msg := "up to date"
+			if newer {
+				msg = "refreshed from " + img.Fingerprint[:12]
+			}
+			fmt.Fprintf(g.Stdout, "%s: %s %s\n", r.Source, cur.Fingerprint[:12], msg)
+		}
+	}
+	if g.JSON {
+		if err := writeJSON(g.Stdout, out); err != nil {
+			return err
+		}
+	}
+	if failed != ExitOK {
+		return withCode(failed, errors.New("")) // each failure is printed above
+	}
+	return nil
+}
+
+// refreshTargets are the images named (each must be pulled), or every
+// auto-updating pulled image, the newest of each source only.
+func refreshTargets(s *images.Store, refs []string) ([]*images.Image, error) {
+	if len(refs) > 0 {
+		var out []*images.Image
+		for _, ref := range refs {
+			img, err := s.Resolve(ref)
+			if err != nil {
+				return nil, err
+			}
+			if img.Source == nil {
+				return nil, fmt.Errorf("image %s: %w: not pulled from a remote", ref, images.ErrInvalidRemote)
+			}
+			out = append(out, img)
+		}
+		return out, nil
+	}
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	newest := map[string]*images.Image{}
+	var order []string
+	for _, img := range all {
+		if img.Source == nil {
+			continue
+		}
+		ref := img.Source.Ref()
+		if have, ok := newest[ref]; !ok {
+			order = append(order, ref)
+		} else if !img.Source.Pulled.After(have.Source.Pulled) {
+			continue
+		}
+		newest[ref] = img
+	}
+	var out []*images.Image
+	for _, ref := range order {
+		if newest[ref].Source.AutoUpdate {
+			out = append(out, newest[ref])
+		}
+	}
+	return out, nil
 }
 
 // pullErr maps a pull's errors to exit codes: a bad reference, an unknown
