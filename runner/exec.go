@@ -57,7 +57,7 @@ func (r *Runner) execIn(ctx context.Context, job spec.Job, inst *instance, argv 
 	defer stopOnDone()
 	opts := stdio
 	opts.Argv, opts.Env = argv, inst.env
-	opts.UID, opts.GID, opts.Groups, opts.Cwd = inst.user.UID, inst.user.GID, inst.user.Groups, job.Workdir
+	opts.UID, opts.GID, opts.Groups, opts.Cwd = inst.user.UID, inst.user.GID, inst.user.Groups, inst.req.Workdir
 	if attach != nil {
 		var hostUser *hostuser.User
 		if inst.req.Dev != nil {

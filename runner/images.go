@@ -68,7 +68,7 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 		if err := s.touch(img); err != nil {
 			return Image{}, err
 		}
-		return s.image(img), nil
+		return s.image(img)
 	}
 	img, err := s.resolve(ctx, ref)
 	if err != nil {
@@ -80,7 +80,7 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 	s.mu.Lock()
 	s.done[ref] = img
 	s.mu.Unlock()
-	return s.image(img), nil
+	return s.image(img)
 }
 
 func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, error) {
@@ -220,8 +220,13 @@ func (s *StoreImages) touch(img *images.Image) error {
 	return nil
 }
 
-func (s *StoreImages) image(img *images.Image) Image {
+func (s *StoreImages) image(img *images.Image) (Image, error) {
+	d, err := oci.DefaultsOf(img)
+	if err != nil {
+		return Image{}, err // names the image and the property
+	}
 	return Image{
+		Defaults:    ImageDefaults{Env: d.Env, Workdir: d.WorkingDir, User: d.User},
 		Fingerprint: img.Fingerprint,
 		Source: storage.SourceFunc(func(ctx context.Context, dir string) error {
 			// Devices are skipped: unprivileged containers cannot use image
@@ -241,5 +246,5 @@ func (s *StoreImages) image(img *images.Image) Image {
 				Name: name, Privileged: privileged, UID: uid, GID: gid,
 			})
 		},
-	}
+	}, nil
 }

@@ -35,6 +35,9 @@ type Image struct {
 	// RenderStart, when set, renders the templates an image wants at every
 	// start (LXD's "start"), for a long-lived container's starts.
 	RenderStart func(rootfs, name string, privileged bool, uid, gid int) error
+	// Defaults are what the image asks of a job's process when the spec
+	// does not say (an OCI image's config: env, working directory, user).
+	Defaults ImageDefaults
 }
 
 // ImageResolver finds (building or importing when needed) the image a job
@@ -334,7 +337,7 @@ func (r *Runner) runLines(ctx, runCtx context.Context, job spec.Job, inst *insta
 		fmt.Fprintf(logw, "+ %s\n", line)
 		st, err := r.Runtime.Exec(context.WithoutCancel(ctx), res.Container, container.ExecOptions{
 			Argv: lineArgv(shell, line), Env: inst.env,
-			UID: inst.user.UID, GID: inst.user.GID, Groups: inst.user.Groups, Cwd: job.Workdir, Stdout: out, Stderr: out,
+			UID: inst.user.UID, GID: inst.user.GID, Groups: inst.user.Groups, Cwd: inst.req.Workdir, Stdout: out, Stderr: out,
 		})
 		ev := output.Event{Type: output.EventStepFinished, Job: job.Name, Step: i + 1, Command: line, Millis: time.Since(stepStart).Milliseconds()}
 		switch {

@@ -53,6 +53,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
 	}
 	inst.img = img
+	inst.req = img.Defaults.apply(inst.req)
 	golden, err := r.ensureGolden(ctx, img, req.Privileged)
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
@@ -139,6 +140,9 @@ func (r *Runner) prepareUser(inst *instance) error {
 	req := inst.req
 	var err error
 	inst.user, err = LookupUser(inst.vol.Rootfs, req.User)
+	if err == nil {
+		inst.user, err = withGroup(inst.vol.Rootfs, inst.user, req.Group)
+	}
 	if err != nil {
 		return err
 	}

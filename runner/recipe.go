@@ -146,7 +146,12 @@ func (s *StoreImages) buildRecipe(ctx context.Context, def spec.Image, aliases [
 	if s.Recipes == nil {
 		return nil, fmt.Errorf("image %s: a recipe is built in a container, and no runner is configured", def.Name)
 	}
-	return s.Recipes.buildRecipe(ctx, s.Store, s.image(base), base, rec, key, aliases)
+	baseImg, err := s.image(base)
+	if err != nil {
+		return nil, err
+	}
+	baseImg.Defaults = ImageDefaults{} // a build runs as root in /, whatever the base asks of jobs
+	return s.Recipes.buildRecipe(ctx, s.Store, baseImg, base, rec, key, aliases)
 }
 
 // fixedImage resolves every reference to one image: the build container's.

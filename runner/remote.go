@@ -82,6 +82,7 @@ func (r *Runner) launchImage(ctx context.Context, req Request) (*instance, error
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
 	}
 	inst.img = img
+	inst.req = img.Defaults.apply(inst.req)
 	ref, err := r.imageRef(img)
 	if err != nil {
 		return fail(err)
@@ -187,7 +188,10 @@ func (r *Runner) prepareUserRemote(ctx context.Context, inst *instance) error {
 			return fmt.Errorf("user %s: /%s: %w", req.User, f, err)
 		}
 	}
-	if inst.user, err = LookupUser(dir, req.User); err != nil {
+	if inst.user, err = LookupUser(dir, req.User); err == nil {
+		inst.user, err = withGroup(dir, inst.user, req.Group)
+	}
+	if err != nil {
 		return err
 	}
 	inst.env = JobEnv(req.Env, inst.user)

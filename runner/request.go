@@ -31,9 +31,12 @@ type Request struct {
 	Mounts     []spec.Mount // binds, tmpfs and cache volumes
 	Env        map[string]string
 	User       string // name or uid in the container ("" is root)
-	Workdir    string // made in the clone when missing
-	Limits     container.Limits
-	Network    spec.Network
+	// Group, when set, is the user's primary group instead of its own (a
+	// name or gid: an OCI image's User "user:group").
+	Group   string
+	Workdir string // made in the clone when missing
+	Limits  container.Limits
+	Network spec.Network
 	// Hostname is the container's hostname (and its name on a bridge);
 	// empty: the runtime name.
 	Hostname string
@@ -60,9 +63,13 @@ type Request struct {
 
 // jobRequest is the Request of job: a fresh container name, stint's init.
 func jobRequest(job spec.Job, kind string) Request {
+	user := job.User
+	if job.ImageUser && !job.HostUser {
+		user = "" // the image's own user, else root (ImageDefaults)
+	}
 	return Request{
 		Name: job.Name, Container: ContainerName(job.Name), Kind: kind, Image: job.Image,
-		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: job.User, Workdir: job.Workdir,
+		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: user, Workdir: job.Workdir,
 		Limits:  container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
 		Network: job.Network, Raw: job.Raw, Render: true, Start: true, HostUser: job.HostUser,
 		Target: job.Target,

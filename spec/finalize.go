@@ -316,6 +316,7 @@ func (lo *loader) expandJob(l *layer) []Job {
 		if m.user != nil {
 			j.User, _ = r.sub(*m.user)
 		}
+		j.ImageUser = m.user == nil
 		if m.timeout != nil {
 			j.Timeout = Duration(m.timeout.V)
 		}

@@ -167,8 +167,12 @@ type Job struct {
 	Env      map[string]string `json:"env,omitempty"`
 	Workdir  string            `json:"workdir,omitempty"`
 	User     string            `json:"user,omitempty"`
-	Timeout  Duration          `json:"timeout"`
-	Run      []string          `json:"run"`
+	// ImageUser: no profile or job sets a user, so User is the default
+	// (root) and an image that names its own user (an OCI image's
+	// config) runs the job as that user instead.
+	ImageUser bool     `json:"-"`
+	Timeout   Duration `json:"timeout"`
+	Run       []string `json:"run"`
 	// Shell is the command line each run line is appended to, as one more
 	// argument ("bash -eo pipefail -c"); "" means the runner's default,
 	// /bin/sh -c with pipefail where the image's sh supports it.

@@ -1,134 +1,28 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/stintdev/stint/internal/testenv"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/stintdev/stint/images/imagetest"
 	"github.com/stintdev/stint/remote"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// ociEntry is one tar entry of a test layer: a directory (name ends in
-// '/'), a symlink, or a file.
-type ociEntry struct {
-	name, body, symlink string
-	mode                int64
-}
-
-func ociTar(t *testing.T, ents []ociEntry) []byte {
+// busyboxLayer is a layer with the host's static busybox as /bin/busybox
+// and /bin/sh, plus ents.
+func busyboxLayer(t *testing.T, ents ...imagetest.Entry) []imagetest.Entry {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		h := &tar.Header{Name: e.name, Mode: 0o644, Typeflag: tar.TypeReg, Size: int64(len(e.body)), ModTime: time.Unix(1700000000, 0)}
-		switch {
-		case e.symlink != "":
-			h.Typeflag, h.Linkname, h.Size, h.Mode = tar.TypeSymlink, e.symlink, 0, 0o777
-		case e.name[len(e.name)-1] == '/':
-			h.Typeflag, h.Mode = tar.TypeDir, 0o755
-		}
-		if e.mode != 0 {
-			h.Mode = e.mode
-		}
-		require.NoError(t, tw.WriteHeader(h))
-		_, err := tw.Write([]byte(e.body))
-		require.NoError(t, err)
-	}
-	require.NoError(t, tw.Close())
-	return buf.Bytes()
-}
-
-// ociLayout writes an OCI layout in dir with one linux/amd64 image of the
-// given layers, tagged tag.
-func ociLayout(t *testing.T, dir, tag string, layers ...[]ociEntry) {
-	t.Helper()
-	require.NoError(t, os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644))
-	blob := func(mt string, data []byte) map[string]any {
-		sum := sha256.Sum256(data)
-		h := hex.EncodeToString(sum[:])
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "blobs/sha256", h), data, 0o644))
-		return map[string]any{"mediaType": mt, "digest": "sha256:" + h, "size": len(data)}
-	}
-	asJSON := func(v any) []byte {
-		b, err := json.Marshal(v)
-		require.NoError(t, err)
-		return b
-	}
-	var descs, diffIDs []any
-	for _, ents := range layers {
-		raw := ociTar(t, ents)
-		sum := sha256.Sum256(raw)
-		diffIDs = append(diffIDs, "sha256:"+hex.EncodeToString(sum[:]))
-		var gz bytes.Buffer
-		w := gzip.NewWriter(&gz)
-		_, err := w.Write(raw)
-		require.NoError(t, err)
-		require.NoError(t, w.Close())
-		descs = append(descs, blob("application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes()))
-	}
-	cfg := blob("application/vnd.oci.image.config.v1+json", asJSON(map[string]any{
-		"architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
-		"config": map[string]any{"Env": []string{"PATH=/bin"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
-	}))
-	m := blob("application/vnd.oci.image.manifest.v1+json", asJSON(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg, "layers": descs,
-	}))
-	m["annotations"] = map[string]string{"org.opencontainers.image.ref.name": tag}
-	m["platform"] = map[string]string{"os": "linux", "architecture": "amd64"}
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "index.json"), asJSON(map[string]any{
-		"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{m},
-	}), 0o644))
-}
-
-// startOCIRegistry starts Debian's docker-registry (the CNCF distribution
-// server) on 127.0.0.1 with its storage in a temporary directory.
-func startOCIRegistry(t *testing.T) string {
-	t.Helper()
-	testenv.RequiresTool(t, "docker-registry", "skopeo")
-	addr, dir := freeAddr(t), t.TempDir()
-	conf := filepath.Join(dir, "config.yml")
-	require.NoError(t, os.WriteFile(conf, fmt.Appendf(nil, "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"+
-		"storage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr), 0o644))
-	cmd := exec.Command("docker-registry", "serve", conf)
-	var out testenv.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("docker-registry output:\n%s", out.String())
-		}
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
-		}
-		if i == 100 {
-			testenv.Unavailable(t, fmt.Sprintf("docker-registry did not answer on %s: %v\n%s", addr, err, out.String()))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	bb, err := os.ReadFile("/bin/busybox")
+	require.NoError(t, err)
+	return append([]imagetest.Entry{
+		{Name: "bin/"}, {Name: "bin/busybox", Body: string(bb), Mode: 0o755}, {Name: "bin/sh", Symlink: "busybox"},
+	}, ents...)
 }
 
 // TestRunOCIFromRegistry: a two-layer image pushed with skopeo to a
@@ -138,25 +32,18 @@ func startOCIRegistry(t *testing.T) string {
 // image from the local layout (oci-layout:DIR:v1) is stored once.
 func TestRunOCIFromRegistry(t *testing.T) {
 	f := newCLI(t)
-	addr := startOCIRegistry(t)
-	bb, err := os.ReadFile("/bin/busybox")
-	require.NoError(t, err)
-	lay := filepath.Join(f.dir, "layout")
-	ociLayout(t, lay, "v1", []ociEntry{
-		{name: "bin/"}, {name: "bin/busybox", body: string(bb), mode: 0o755}, {name: "bin/sh", symlink: "busybox"},
-		{name: "etc/"}, {name: "etc/victim", body: "deleted above"},
-		{name: "opt/"}, {name: "opt/dir/"}, {name: "opt/dir/old", body: "hidden above"},
-	}, []ociEntry{
-		{name: "etc/"}, {name: "etc/.wh.victim"},
-		{name: "opt/"}, {name: "opt/dir/"}, {name: "opt/dir/.wh..wh..opq"}, {name: "opt/dir/new", body: "upper"},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "skopeo", "copy", "--dest-tls-verify=false",
-		"oci:"+lay+":v1", "docker://"+addr+"/test/two:v1").CombinedOutput()
-	require.NoError(t, err, "skopeo copy: %s", out)
+	reg := imagetest.StartRegistry(t)
+	lay := imagetest.NewLayout(t, filepath.Join(f.dir, "layout"))
+	lay.Tag("v1", lay.Image("amd64", v1.Config{Env: []string{"PATH=/bin"}}, busyboxLayer(t,
+		imagetest.Entry{Name: "etc/"}, imagetest.Entry{Name: "etc/victim", Body: "deleted above"},
+		imagetest.Entry{Name: "opt/"}, imagetest.Entry{Name: "opt/dir/"}, imagetest.Entry{Name: "opt/dir/old", Body: "hidden above"},
+	), []imagetest.Entry{
+		{Name: "etc/"}, {Name: "etc/.wh.victim"},
+		{Name: "opt/"}, {Name: "opt/dir/"}, {Name: "opt/dir/.wh..wh..opq"}, {Name: "opt/dir/new", Body: "upper"},
+	}))
+	reg.Push(t, lay.Dir, "v1", "test/two:v1")
 
-	addRemote(t, f.root, "hub", "http://"+addr, remote.ProtocolOCI)
+	addRemote(t, f.root, "hub", "http://"+reg.Addr, remote.ProtocolOCI)
 	p := f.spec(t, `
 [job.oci]
 image = "hub:test/two:v1"
@@ -169,7 +56,7 @@ run = ["test ! -e /etc/victim", "test ! -e /opt/dir/old", "echo upper-is-$(/bin/
 	require.Equal(t, 0, code, got)
 	assert.Contains(t, got, "hub:test/two:v1@sha256:")
 
-	got, code = f.run(t, "image", "pull", "oci-layout:"+lay+":v1", "--alias", "two")
+	got, code = f.run(t, "image", "pull", "oci-layout:"+lay.Dir+":v1", "--alias", "two")
 	require.Equal(t, 0, code, got)
 	got, code = f.run(t, "--json", "image", "list")
 	require.Equal(t, 0, code, got)
@@ -177,4 +64,55 @@ run = ["test ! -e /etc/victim", "test ! -e /opt/dir/old", "echo upper-is-$(/bin/
 	require.NoError(t, json.Unmarshal([]byte(got), &imgs))
 	assert.Len(t, imgs, 1, "the same manifest digest is one image: %s", got)
 	f.assertClean(t)
+}
+
+// TestRunOCIDefaults: a job on an OCI image gets the image config's Env
+// under its own (a spec key wins), the WorkingDir as its working directory
+// (made when missing) and the User ("app:staff", resolved in the image's
+// /etc/passwd and /etc/group); a job that sets workdir and user keeps
+// them. The image comes from an oci-layout: written relative to the spec
+// file and run from another directory.
+func TestRunOCIDefaults(t *testing.T) {
+	f := newCLI(t)
+	lay := imagetest.NewLayout(t, filepath.Join(f.dir, "layouts", "app"))
+	lay.Tag("v1", lay.Image("amd64", v1.Config{
+		Env:        []string{"PATH=/bin", "APP=from-image", "OVER=image"},
+		WorkingDir: "/srv/app",
+		User:       "app:staff",
+		Entrypoint: []string{"/bin/sh"},
+	}, busyboxLayer(t,
+		imagetest.Entry{Name: "etc/"},
+		imagetest.Entry{Name: "etc/passwd", Body: "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"},
+		imagetest.Entry{Name: "etc/group", Body: "root:x:0:\nstaff:x:50:\napp:x:1000:\n"},
+	)))
+	p := f.spec(t, `
+[job.defaults]
+image = "oci-layout:layouts/app:v1"
+env = { OVER = "spec" }
+run = ["echo env=$APP,$OVER path=$PATH cwd=$(pwd) id=$(id -u):$(id -g) home=$HOME"]
+
+[job.own]
+image = "oci-layout:layouts/app:v1"
+workdir = "/tmp"
+user = "root"
+run = ["echo own cwd=$(pwd) id=$(id -u):$(id -g)"]
+`)
+	c := exec.Command(f.bin, "--root", f.root, "run", p)
+	c.Dir = t.TempDir() // not the spec's directory
+	out, err := c.CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), "env=from-image,spec path=/bin cwd=/srv/app id=1000:50 home=/home/app")
+	assert.Contains(t, string(out), "own cwd=/tmp id=0:0")
+	f.assertClean(t)
+
+	// A missing layout is exit 2 at the spec's line.
+	p = f.spec(t, `
+[job.gone]
+image = "oci-layout:layouts/gone:v1"
+run = ["true"]
+`)
+	got, code := f.run(t, "run", p)
+	assert.Equal(t, ExitUsage, code, got)
+	assert.Contains(t, got, p+":")
+	assert.Contains(t, got, `OCI layout "layouts/gone" does not exist`)
 }

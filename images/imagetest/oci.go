@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,9 +115,11 @@ func (l *Layout) Image(arch string, cfg v1.Config, layers ...[]Entry) v1.Descrip
 	return d
 }
 
-// Tag names d in the layout's index.json.
+// Tag names d in the layout's index.json; a tag of that name moves to d.
 func (l *Layout) Tag(name string, d v1.Descriptor) {
-	d.Annotations = map[string]string{"org.opencontainers.image.ref.name": name}
+	const key = "org.opencontainers.image.ref.name"
+	d.Annotations = map[string]string{key: name}
+	l.index.Manifests = slices.DeleteFunc(l.index.Manifests, func(have v1.Descriptor) bool { return have.Annotations[key] == name })
 	l.index.Manifests = append(l.index.Manifests, d)
 	l.save()
 }

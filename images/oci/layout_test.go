@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/images/imagetest"
 	"github.com/stintdev/stint/images/oci"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -21,11 +22,11 @@ import (
 // the manifest digest are kept, and a second pull downloads nothing.
 func TestPullLayout(t *testing.T) {
 	ctx := context.Background()
-	l := newLayout(t)
-	l.tag("two", l.image("amd64", testConfig, lowerLayer, upperLayer))
+	l := imagetest.NewLayout(t, "")
+	l.Tag("two", l.Image("amd64", testConfig, lowerLayer, upperLayer))
 	s := newStore(t)
 
-	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64", Aliases: []string{"app/two"}})
+	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":two", oci.Options{Platform: "linux/amd64", Aliases: []string{"app/two"}})
 	require.NoError(t, err)
 	assert.False(t, res.Cached)
 	got, dir := unpacked(t, s, res.Image)
@@ -48,14 +49,14 @@ func TestPullLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, res.Defaults, d, "the defaults are read back from the store")
 
-	again, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64", Aliases: []string{"again"}})
+	again, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":two", oci.Options{Platform: "linux/amd64", Aliases: []string{"again"}})
 	require.NoError(t, err)
 	assert.True(t, again.Cached, "a second pull of the same digest is free")
 	assert.Equal(t, res.Image.Fingerprint, again.Image.Fingerprint)
 	assert.Equal(t, []string{"again", "app/two"}, again.Image.Aliases)
 
 	// The same digest pulled into another store gives the same fingerprint.
-	other, err := oci.Pull(ctx, newStore(t), oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64"})
+	other, err := oci.Pull(ctx, newStore(t), oci.LayoutPrefix+l.Dir+":two", oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	assert.Equal(t, res.Image.Fingerprint, other.Image.Fingerprint)
 }
@@ -64,29 +65,29 @@ func TestPullLayout(t *testing.T) {
 // another platform is ErrPlatform, whether behind an index or not.
 func TestPullLayoutPlatforms(t *testing.T) {
 	ctx := context.Background()
-	l := newLayout(t)
-	amd := l.image("amd64", v1.Config{}, []ent{{name: "arch", body: "amd64"}})
-	arm := l.image("arm64", v1.Config{}, []ent{{name: "arch", body: "arm64"}})
-	l.tag("multi", l.multi(arm, amd))
-	l.tag("armindex", l.multi(arm))
-	l.tag("armonly", arm)
+	l := imagetest.NewLayout(t, "")
+	amd := l.Image("amd64", v1.Config{}, []ent{{Name: "arch", Body: "amd64"}})
+	arm := l.Image("arm64", v1.Config{}, []ent{{Name: "arch", Body: "arm64"}})
+	l.Tag("multi", l.Multi(arm, amd))
+	l.Tag("armindex", l.Multi(arm))
+	l.Tag("armonly", arm)
 	s := newStore(t)
 
-	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":multi", oci.Options{Platform: "linux/amd64"})
+	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":multi", oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	got, _ := unpacked(t, s, res.Image)
 	assert.Equal(t, []string{"arch = amd64"}, got)
 	assert.Equal(t, amd.Digest.String(), res.Digest)
-	res, err = oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":multi", oci.Options{Platform: "linux/arm64"})
+	res, err = oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":multi", oci.Options{Platform: "linux/arm64"})
 	require.NoError(t, err)
 	assert.Equal(t, "aarch64", res.Image.Architecture)
 
 	for _, tag := range []string{"armindex", "armonly"} {
-		_, err := oci.Pull(ctx, newStore(t), oci.LayoutPrefix+l.dir+":"+tag, oci.Options{Platform: "linux/amd64"})
+		_, err := oci.Pull(ctx, newStore(t), oci.LayoutPrefix+l.Dir+":"+tag, oci.Options{Platform: "linux/amd64"})
 		assert.ErrorIs(t, err, images.ErrPlatform, tag)
 		assert.ErrorContains(t, err, "linux/arm64", tag)
 	}
-	_, err = oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":nosuch", oci.Options{})
+	_, err = oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":nosuch", oci.Options{})
 	assert.ErrorIs(t, err, images.ErrNotFound)
 }
 
@@ -95,60 +96,60 @@ func TestPullLayoutPlatforms(t *testing.T) {
 func TestPullLayoutRefused(t *testing.T) {
 	tests := []struct {
 		name    string
-		build   func(l *layout) v1.Descriptor
+		build   func(l *imagetest.Layout) v1.Descriptor
 		wantErr error
 		wantMsg string
 	}{
-		{"tampered layer", func(l *layout) v1.Descriptor {
-			d := l.image("amd64", v1.Config{}, lowerLayer, badLayer)
+		{"tampered layer", func(l *imagetest.Layout) v1.Descriptor {
+			d := l.Image("amd64", v1.Config{}, lowerLayer, badLayer)
 			m := readManifest(t, l, d)
-			corrupt(t, l.blobPath(m.Layers[1].Digest))
+			corrupt(t, l.BlobPath(m.Layers[1].Digest))
 			return d
 		}, images.ErrVerify, "digest mismatch"},
-		{"truncated layer", func(l *layout) v1.Descriptor {
-			d := l.image("amd64", v1.Config{}, badLayer)
+		{"truncated layer", func(l *imagetest.Layout) v1.Descriptor {
+			d := l.Image("amd64", v1.Config{}, badLayer)
 			m := readManifest(t, l, d)
-			p := l.blobPath(m.Layers[0].Digest)
+			p := l.BlobPath(m.Layers[0].Digest)
 			require.NoError(t, os.Truncate(p, m.Layers[0].Size-5))
 			return d
 		}, images.ErrVerify, "size mismatch"},
-		{"tampered config", func(l *layout) v1.Descriptor {
-			d := l.image("amd64", v1.Config{}, lowerLayer)
-			corrupt(t, l.blobPath(readManifest(t, l, d).Config.Digest))
+		{"tampered config", func(l *imagetest.Layout) v1.Descriptor {
+			d := l.Image("amd64", v1.Config{}, lowerLayer)
+			corrupt(t, l.BlobPath(readManifest(t, l, d).Config.Digest))
 			return d
 		}, images.ErrVerify, "config sha256:"},
-		{"tampered manifest", func(l *layout) v1.Descriptor {
-			d := l.image("amd64", v1.Config{}, lowerLayer)
-			corrupt(t, l.blobPath(d.Digest))
+		{"tampered manifest", func(l *imagetest.Layout) v1.Descriptor {
+			d := l.Image("amd64", v1.Config{}, lowerLayer)
+			corrupt(t, l.BlobPath(d.Digest))
 			return d
 		}, images.ErrVerify, "manifest sha256:"},
-		{"dot-dot", func(l *layout) v1.Descriptor {
-			return l.image("amd64", v1.Config{}, lowerLayer, []ent{{name: "../escape", body: "x"}})
+		{"dot-dot", func(l *imagetest.Layout) v1.Descriptor {
+			return l.Image("amd64", v1.Config{}, lowerLayer, []ent{{Name: "../escape", Body: "x"}})
 		}, images.ErrUnsafeEntry, `"../escape"`},
-		{"absolute", func(l *layout) v1.Descriptor {
-			return l.image("amd64", v1.Config{}, []ent{{name: "/etc/escape", body: "x"}})
+		{"absolute", func(l *imagetest.Layout) v1.Descriptor {
+			return l.Image("amd64", v1.Config{}, []ent{{Name: "/etc/escape", Body: "x"}})
 		}, images.ErrUnsafeEntry, `"/etc/escape": absolute path`},
-		{"whiteout of ..", func(l *layout) v1.Descriptor {
-			return l.image("amd64", v1.Config{}, lowerLayer, []ent{{name: "etc/.wh..."}})
+		{"whiteout of ..", func(l *imagetest.Layout) v1.Descriptor {
+			return l.Image("amd64", v1.Config{}, lowerLayer, []ent{{Name: "etc/.wh..."}})
 		}, images.ErrUnsafeEntry, `whiteout of ".."`},
-		{"whiteout through a symlink", func(l *layout) v1.Descriptor {
-			return l.image("amd64", v1.Config{}, []ent{{name: "out", symlink: "/"}}, []ent{{name: "out/tmp/.wh.x"}})
+		{"whiteout through a symlink", func(l *imagetest.Layout) v1.Descriptor {
+			return l.Image("amd64", v1.Config{}, []ent{{Name: "out", Symlink: "/"}}, []ent{{Name: "out/tmp/.wh.x"}})
 		}, images.ErrUnsafeEntry, "symlink"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			l := newLayout(t)
-			l.tag("bad", tt.build(l))
-			l.tag("good", l.image("amd64", testConfig, lowerLayer, upperLayer))
+			l := imagetest.NewLayout(t, "")
+			l.Tag("bad", tt.build(l))
+			l.Tag("good", l.Image("amd64", testConfig, lowerLayer, upperLayer))
 			s := newStore(t)
-			_, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":bad", oci.Options{Platform: "linux/amd64"})
+			_, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":bad", oci.Options{Platform: "linux/amd64"})
 			require.Error(t, err)
 			t.Log(err)
 			assert.ErrorIs(t, err, tt.wantErr)
 			assert.ErrorContains(t, err, tt.wantMsg)
 			assert.Empty(t, storeNames(t, s), "nothing stored, nothing left")
-			res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":good", oci.Options{Platform: "linux/amd64"})
+			res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":good", oci.Options{Platform: "linux/amd64"})
 			require.NoError(t, err, "the next pull works")
 			got, _ := unpacked(t, s, res.Image)
 			assert.Equal(t, wantTree, got)
@@ -188,12 +189,12 @@ func TestParseReference(t *testing.T) {
 }
 
 // badLayer is in no good image: tampering with its blob touches only the bad one.
-var badLayer = []ent{{name: "bad", body: "a layer of the bad image only"}}
+var badLayer = []ent{{Name: "bad", Body: "a layer of the bad image only"}}
 
 const sha64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
-func readManifest(t *testing.T, l *layout, d v1.Descriptor) *v1.Manifest {
-	f, err := os.Open(l.blobPath(d.Digest))
+func readManifest(t *testing.T, l *imagetest.Layout, d v1.Descriptor) *v1.Manifest {
+	f, err := os.Open(l.BlobPath(d.Digest))
 	require.NoError(t, err)
 	defer f.Close()
 	m, err := v1.ParseManifest(f)
@@ -236,10 +237,10 @@ func TestPullHangingRegistry(t *testing.T) {
 // pull with MoveAliases moves the alias and keeps the old image.
 func TestCheckLayout(t *testing.T) {
 	ctx := context.Background()
-	l := newLayout(t)
-	l.tag("app", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "1"}}))
+	l := imagetest.NewLayout(t, "")
+	l.Tag("app", l.Image("amd64", v1.Config{}, []ent{{Name: "v", Body: "1"}}))
 	s := newStore(t)
-	ref := oci.LayoutPrefix + l.dir + ":app"
+	ref := oci.LayoutPrefix + l.Dir + ":app"
 	old, err := oci.Pull(ctx, s, ref, oci.Options{Platform: "linux/amd64", Aliases: []string{"app"}})
 	require.NoError(t, err)
 	r, err := oci.ParseReference(ref, false)
@@ -248,8 +249,7 @@ func TestCheckLayout(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, newer)
 
-	l.index.Manifests = nil
-	l.tag("app", l.image("amd64", v1.Config{}, []ent{{name: "v", body: "2"}}))
+	l.Tag("app", l.Image("amd64", v1.Config{}, []ent{{Name: "v", Body: "2"}}))
 	newer, digest, err := oci.Check(ctx, old.Image, r, oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	assert.True(t, newer)
@@ -268,10 +268,10 @@ func TestCheckLayout(t *testing.T) {
 // taken for a pull of that digest: the store's source record decides.
 func TestCachedOnlyByPull(t *testing.T) {
 	ctx := context.Background()
-	l := newLayout(t)
-	l.tag("two", l.image("amd64", testConfig, lowerLayer, upperLayer))
+	l := imagetest.NewLayout(t, "")
+	l.Tag("two", l.Image("amd64", testConfig, lowerLayer, upperLayer))
 	s := newStore(t)
-	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64"})
+	res, err := oci.Pull(ctx, s, oci.LayoutPrefix+l.Dir+":two", oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	files, err := s.Export(ctx, res.Image, t.TempDir(), nil)
 	require.NoError(t, err)
@@ -280,7 +280,7 @@ func TestCachedOnlyByPull(t *testing.T) {
 	imported, err := other.Import(ctx, files, images.ImportOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, res.Digest, imported.Properties[oci.PropDigest])
-	again, err := oci.Pull(ctx, other, oci.LayoutPrefix+l.dir+":two", oci.Options{Platform: "linux/amd64"})
+	again, err := oci.Pull(ctx, other, oci.LayoutPrefix+l.Dir+":two", oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	assert.False(t, again.Cached, "downloaded: the import was no pull")
 	assert.Equal(t, imported.Fingerprint, again.Image.Fingerprint, "and it is the same image, bit for bit")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/images/imagetest"
 	"github.com/stintdev/stint/images/internal/privlxd"
 	"github.com/stintdev/stint/images/oci"
 	"github.com/stintdev/stint/internal/testenv"
@@ -30,17 +31,17 @@ func dirEnts(t *testing.T, dir string) []ent {
 		rel, _ := filepath.Rel(dir, p)
 		fi, err := d.Info()
 		require.NoError(t, err)
-		e := ent{name: rel, mode: int64(fi.Mode().Perm() | fi.Mode()&fs.ModeSetuid)}
+		e := ent{Name: rel, Mode: int64(fi.Mode().Perm() | fi.Mode()&fs.ModeSetuid)}
 		switch {
 		case fi.IsDir():
-			e.name += "/"
+			e.Name += "/"
 		case fi.Mode()&fs.ModeSymlink != 0:
-			e.symlink, err = os.Readlink(p)
+			e.Symlink, err = os.Readlink(p)
 			require.NoError(t, err)
 		case fi.Mode().IsRegular():
 			data, err := os.ReadFile(p)
 			require.NoError(t, err)
-			e.body = string(data)
+			e.Body = string(data)
 		default:
 			return nil // devices and fifos: not in this image
 		}
@@ -57,7 +58,7 @@ func TestOCIImageBootsInLXD(t *testing.T) {
 	testenv.RequiresRoot(t)
 	testenv.RequiresTool(t, "lxd", "lxc", "busybox", "docker-registry", "skopeo")
 	ctx := context.Background()
-	reg := startRegistry(t)
+	reg := imagetest.StartRegistry(t)
 
 	bbStore := newStore(t)
 	bb, err := images.BuildBusybox(ctx, bbStore, images.BusyboxOptions{})
@@ -65,14 +66,14 @@ func TestOCIImageBootsInLXD(t *testing.T) {
 	base := t.TempDir()
 	_, err = bbStore.Unpack(ctx, bb, base, images.UnpackOptions{SkipDevices: true})
 	require.NoError(t, err)
-	lower := append(dirEnts(t, base), lowerLayer[2], ent{name: "opt/"}, ent{name: "opt/app/"}, ent{name: "opt/app/old", body: "old"})
-	l := newLayout(t)
-	upper := []ent{upperLayer[0], upperLayer[1], upperLayer[2], upperLayer[3], {name: "bin/bb-link", hardlink: "bin/busybox"}}
-	l.tag("boot", l.image("amd64", testConfig, lower, upper))
-	reg.push(t, l, "boot", "stint/boot:v1")
+	lower := append(dirEnts(t, base), lowerLayer[2], ent{Name: "opt/"}, ent{Name: "opt/app/"}, ent{Name: "opt/app/old", Body: "old"})
+	l := imagetest.NewLayout(t, "")
+	upper := []ent{upperLayer[0], upperLayer[1], upperLayer[2], upperLayer[3], {Name: "bin/bb-link", Hardlink: "bin/busybox"}}
+	l.Tag("boot", l.Image("amd64", testConfig, lower, upper))
+	reg.Push(t, l.Dir, "boot", "stint/boot:v1")
 
 	s := newStore(t)
-	res, err := oci.Pull(ctx, s, reg.addr+"/stint/boot:v1", oci.Options{Platform: "linux/amd64"})
+	res, err := oci.Pull(ctx, s, reg.Addr+"/stint/boot:v1", oci.Options{Platform: "linux/amd64"})
 	require.NoError(t, err)
 	files, err := s.Export(ctx, res.Image, t.TempDir(), nil)
 	require.NoError(t, err)
