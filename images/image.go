@@ -52,6 +52,10 @@ func (e *AmbiguousError) Error() string {
 // their inputs: a build with the same inputs returns the image carrying it.
 const BuildProperty = "stint.build"
 
+// BaseProperty is the image property where a recipe's result records its
+// base image's fingerprint: Prune keeps a base while a result stays.
+const BaseProperty = "stint.base"
+
 // Image is one image of the store. JSON names follow LXD's image API.
 type Image struct {
 	Fingerprint  string            `json:"fingerprint"`

@@ -231,6 +231,9 @@ func Publish(ctx context.Context, s *Store, rootfs string, base *Image, opts Pub
 	if opts.Key != "" {
 		props[BuildProperty] = opts.Key
 	}
+	// The base stays while this result is cached (Prune): the recipe's
+	// cache key names the base's fingerprint.
+	props[BaseProperty] = base.Fingerprint
 	meta := &Metadata{
 		Architecture: base.Architecture,
 		CreationDate: now.Unix(),

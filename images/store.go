@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -523,6 +524,27 @@ func copyFile(ctx context.Context, src, dst string, progress func(int64)) error 
 	return out.CloseAtomicallyReplace()
 }
 
+// withBases is opts.InUse with the bases of every image that stays, to a
+// fixed point (a recipe on a recipe keeps both bases).
+func withBases(imgs []*Image, opts PruneOptions) map[string]bool {
+	keep := maps.Clone(opts.InUse)
+	if keep == nil {
+		keep = map[string]bool{}
+	}
+	for changed := true; changed; {
+		changed = false
+		o := opts
+		o.InUse = keep
+		for _, img := range imgs {
+			base := img.Properties[BaseProperty]
+			if base != "" && !keep[base] && !o.Prunable(img) {
+				keep[base], changed = true, true
+			}
+		}
+	}
+	return keep
+}
+
 // PruneOptions choose what Prune removes.
 type PruneOptions struct {
 	// InUse are fingerprints referenced by containers: never pruned.
@@ -564,12 +586,15 @@ func (o PruneOptions) Prunable(img *Image) bool {
 	return false
 }
 
-// Prune deletes the prunable images (see PruneOptions.Prunable) and returns them.
+// Prune deletes the prunable images (see PruneOptions.Prunable) and returns
+// them. The base of a recipe's result that stays (BaseProperty) stays too,
+// so the cached result stays valid.
 func (s *Store) Prune(opts PruneOptions) ([]*Image, error) {
 	imgs, err := s.List()
 	if err != nil {
 		return nil, err
 	}
+	opts.InUse = withBases(imgs, opts)
 	var out []*Image
 	for _, img := range imgs {
 		if !opts.Prunable(img) {

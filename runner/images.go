@@ -3,14 +3,19 @@ package runner
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/images/oci"
+	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
 )
@@ -247,4 +252,58 @@ func (s *StoreImages) image(img *images.Image) (Image, error) {
 			})
 		},
 	}, nil
+}
+
+// ImagesInUse are the fingerprints of the images `image prune` must keep
+// whatever their age: those a container of this root was made from (every
+// state record: jobs running or kept, execs, recipe builds, long-lived
+// containers), and those the spec sets under reconcile name for their
+// containers (the stored spec of each, resolved in the store). The value
+// says why. A record that cannot be read is an error: prune then deletes
+// nothing rather than guess.
+func (h *Host) ImagesInUse() (map[string]string, error) {
+	st, err := h.state()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := st.List()
+	if err != nil {
+		return nil, fmt.Errorf("images in use: %w", err)
+	}
+	out := map[string]string{}
+	for _, rec := range recs {
+		if rec.Image != "" {
+			out[rec.Image] = "used by " + rec.Name
+		}
+	}
+	s, err := h.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range recs {
+		if rec.Kind != state.KindContainer {
+			continue
+		}
+		// The stored spec of a long-lived container may name a newer
+		// image than the one it was made from (a rebuild not applied yet).
+		data, err := os.ReadFile(filepath.Join(h.layout.Reconcile(), rec.Name+".json"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("images in use: %w", err)
+		}
+		var c spec.Container
+		if err := json.Unmarshal(data, &c); err != nil {
+			return nil, fmt.Errorf("images in use: stored spec of %s: %w", rec.Name, err)
+		}
+		// An [image.*] name of the set resolves only while built under
+		// an alias; the record names its fingerprint anyway.
+		if img, err := s.Resolve(c.Image); err == nil {
+			if _, ok := out[img.Fingerprint]; !ok {
+				out[img.Fingerprint] = "named by the spec of " + rec.Name
+			}
+		}
+	}
+	return out, nil
 }

@@ -469,10 +469,18 @@ func (c *ImagePruneCmd) Run(g *Globals) error {
 		return err
 	}
 	defer h.Close()
-	// TODO(runner): pass the fingerprints in use by stint's containers in
-	// InUse; until then, a container's image is protected by Touch (last
-	// use) when --unused-for is given, and by its golden volume's clones.
-	candidates, err := s.Prune(images.PruneOptions{UnusedFor: c.UnusedFor, DryRun: true})
+	// The images stint's containers were made from, or that sets under
+	// reconcile name, are never pruned (nor the bases of recipe results
+	// that stay: Store.Prune).
+	inUse, err := h.ImagesInUse()
+	if err != nil {
+		return withCode(ExitHost, fmt.Errorf("image prune: %w (nothing deleted; stint gc repairs broken records)", err))
+	}
+	keep := map[string]bool{}
+	for fp := range inUse {
+		keep[fp] = true
+	}
+	candidates, err := s.Prune(images.PruneOptions{UnusedFor: c.UnusedFor, DryRun: true, InUse: keep})
 	if err != nil {
 		return imageErr(err)
 	}

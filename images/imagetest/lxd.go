@@ -18,12 +18,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var creationRE = regexp.MustCompile(`(?m)^creation_date: .*$`)
+var (
+	creationRE = regexp.MustCompile(`(?m)^creation_date: .*$`)
+	buildRE    = regexp.MustCompile(`(?m)^\s+stint\.build: .*\n`)
+)
 
 // Restamp imports into s a copy of the unified gzip image img (a busybox
 // build) made at created, with files (rootfs path → contents) added: a
-// newer version of the same image, as a remote publishes one. The aliases
-// move to it.
+// newer version of the same image, as a remote publishes one (without the
+// build's stint.build property). The aliases move to it.
 func Restamp(t testing.TB, s *images.Store, img *images.Image, created time.Time, files map[string]string, aliases ...string) *images.Image {
 	t.Helper()
 	f, err := os.Open(img.Path())
@@ -45,6 +48,7 @@ func Restamp(t testing.TB, s *images.Store, img *images.Image, created time.Time
 		require.NoError(t, err)
 		if h.Name == "metadata.yaml" {
 			data = creationRE.ReplaceAll(data, fmt.Appendf(nil, "creation_date: %d", created.Unix()))
+			data = buildRE.ReplaceAll(data, nil) // not a build's output any more
 			h.Size = int64(len(data))
 		}
 		require.NoError(t, tw.WriteHeader(h))
