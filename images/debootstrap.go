@@ -67,10 +67,11 @@ func BuildDebootstrap(ctx context.Context, s *Store, opts DebootstrapOptions) (*
 		return img, err
 	}
 	defer unlock()
-	tmp, err := os.MkdirTemp(s.dir, ".tmp-debootstrap-")
+	tmp, release, err := s.TempDir(".tmp-debootstrap-")
 	if err != nil {
 		return nil, fmt.Errorf("build debootstrap image: %w", err)
 	}
+	defer release()
 	defer os.RemoveAll(tmp)
 	target := filepath.Join(tmp, "rootfs")
 	args := []string{"--arch=" + opts.Arch, "--components=" + strings.Join(opts.Components, ",")}

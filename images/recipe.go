@@ -240,10 +240,11 @@ func Publish(ctx context.Context, s *Store, rootfs string, base *Image, opts Pub
 		Properties:   props,
 		Templates:    base.Templates,
 	}
-	tmp, err := os.CreateTemp(s.dir, ".tmp-build-")
+	tmp, release, err := s.TempFile(".tmp-build-")
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", opts.Name, err)
 	}
+	defer release()
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	u := newUnifiedWriter(tmp, now)

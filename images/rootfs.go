@@ -14,10 +14,11 @@ import (
 // metadata give the same fingerprint. Owners, modes, hard links, devices
 // and xattrs are packed as they are on disk.
 func (s *Store) ImportRootfs(ctx context.Context, rootfs string, meta *Metadata, templates map[string][]byte, opts ImportOptions) (*Image, error) {
-	tmp, err := os.CreateTemp(s.dir, ".tmp-pack-")
+	tmp, release, err := s.TempFile(".tmp-pack-")
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", rootfs, err)
 	}
+	defer release()
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	u := newUnifiedWriter(tmp, time.Unix(meta.CreationDate, 0).UTC())

@@ -9,7 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -44,7 +44,13 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open image store %s: %w", dir, err)
 	}
-	return &Store{dir: abs, lock: flock.New(filepath.Join(abs, ".lock"))}, nil
+	s := &Store{dir: abs, lock: flock.New(filepath.Join(abs, ".lock"))}
+	// What a kill -9 left behind (an import's, pull's or build's
+	// temporaries) goes first; a failure is retried at the next open.
+	if _, err := s.Sweep(); err != nil {
+		slog.Warn("image store: leftovers of a crash not removed", "err", err)
+	}
+	return s, nil
 }
 
 // Dir is the store's directory.
@@ -213,9 +219,13 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 	// Copy into temporary files next to the store, hashing on the way.
 	h := sha256.New()
 	var tmps []string
+	var held []func()
 	defer func() {
 		for _, t := range tmps {
 			os.Remove(t)
+		}
+		for _, release := range held {
+			release()
 		}
 	}()
 	var done int64
@@ -225,7 +235,7 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 			if opts.Progress != nil {
 				opts.Progress(done, total)
 			}
-		})
+		}, func(release func()) { held = append(held, release) })
 		if tmp != "" {
 			tmps = append(tmps, tmp)
 		}
@@ -284,17 +294,21 @@ func (s *Store) Import(ctx context.Context, files []string, opts ImportOptions) 
 	return out, nil
 }
 
-// copyIn copies src to a temporary file in the store, feeding h.
-func (s *Store) copyIn(ctx context.Context, src string, h io.Writer, progress func(int64)) (string, error) {
+// copyIn copies src to a temporary file in the store, feeding h, and
+// calls keep with its release (TempFile) before anything can fail: the
+// file stays held until the import ends, as it is read again and renamed
+// into place.
+func (s *Store) copyIn(ctx context.Context, src string, h io.Writer, progress func(int64), keep func(release func())) (string, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return "", err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(s.dir, ".tmp-import-")
+	out, release, err := s.TempFile(".tmp-import-")
 	if err != nil {
 		return "", err
 	}
+	keep(release)
 	defer out.Close()
 	buf := make([]byte, 1<<20)
 	for {
@@ -522,90 +536,4 @@ func copyFile(ctx context.Context, src, dst string, progress func(int64)) error 
 		}
 	}
 	return out.CloseAtomicallyReplace()
-}
-
-// withBases is opts.InUse with the bases of every image that stays, to a
-// fixed point (a recipe on a recipe keeps both bases).
-func withBases(imgs []*Image, opts PruneOptions) map[string]bool {
-	keep := maps.Clone(opts.InUse)
-	if keep == nil {
-		keep = map[string]bool{}
-	}
-	for changed := true; changed; {
-		changed = false
-		o := opts
-		o.InUse = keep
-		for _, img := range imgs {
-			base := img.Properties[BaseProperty]
-			if base != "" && !keep[base] && !o.Prunable(img) {
-				keep[base], changed = true, true
-			}
-		}
-	}
-	return keep
-}
-
-// PruneOptions choose what Prune removes.
-type PruneOptions struct {
-	// InUse are fingerprints referenced by containers: never pruned.
-	InUse map[string]bool
-	// UnusedFor, when positive, also prunes images neither used nor
-	// imported within that long (whatever their expiry).
-	UnusedFor time.Duration
-	// Now is the reference time (default time.Now()).
-	Now time.Time
-	// DryRun reports without deleting.
-	DryRun bool
-}
-
-// Prunable reports whether Prune would remove img: not in use, and either
-// superseded (an old build of a spec image, see Superseded), past its
-// expiry date, or unused (last used or, never used, imported) for
-// longer than UnusedFor.
-func (o PruneOptions) Prunable(img *Image) bool {
-	if o.InUse[img.Fingerprint] {
-		return false
-	}
-	if Superseded(img) {
-		return true
-	}
-	now := o.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	if !img.Expires.IsZero() && img.Expires.Before(now) {
-		return true
-	}
-	if o.UnusedFor > 0 {
-		last := img.LastUsed
-		if last.IsZero() {
-			last = img.Uploaded
-		}
-		return now.Sub(last) > o.UnusedFor
-	}
-	return false
-}
-
-// Prune deletes the prunable images (see PruneOptions.Prunable) and returns
-// them. The base of a recipe's result that stays (BaseProperty) stays too,
-// so the cached result stays valid.
-func (s *Store) Prune(opts PruneOptions) ([]*Image, error) {
-	imgs, err := s.List()
-	if err != nil {
-		return nil, err
-	}
-	opts.InUse = withBases(imgs, opts)
-	var out []*Image
-	for _, img := range imgs {
-		if !opts.Prunable(img) {
-			continue
-		}
-		if !opts.DryRun {
-			if _, err := s.Delete(img.Fingerprint); err != nil {
-				return out, err
-			}
-		}
-		out = append(out, img)
-	}
-	return out, nil
 }

@@ -84,10 +84,11 @@ func pull(ctx context.Context, s *images.Store, ref Reference, asked string, o O
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(s.Dir(), ".tmp-oci-")
+	tmp, release, err := s.TempDir(".tmp-oci-")
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	defer os.RemoveAll(tmp)
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := os.Mkdir(rootfs, 0o755); err != nil {

@@ -58,10 +58,11 @@ func (c *Client) Fetch(ctx context.Context, s *images.Store, cand *Candidate, o 
 	if !errors.Is(err, images.ErrNotFound) {
 		return img, err // stored already (or a bad alias)
 	}
-	tmp, err := os.MkdirTemp(s.Dir(), ".tmp-pull-")
+	tmp, release, err := s.TempDir(".tmp-pull-")
 	if err != nil {
 		return nil, fmt.Errorf("pull %s:%s: %w", c.remote.Name, cand.Alias, err)
 	}
+	defer release()
 	defer os.RemoveAll(tmp)
 	combined := sha256.New()
 	var files []string
