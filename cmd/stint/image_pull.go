@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sync"
 
 	"github.com/dustin/go-humanize"
@@ -193,6 +194,7 @@ func newPullProgress(g *Globals) *pullProgress {
 
 // Update is a pull Progress callback.
 func (pp *pullProgress) Update(item string, done, total int64) {
+	item = shortItem(item)
 	pp.mu.Lock()
 	defer pp.mu.Unlock()
 	switch {
@@ -216,6 +218,17 @@ func (pp *pullProgress) Update(item string, done, total int64) {
 			fmt.Fprintf(pp.w, "pull %s: %s / %s (%d%%)\n", item, humanize.IBytes(uint64(done)), humanize.IBytes(uint64(total)), q*25)
 		}
 	}
+}
+
+// shortItem is a download's name as progress shows it: its last path
+// segment, long ones (a fingerprint, a digest) cut in the middle, so the
+// bar and its numbers fit a terminal line.
+func shortItem(item string) string {
+	base := path.Base(item)
+	if r := []rune(base); len(r) > 32 {
+		base = string(r[:12]) + "…" + string(r[len(r)-16:])
+	}
+	return base
 }
 
 // Done ends the bars.
