@@ -65,6 +65,10 @@ func (s *Store) withLock(fn func(ix *index) (save bool, err error)) error {
 	}
 	defer l.Unlock()
 	ix, err := s.load()
+	var corrupt *CorruptIndexError
+	if errors.As(err, &corrupt) {
+		ix, err = s.rebuild(corrupt)
+	}
 	if err != nil {
 		return err
 	}
@@ -85,7 +89,7 @@ func (s *Store) load() (*index, error) {
 	}
 	var ix index
 	if err := json.Unmarshal(data, &ix); err != nil {
-		return nil, fmt.Errorf("parse image index %s: %w", filepath.Join(s.dir, "index.json"), err)
+		return nil, &CorruptIndexError{Path: filepath.Join(s.dir, "index.json"), Err: err}
 	}
 	for _, img := range ix.Images {
 		img.dir = s.dir
@@ -105,8 +109,20 @@ func (s *Store) save(ix *index) error {
 	return nil
 }
 
-// snapshot reads the index under a shared lock.
+// snapshot reads the index under a shared lock; a corrupt one is
+// rebuilt under the exclusive lock first.
 func (s *Store) snapshot() (*index, error) {
+	ix, err := s.loadShared()
+	var corrupt *CorruptIndexError
+	if !errors.As(err, &corrupt) {
+		return ix, err
+	}
+	var out *index
+	err = s.withLock(func(ix *index) (bool, error) { out = ix; return false, nil })
+	return out, err
+}
+
+func (s *Store) loadShared() (*index, error) {
 	l := flock.New(s.lock.Path())
 	if err := l.RLock(); err != nil {
 		return nil, fmt.Errorf("lock image store %s: %w", s.dir, err)
