@@ -128,6 +128,13 @@ func (l *goldenLocks) lock(id string) *sync.Mutex {
 // ensureGolden makes the image's golden volume once: its id names the image
 // and the id map, so differently shifted goldens never share a name.
 func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (storage.Volume, error) {
+	v, _, err := r.ensureGoldenMade(ctx, img, privileged)
+	return v, err
+}
+
+// ensureGoldenMade is ensureGolden that also says whether this call made
+// the volume (false: it was there, or another process made it meanwhile).
+func (r *Runner) ensureGoldenMade(ctx context.Context, img Image, privileged bool) (storage.Volume, bool, error) {
 	id := goldenID(img.Fingerprint, "priv")
 	var opts storage.GoldenOptions
 	if !privileged {
@@ -143,17 +150,19 @@ func (r *Runner) ensureGolden(ctx context.Context, img Image, privileged bool) (
 
 	v, err := r.Storage.Get(ctx, id)
 	if err == nil {
-		return v, nil
+		return v, false, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
-		return storage.Volume{}, fmt.Errorf("golden volume %s: %w", id, err)
+		return storage.Volume{}, false, fmt.Errorf("golden volume %s: %w", id, err)
 	}
+	made := true
 	v, err = r.Storage.CreateGolden(ctx, id, img.Source, opts)
 	if errors.Is(err, storage.ErrExists) {
+		made = false
 		v, err = r.Storage.Get(ctx, id)
 	}
 	if err != nil {
-		return storage.Volume{}, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
+		return storage.Volume{}, false, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
 	}
-	return v, nil
+	return v, made, nil
 }

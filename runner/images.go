@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/images/oci"
+	"github.com/stintdev/stint/runner/output"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 	"github.com/stintdev/stint/storage"
@@ -73,9 +75,15 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 		if err := s.touch(img); err != nil {
 			return Image{}, err
 		}
-		return s.image(img)
+		out, err := s.image(img)
+		out.Cached = true
+		return out, err
 	}
-	img, err := s.resolve(ctx, ref)
+	had, err := s.Store.List()
+	if err != nil {
+		return Image{}, err
+	}
+	img, err = s.resolve(ctx, ref)
 	if err != nil {
 		return Image{}, err
 	}
@@ -85,7 +93,11 @@ func (s *StoreImages) ResolveImage(ctx context.Context, ref string) (Image, erro
 	s.mu.Lock()
 	s.done[ref] = img
 	s.mu.Unlock()
-	return s.image(img)
+	out, err := s.image(img)
+	// Stored before this resolve began: nothing was built, pulled or
+	// imported.
+	out.Cached = slices.ContainsFunc(had, func(h *images.Image) bool { return h.Fingerprint == img.Fingerprint })
+	return out, err
 }
 
 func (s *StoreImages) resolve(ctx context.Context, ref string) (*images.Image, error) {
@@ -306,4 +318,38 @@ func (h *Host) ImagesInUse() (map[string]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// imageAndGolden resolves inst's image (building, pulling or importing it
+// when the store lacks it) and makes its golden volume once, each a phase
+// with its own events (phase_started, then phase with its duration and
+// whether it was Cached) and time (inst.imageTime): what a job waits for
+// before its container exists is told apart from the job itself.
+func (r *Runner) imageAndGolden(ctx context.Context, inst *instance) (Image, storage.Volume, error) {
+	req := inst.req
+	start := time.Now()
+	defer func() { inst.imageTime = time.Since(start) }()
+	r.emit(output.Event{Type: output.EventPhaseStarted, Job: req.Name, Phase: output.PhaseImageBuild})
+	img, err := r.Images.ResolveImage(ctx, req.Image)
+	if err != nil {
+		return Image{}, storage.Volume{}, err
+	}
+	t := r.cachedPhase(req.Name, output.PhaseImageBuild, start, img.Cached)
+	inst.img = img
+	inst.req = img.Defaults.apply(inst.req)
+	r.emit(output.Event{Type: output.EventPhaseStarted, Job: req.Name, Phase: output.PhaseGolden})
+	golden, made, err := r.ensureGoldenMade(ctx, img, req.Privileged)
+	if err != nil {
+		return img, storage.Volume{}, err
+	}
+	r.cachedPhase(req.Name, output.PhaseGolden, t, !made)
+	return img, golden, nil
+}
+
+// cachedPhase is phase with the Cached flag.
+func (r *Runner) cachedPhase(job, phase string, start time.Time, cached bool) time.Time {
+	now := time.Now()
+	d := now.Sub(start)
+	r.emit(output.Event{Time: now.UTC(), Type: output.EventPhase, Job: job, Phase: phase, Millis: d.Milliseconds(), Micros: max(d.Microseconds(), 1), Cached: cached})
+	return now
 }

@@ -38,6 +38,9 @@ type Image struct {
 	// Defaults are what the image asks of a job's process when the spec
 	// does not say (an OCI image's config: env, working directory, user).
 	Defaults ImageDefaults
+	// Cached: the image was in the store already; resolving it built,
+	// pulled or imported nothing.
+	Cached bool
 }
 
 // ImageResolver finds (building or importing when needed) the image a job
@@ -127,7 +130,8 @@ type Result struct {
 	Command   string                `json:"command,omitempty"`
 	Status    *container.ExitStatus `json:"status,omitempty"`
 	Error     string                `json:"error,omitempty"`
-	Duration  time.Duration         `json:"duration"`            // nanoseconds in JSON
+	Duration  time.Duration         `json:"duration"`            // nanoseconds in JSON; includes Image
+	Image     time.Duration         `json:"image,omitempty"`     // of Duration, the time spent on the image and its golden volume
 	Artifacts string                `json:"artifacts,omitempty"` // the job's artifact directory
 	Files     []string              `json:"files,omitempty"`
 	// Collected is the artifact collector's report: bytes, links, what
@@ -213,6 +217,7 @@ func (r *Runner) RunJob(ctx context.Context, job spec.Job) (res Result) {
 		}
 	}
 	r.session(ctx, req, func(inst *instance, err error) bool {
+		res.Image = inst.imageTime.Round(time.Millisecond)
 		if err != nil {
 			r.hostErr(ctx, &res, err)
 			return false

@@ -31,6 +31,8 @@ type instance struct {
 	user  User
 	env   []string
 	lease *stintnet.Lease // bridge mode
+	// imageTime is how long the image and its golden volume took.
+	imageTime time.Duration
 }
 
 // launch provisions req's container: image, golden volume, state record
@@ -48,15 +50,9 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
 	}
 	req = inst.req
-	img, err := r.Images.ResolveImage(ctx, req.Image)
+	img, golden, err := r.imageAndGolden(ctx, inst)
 	if err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err) // the resolver names the image
-	}
-	inst.img = img
-	inst.req = img.Defaults.apply(inst.req)
-	golden, err := r.ensureGolden(ctx, img, req.Privileged)
-	if err != nil {
-		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)
 	}
 	// The journal entry exists before any resource does: a kill -9 from
 	// here on leaves a record that gc follows. The clone is named after the

@@ -438,7 +438,7 @@ run = ["echo one", "exit 2"]
 			assert.Equal(t, "failed", ev.Result)
 		}
 	}
-	assert.Equal(t, []string{"job_started", "phase:clone", "phase:configure", "phase:start",
+	assert.Equal(t, []string{"job_started", "phase_started", "phase:image_build", "phase_started", "phase:golden", "phase:clone", "phase:configure", "phase:start",
 		"step_started", "step_finished", "step_started", "step_finished", "phase:exec", "phase:stop",
 		"phase:destroy", "teardown_done", "job_finished"}, types)
 	assert.Contains(t, stderr.String(), "[j] one", "job output goes to stderr with --json")

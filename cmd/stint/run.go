@@ -59,7 +59,9 @@ func (c *RunCmd) Run(g *Globals) error {
 	g = closedOutputAborts(ctx, g, abort)
 	opts := runner.RunOptions{Parallel: c.Parallel, ArtifactsDir: c.Artifacts, KeepOnFailure: c.KeepOnFailure, Output: g.Stdout}
 	var em *output.Emitter
-	if g.JSON {
+	if !g.JSON {
+		opts.Events = newPhaseProgress(g).Event // image and golden phases
+	} else {
 		em = output.NewEmitter(g.Stdout)
 		opts.Events = func(ev output.Event) { _ = em.Emit(ev) }
 		opts.Output = g.Stderr
@@ -118,7 +120,11 @@ func printSummary(w io.Writer, results []runner.Result, shell string) {
 		if r.Status == nil && r.Outcome == runner.OutcomeFailed {
 			detail = r.Error
 		}
-		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(string(r.Outcome)), r.Job, r.Duration.Round(10*time.Millisecond), detail)
+		// The job's own time; its image's (build, pull, golden volume) apart.
+		fmt.Fprintf(w, "  %-8s %-24s %8s  %s\n", strings.ToUpper(string(r.Outcome)), r.Job, (r.Duration - r.Image).Round(10*time.Millisecond), detail)
+		if r.Image >= 100*time.Millisecond {
+			fmt.Fprintf(w, "           image: %s (before the job's own time)\n", r.Image.Round(10*time.Millisecond))
+		}
 		printArtifacts(w, r)
 		if r.Log != "" {
 			fmt.Fprintf(w, "           log: %s\n", r.Log)

@@ -13,7 +13,8 @@ import (
 // Event types, the "type" of each JSON line under --json.
 const (
 	EventJobStarted   = "job_started"   // Job, Container
-	EventPhase        = "phase"         // Job, Phase, Millis, Micros: one lifecycle phase took that long
+	EventPhase        = "phase"         // Job, Phase, Millis, Micros: one lifecycle phase took that long (Cached: image_build or golden found ready)
+	EventPhaseStarted = "phase_started" // Job, Phase: a phase that can take long began (image_build, golden)
 	EventStepStarted  = "step_started"  // Job, Step, Command
 	EventOutput       = "output"        // Job, Step, Stream, Line
 	EventStepFinished = "step_finished" // Job, Step, Status or Signal, OOM, Timeout, Millis
@@ -38,6 +39,14 @@ const (
 	PhaseArtifacts = "artifacts"
 	PhaseStop      = "stop"
 	PhaseDestroy   = "destroy"
+)
+
+// Phases before a job's container exists, which can take long: each has a
+// phase_started event first, and its phase event says Cached when nothing
+// had to be made.
+const (
+	PhaseImageBuild = "image_build" // the job's image: built, pulled or imported unless Cached
+	PhaseGolden     = "golden"      // the image's golden volume: made unless Cached
 )
 
 // Outcome is how a job (or one of its steps) ended: the one set of
@@ -81,6 +90,7 @@ type Event struct {
 	Reason    string    `json:"reason,omitempty"`   // an artifact skipped: why
 	Log       string    `json:"log,omitempty"`      // job_finished: the job's log file
 	Kept      bool      `json:"kept,omitempty"`     // job_finished: the container was kept (--keep-on-failure)
+	Cached    bool      `json:"cached,omitempty"`   // image_build, golden: nothing was made, it was there
 	Error     string    `json:"error,omitempty"`
 }
 
