@@ -9,12 +9,12 @@
 //
 //	index.json         the index of every image (atomic writes, renameio)
 //	.lock              a flock taken by every mutation, so stint processes can share a store
+//	                   (shared while a temporary is made, exclusive while Sweep looks)
 //	<fingerprint>      the image (unified) or its metadata tarball (split), byte for byte as imported
 //	<fingerprint>.rootfs  the rootfs of a split image, byte for byte as imported
 //	.tmp-*             imports, pulls, builds and OCI unpacks in flight, each flocked by its maker
 //	                   (TempFile, TempDir); removed on failure, and by Sweep (at Open) once
 //	                   nobody holds it (a kill -9)
-//	.tmp.lock          shared while a temporary is made, exclusive while Sweep looks
 //	.busybox-sum.json  the busybox builder's input hash, by the binary's identity (dev, inode, size, mtime, ctime)
 //
 // Keeping the files as imported is what makes export byte-identical and the

@@ -60,11 +60,12 @@ func (s *Store) TempDir(prefix string) (dir string, release func(), err error) {
 	return dir, release, nil
 }
 
-// tmpLock takes the store's temporaries lock (.tmp.lock): shared while a
-// temporary is made and held, exclusive while Sweep looks, so that Sweep
-// never sees one made but not yet held.
+// tmpLock takes the store's lock (.lock): shared while a temporary is
+// made and held, exclusive while Sweep looks, so that Sweep never sees one
+// made but not yet held. (Never called inside withLock: a second flock of
+// the same file through another descriptor would wait on the first.)
 func (s *Store) tmpLock(exclusive bool) (unlock func(), err error) {
-	l := flock.New(filepath.Join(s.dir, ".tmp.lock"))
+	l := flock.New(s.lock.Path())
 	lock := l.RLock
 	if exclusive {
 		lock = l.Lock
