@@ -182,6 +182,16 @@ func (s *Source) Ref() string {
 	return s.Remote + ":" + s.Alias
 }
 
+// PulledLater reports whether pulled image a is a later pull than b of
+// the same source: pulled later, or (pull times are kept to the second)
+// pulled in the same second and created later, the newer version.
+func PulledLater(a, b *Image) bool {
+	if !a.Source.Pulled.Equal(b.Source.Pulled) {
+		return a.Source.Pulled.After(b.Source.Pulled)
+	}
+	return a.Created.After(b.Created)
+}
+
 // UpdateSource changes the source record of the image with fingerprint fp
 // (a pulled image: ErrNotFound for one without a source) under the
 // store's lock, and returns the image as stored.

@@ -207,7 +207,7 @@ func (s *StoreImages) cachedPull(ref string) (*images.Image, error) {
 	}
 	var best *images.Image
 	for _, img := range all {
-		if pulledFrom(img.Source, ref) && (best == nil || img.Source.Pulled.After(best.Source.Pulled)) {
+		if pulledFrom(img.Source, ref) && (best == nil || images.PulledLater(img, best)) {
 			best = img
 		}
 	}

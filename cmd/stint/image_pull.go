@@ -144,7 +144,7 @@ func refreshTargets(s *images.Store, refs []string) ([]*images.Image, error) {
 		ref := img.Source.Ref()
 		if have, ok := newest[ref]; !ok {
 			order = append(order, ref)
-		} else if !img.Source.Pulled.After(have.Source.Pulled) {
+		} else if !images.PulledLater(img, have) {
 			continue
 		}
 		newest[ref] = img
