@@ -61,6 +61,10 @@ func (o PruneOptions) Prunable(img *Image) bool {
 		last := img.LastUsed
 		if last.IsZero() {
 			last = img.Uploaded
+		} else {
+			// Touch writes a use at most once a minute: a later use may
+			// not be recorded yet, so a recorded one lasts that minute.
+			last = last.Add(touchEvery)
 		}
 		return now.Sub(last) > o.UnusedFor
 	}

@@ -42,7 +42,9 @@ func TestPruneKeepsBasesOfCachedRecipes(t *testing.T) {
 }
 
 // TestTouchToTheSecond: a use is recorded to the second, so
-// --unused-for 4s keeps an image used a second ago, however old it is.
+// --unused-for 4s keeps an image used a second ago, however old it is; as
+// Touch writes at most once a minute, a recorded use counts for that
+// minute (a later use may be unrecorded), and the image goes after it.
 func TestTouchToTheSecond(t *testing.T) {
 	s := newStore(t)
 	f := writeFile(t, t.TempDir(), "i", mkTar(t, unifiedEnts("architecture: x86_64\ncreation_date: 1\n")))
@@ -53,5 +55,7 @@ func TestTouchToTheSecond(t *testing.T) {
 	require.NoError(t, err)
 	assert.WithinDuration(t, time.Now(), stored.LastUsed, 1100*time.Millisecond)
 	assert.False(t, PruneOptions{UnusedFor: 4 * time.Second, Now: time.Now().Add(time.Second)}.Prunable(stored))
-	assert.True(t, PruneOptions{UnusedFor: 4 * time.Second, Now: time.Now().Add(6 * time.Second)}.Prunable(stored))
+	assert.False(t, PruneOptions{UnusedFor: 4 * time.Second, Now: time.Now().Add(30 * time.Second)}.Prunable(stored),
+		"used again 29 s later, unrecorded: kept")
+	assert.True(t, PruneOptions{UnusedFor: 4 * time.Second, Now: time.Now().Add(touchEvery + 6*time.Second)}.Prunable(stored))
 }
