@@ -96,7 +96,9 @@ func TestImageDeleteGoldens(t *testing.T) {
 	out, _, _ = stint("--json", "image", "list")
 	assert.Contains(t, out, fp, "the image stays")
 	assert.Len(t, volumes(drv), 2, "both volumes stay")
-	// Prune keeps it too (1ns: every image is long unused), and says why.
+	// Prune keeps it too (1ns, and its use a day ago: every image is long
+	// unused), and says why.
+	ageIndex(t, root)
 	_, errs, code = stint("image", "prune", "--unused-for", "1ns")
 	assert.Equal(t, ExitOK, code, errs)
 	assert.Contains(t, errs, "kept "+fp[:12])
@@ -105,6 +107,7 @@ func TestImageDeleteGoldens(t *testing.T) {
 	require.NoError(t, drv.Destroy(ctx, "held-by-app"))
 
 	// Unused, prune removes image and golden volume.
+	ageIndex(t, root)
 	out, errs, code = stint("image", "prune", "--unused-for", "1ns")
 	require.Equal(t, ExitOK, code, errs)
 	assert.Contains(t, out, "deleted "+fp[:12])
