@@ -39,6 +39,9 @@ type Options struct {
 	// Remote names a stored lxd remote (`stint remote add`) whose server
 	// runs the containers instead of local LXC; "" is local. See remote.go.
 	Remote string
+	// BuildOutput receives recipe builds' output as it is made (the
+	// CLI's -v; see Runner.BuildOutput); nil: their build logs only.
+	BuildOutput io.Writer
 }
 
 // Host is one stint root opened: the front door through which the CLI asks
@@ -242,6 +245,8 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 		AgentDir:  h.layout.Agents(),
 		SpecDir:   h.layout.Reconcile(),
 		Getenv:    h.opts.Getenv,
+
+		BuildOutput: h.opts.BuildOutput,
 	}
 	// [image.X] from = ...: built by the runner in its containers.
 	r.Images = &StoreImages{Store: imgs, Set: h.opts.Set, Recipes: r}
@@ -350,14 +355,15 @@ func (h *Host) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 }
 
 // BuildImage builds the set's [image.name] (and what it derives from),
-// recipes in containers with their hooks' output to out.
+// recipes in containers with their output streamed to out (nil: to their
+// build logs only, see Runner.BuildOutput).
 func (h *Host) BuildImage(ctx context.Context, name string, aliases []string, out io.Writer) (*images.Image, error) {
 	r, err := h.engine(ctx)
 	if err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
-	r.Output = out
+	r.BuildOutput = out
 	si := r.Images.(*StoreImages)
 	h.mu.Unlock()
 	return si.Build(ctx, name, aliases)

@@ -79,6 +79,10 @@ type Runner struct {
 	// Output receives every job's output, each line prefixed by the job's
 	// name; nil discards it.
 	Output io.Writer
+	// BuildOutput receives recipe builds' output as it is made, each line
+	// prefixed "[image NAME] "; nil: only their build logs have it, and a
+	// failed build's error carries the last lines (BuildLogError).
+	BuildOutput io.Writer
 	// Events receives the job's progress (runner/output's events: steps,
 	// phases with their durations, artifacts); nil ignores it. Called from
 	// the jobs' goroutines, one call at a time.

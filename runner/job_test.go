@@ -64,6 +64,7 @@ func newRunner(t *testing.T) *fixture {
 		ArtifactsDir: filepath.Join(root, "artifacts"),
 		LogDir:       filepath.Join(root, "logs"),
 		Output:       f.out,
+		BuildOutput:  f.out,
 	}
 	t.Cleanup(func() {
 		// Whatever a failed test left: gc everything, then the goldens.

@@ -195,14 +195,21 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 	stopOnDone := context.AfterFunc(ctx, func() { _ = br.Runtime.Stop(context.WithoutCancel(ctx), name) })
 	defer stopOnDone()
 
-	logw, _, err := br.openLog(name)
+	logw, logPath, err := br.openLog(name)
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
 	defer logw.Close()
-	pw := &prefixWriter{mu: &r.outMu, w: r.Output, prefix: "[image " + rec.Name + "] "}
-	defer pw.Flush()
-	b := &recipeBuild{r: br, rec: rec, name: name, rootfs: inst.vol.Rootfs, env: JobEnv(map[string]string{"STINT_IMAGE": rec.Name}, inst.user), out: io.MultiWriter(logw, pw)}
+	// The build log has it all; the terminal only with BuildOutput (-v),
+	// else a failure shows the last lines.
+	tail := &tailWriter{}
+	out := io.MultiWriter(logw, tail)
+	if r.BuildOutput != nil {
+		pw := &prefixWriter{mu: &r.outMu, w: r.BuildOutput, prefix: "[image " + rec.Name + "] "}
+		defer pw.Flush()
+		out = io.MultiWriter(logw, pw)
+	}
+	b := &recipeBuild{r: br, rec: rec, name: name, rootfs: inst.vol.Rootfs, env: JobEnv(map[string]string{"STINT_IMAGE": rec.Name}, inst.user), out: out}
 	steps, err := recipeSteps(rec, b.packageManager())
 	if err != nil {
 		return nil, err
@@ -211,7 +218,11 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("image %s: aborted: %w", rec.Name, context.Cause(ctx))
 		}
-		return nil, err
+		le := &BuildLogError{Err: err, Log: logPath}
+		if r.BuildOutput == nil {
+			le.Tail = tail.Tail()
+		}
+		return nil, le
 	}
 	if err := br.Runtime.Stop(context.WithoutCancel(ctx), name); err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
@@ -236,7 +247,7 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
-	fmt.Fprintf(pw, "built %s\n", img.Fingerprint)
+	fmt.Fprintf(out, "built %s\n", img.Fingerprint)
 	return img, nil
 }
 

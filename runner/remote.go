@@ -64,6 +64,8 @@ func (h *Host) remoteEngine(ctx context.Context) (*Runner, error) {
 		LogDir:  h.layout.Logs(),
 		Collect: CollectLocal, // collect reads through the runtime's files (collectFS)
 		Remote:  h.opts.Remote,
+
+		BuildOutput: h.opts.BuildOutput,
 	}
 	r.Images = &StoreImages{Store: imgs, Set: h.opts.Set, Recipes: r}
 	r.localBuilder = h.localEngine
@@ -315,7 +317,7 @@ func (r *Runner) buildRecipeLocally(ctx context.Context, store *images.Store, ba
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}
 	lr.outMu.Lock()
-	lr.Output = r.Output
+	lr.BuildOutput = r.BuildOutput
 	lr.outMu.Unlock()
 	return lr.buildRecipe(ctx, store, baseImg, base, rec, key, aliases)
 }

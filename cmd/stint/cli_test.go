@@ -476,7 +476,7 @@ files = { "/etc/motd" = "motd" }
 image = "custom"
 run = ["cat /etc/motd /etc/hooked", "test ! -e /.stint-hooks"]
 `)
-	out, code := f.run(t, "run", p)
+	out, code := f.run(t, "-v", "run", p) // -v streams the build's output
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "[image custom] hook ran")
 	assert.Contains(t, out, "[use] welcome\n")

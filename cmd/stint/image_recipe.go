@@ -32,12 +32,13 @@ func (b *recipeBuilder) build(d spec.Image, aliases []string) (*images.Image, er
 		b.h = h
 		gcFirst(b.ctx, b.g, h)
 	}
-	// Hook output, prefixed by the image's name; stdout stays JSON with --json.
+	// With -v, the build's output, prefixed by the image's name; stdout
+	// stays JSON with --json.
 	out := b.g.Stdout
 	if b.g.JSON {
 		out = b.g.Stderr
 	}
-	img, err := b.h.BuildImage(b.ctx, d.Name, aliases, out)
+	img, err := b.h.BuildImage(b.ctx, d.Name, aliases, b.g.buildOutput(out))
 	var hook *runner.HookError
 	switch {
 	case err == nil:

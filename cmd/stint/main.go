@@ -24,6 +24,7 @@ type Globals struct {
 	JSON     bool   `help:"Machine-readable output: JSON only on stdout."`
 	LogLevel string `help:"Log level: debug, info, warn, error." default:"warn" enum:"debug,info,warn,error"`
 	Remote   string `help:"Run containers on this remote (an LXD or Incus server added with 'stint remote add') instead of local LXC." env:"STINT_REMOTE"`
+	Verbose  bool   `short:"v" help:"Stream image builds' output (packages, hooks, files), each line prefixed [image NAME]; without it, it goes to the build log and a failure shows its last lines."`
 
 	Stdout io.Writer `kong:"-"`
 	Stderr io.Writer `kong:"-"`
@@ -65,6 +66,15 @@ type CLI struct {
 	Logs     LogsCmd     `cmd:"" help:"Print a long-lived container's console log."`
 
 	Gitlab GitlabCmd `cmd:"" name:"gitlab" help:"GitLab Runner custom executor driver: config, prepare, run, cleanup."`
+}
+
+// buildOutput is where recipe builds stream their output: w with -v;
+// nil (their build logs only) without.
+func (g *Globals) buildOutput(w io.Writer) io.Writer {
+	if !g.Verbose {
+		return nil
+	}
+	return w
 }
 
 // VersionCmd prints the version.

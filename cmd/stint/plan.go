@@ -107,7 +107,7 @@ func openReconcile(ctx context.Context, g *Globals, paths []string) (*spec.Set, 
 
 // openContainers opens the Host for containers and its long-lived backend.
 func openContainers(ctx context.Context, g *Globals, set *spec.Set) (*reconcileEnv, error) {
-	h, err := g.openHost(ctx, runner.Options{Containers: true, Set: set})
+	h, err := g.openHost(ctx, runner.Options{Containers: true, Set: set, BuildOutput: g.buildOutput(g.Stderr)})
 	if err != nil {
 		return nil, err
 	}

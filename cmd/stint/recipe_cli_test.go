@@ -29,7 +29,7 @@ hooks = ["recipes/hooks/fail.sh"]
 image = "broken"
 run = ["true"]
 `)
-	out, code := f.run(t, "image", "build", p, "custom")
+	out, code := f.run(t, "image", "build", "-v", p, "custom")
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "[image custom] hook ran in custom\n")
 	assert.Regexp(t, `(?m)^custom: [0-9a-f]{64}$`, out)
@@ -41,7 +41,7 @@ run = ["true"]
 
 	out, code = f.run(t, "image", "build", p, "broken")
 	assert.Equal(t, 1, code, out)
-	assert.Contains(t, out, "[image broken] about to fail")
+	assert.Contains(t, out, "\n    | about to fail\n", "the build log's last lines")
 	assert.Contains(t, out, "image broken: hook 1 ")
 	assert.Contains(t, out, "fail.sh: exit 3")
 

@@ -59,7 +59,7 @@ key = "vendor.asc"
 image = "top"
 run = ["cat /var/log/order", "cat /etc/apt/sources.list.d/stint-vendor.sources", "ls -l /etc/apt/keyrings/stint-vendor.asc", "test ! -e /.stint-hooks"]
 `)
-	out, code := f.run(t, "run", p)
+	out, code := f.run(t, "-v", "run", p)
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "[check] pre\n"+
 		"[check] apt-get update\n"+

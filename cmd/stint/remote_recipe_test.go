@@ -35,7 +35,7 @@ files = { "/etc/motd" = "recipes/files/motd", "/usr/local/bin/hello" = "recipes/
 image = "custom"
 run = ["cat /etc/hooked", "ls -ld /home/u | awk '{print $3}'"]
 `)
-	out, code = f.run(t, "--remote", "l", "run", p)
+	out, code = f.run(t, "--remote", "l", "-v", "run", p)
 	require.Equal(t, 0, code, out)
 	assert.Contains(t, out, "[image custom] hook ran in custom")
 	assert.Contains(t, out, "[use] from-hook")

@@ -73,7 +73,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		}
 		return hostCode(err)
 	}
-	h, err := runner.Open(ctx, g.Root, runner.Options{Containers: true, Set: set, Remote: g.Remote})
+	h, err := runner.Open(ctx, g.Root, runner.Options{Containers: true, Set: set, Remote: g.Remote, BuildOutput: g.buildOutput(opts.Output)})
 	if err != nil {
 		return hostFailed(err)
 	}
