@@ -481,7 +481,7 @@ run = ["cat /etc/motd /etc/hooked", "test ! -e /.stint-hooks"]
 	assert.Contains(t, out, "[image custom] hook ran")
 	assert.Contains(t, out, "[use] welcome\n")
 	assert.Contains(t, out, "[use] from-hook\n")
-	out, code = f.run(t, "run", p)
+	out, code = f.run(t, "-v", "run", p)
 	require.Equal(t, 0, code, out)
 	assert.NotContains(t, out, "hook ran", "the recipe was rebuilt instead of reused")
 	assert.Contains(t, out, "[use] welcome\n")

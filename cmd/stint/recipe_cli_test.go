@@ -35,7 +35,7 @@ run = ["true"]
 	assert.Regexp(t, `(?m)^custom: [0-9a-f]{64}$`, out)
 	fp := out[strings.Index(out, "custom: ")+len("custom: "):][:64]
 
-	out, code = f.run(t, "image", "build", p, "custom")
+	out, code = f.run(t, "image", "build", "-v", p, "custom")
 	require.Equal(t, 0, code, out)
 	assert.Equal(t, "custom: "+fp+"\n", out, "a cache hit builds nothing")
 

@@ -49,7 +49,7 @@ run = ["cat /etc/hooked", "ls -ld /home/u | awk '{print $3}'"]
 	assert.Contains(t, remote, fp[1], "the remote knows the recipe by the store's fingerprint")
 	n := len(strings.Fields(remote))
 
-	out, code = f.run(t, "--remote", "l", "run", p)
+	out, code = f.run(t, "--remote", "l", "-v", "run", p)
 	require.Equal(t, 0, code, out)
 	assert.NotContains(t, out, "hook ran", "a cache hit builds nothing")
 	assert.Len(t, strings.Fields(d.MustLxc(t, "image", "list", "-f", "csv", "-c", "f")), n, "uploaded once")
