@@ -243,7 +243,8 @@ func (s *StoreImages) image(img *images.Image) (Image, error) {
 		return Image{}, err // names the image and the property
 	}
 	return Image{
-		Defaults:    ImageDefaults{Env: d.Env, Workdir: d.WorkingDir, User: d.User},
+		Defaults: ImageDefaults{Env: d.Env, Workdir: d.WorkingDir, User: d.User,
+			Command: slices.Concat(d.Entrypoint, d.Cmd), OCI: img.Properties[oci.PropDigest] != ""},
 		Fingerprint: img.Fingerprint,
 		Source: storage.SourceFunc(func(ctx context.Context, dir string) error {
 			// Devices are skipped: unprivileged containers cannot use image

@@ -2,28 +2,41 @@ package runner
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 )
 
 // ImageDefaults are what an image asks of a job's process when the spec
 // does not say: an OCI image config's Env, WorkingDir and User (Docker's
-// `docker run` defaults). Entrypoint and Cmd are not among them: a job
-// runs its own lines.
+// `docker run` defaults). A job runs its own lines; Command (Entrypoint
+// and Cmd) is a long-lived container's PID 1 unless its spec sets one.
 type ImageDefaults struct {
 	Env     []string // KEY=VALUE, under the spec's env
 	Workdir string   // the job's working directory unless the spec sets one
 	// User is the job's user unless the spec sets one: a name or uid,
 	// optionally ":group" (a name or gid).
 	User string
+	// Command is the config's Entrypoint followed by its Cmd.
+	Command []string
+	// OCI means the image came from an OCI registry or layout: it has no
+	// init of its own to boot unless its files carry one.
+	OCI bool
 }
+
+// ErrNoCommand means a long-lived container has nothing to run: its spec
+// sets no command, its OCI image's config has no Entrypoint or Cmd, and
+// the image has no /sbin/init to boot.
+var ErrNoCommand = errors.New("nothing to run: no command in the spec, no Entrypoint or Cmd in the image's config and no /sbin/init in the image")
 
 // apply gives a job's or exec's request the image's defaults where the
 // spec left them unset: the image's env under the spec's own (a spec key
@@ -50,6 +63,39 @@ func (d ImageDefaults) apply(req Request) Request {
 		req.User, req.Group, _ = strings.Cut(d.User, ":")
 	}
 	return req
+}
+
+// applyInit gives long-lived container req's PID 1 the image's defaults:
+// the image's env under the spec's (a spec key wins) and, when the spec
+// sets no command, the image's Entrypoint and Cmd instead of booting the
+// image's init. An OCI image with neither a command nor a /sbin/init under
+// rootfs is ErrNoCommand (a usage error: the spec must say what to run).
+// The working directory and user are not applied: a long-lived
+// container's PID 1 runs as root in / (the spec's workdir and user are
+// `stint shell`'s).
+func (d ImageDefaults) applyInit(req *Request, rootfs string) error {
+	if len(d.Env) > 0 {
+		env := map[string]string{}
+		for _, kv := range slices.Concat(d.Env, req.Init.Env) { // later wins
+			if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+				env[k] = v
+			}
+		}
+		req.Init.Env = req.Init.Env[:0:0]
+		for _, k := range slices.Sorted(maps.Keys(env)) {
+			req.Init.Env = append(req.Init.Env, k+"="+env[k])
+		}
+	}
+	if req.Init.Kinded() != container.InitBoot {
+		return nil
+	}
+	switch {
+	case len(d.Command) > 0:
+		req.Init.Kind, req.Init.Command = container.InitCommand, slices.Clone(d.Command)
+	case d.OCI && !hasInit(rootfs):
+		return &UsageError{Err: fmt.Errorf("container %s: image %s: %w", req.Container, req.Image, ErrNoCommand)}
+	}
+	return nil
 }
 
 // withGroup makes group (a name in the container's /etc/group, or a gid;

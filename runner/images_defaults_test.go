@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,6 +35,50 @@ func TestImageDefaultsApply(t *testing.T) {
 	env := map[string]string{"B": "spec"}
 	d.apply(Request{Kind: state.KindJob, Env: env})
 	assert.Equal(t, map[string]string{"B": "spec"}, env, "the spec's map is not written to")
+}
+
+// TestImageDefaultsApplyInit: a long-lived container's PID 1 gets the
+// image's env under the spec's and, without a spec command, the image's
+// Entrypoint and Cmd; a spec command wins; an OCI image with neither a
+// command nor a /sbin/init is a usage error (ErrNoCommand), one with an
+// init boots it, and a non-OCI image without one is left to the minimal
+// init.
+func TestImageDefaultsApplyInit(t *testing.T) {
+	bare := t.TempDir()
+	booting := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(booting, "sbin"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(booting, "sbin/init"), nil, 0o755))
+	boot := func(env ...string) Request {
+		return Request{Container: "s.web", Image: "oci-layout:/l:v1", Kind: state.KindContainer,
+			Init: container.Init{Kind: container.InitBoot, Env: env}}
+	}
+	d := ImageDefaults{Env: []string{"PATH=/bin", "OVER=image", "junk"}, Command: []string{"/bin/sh", "-c", "run"}, OCI: true}
+
+	req := boot("OVER=spec", "Z=spec")
+	require.NoError(t, d.applyInit(&req, bare))
+	assert.Equal(t, container.Init{Kind: container.InitCommand, Command: []string{"/bin/sh", "-c", "run"},
+		Env: []string{"OVER=spec", "PATH=/bin", "Z=spec"}}, req.Init)
+
+	req = boot()
+	req.Init.Kind, req.Init.Command = container.InitCommand, []string{"own"}
+	require.NoError(t, d.applyInit(&req, bare))
+	assert.Equal(t, []string{"own"}, req.Init.Command, "the spec's command wins")
+
+	noCmd := ImageDefaults{OCI: true}
+	req = boot()
+	err := noCmd.applyInit(&req, bare)
+	require.ErrorIs(t, err, ErrNoCommand)
+	var ue *UsageError
+	require.ErrorAs(t, err, &ue)
+	assert.ErrorContains(t, err, "container s.web: image oci-layout:/l:v1: nothing to run")
+
+	req = boot()
+	require.NoError(t, noCmd.applyInit(&req, booting))
+	assert.Equal(t, container.InitBoot, req.Init.Kinded(), "an OCI image with an init boots it")
+
+	req = boot()
+	require.NoError(t, ImageDefaults{}.applyInit(&req, bare))
+	assert.Equal(t, boot(), req, "a non-OCI image changes nothing")
 }
 
 // TestWithGroup: a gid or a name in the image's /etc/group becomes the

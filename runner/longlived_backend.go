@@ -234,6 +234,9 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	if err := r.giveHostUser(req, vol.Rootfs); err != nil {
 		return fmt.Errorf("create container %s: %w", name, err)
 	}
+	if err := img.Defaults.applyInit(&req, vol.Rootfs); err != nil {
+		return err
+	}
 	minimalUnlessBootable(&req, vol.Rootfs)
 	lease, err := r.attachNetwork(ctx, h, req)
 	if err != nil {
@@ -314,6 +317,9 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	}
 	if err := b.Runner.giveHostUser(req, vol.Rootfs); err != nil {
 		return fmt.Errorf("start container %s: %w", rec.Name, err)
+	}
+	if err := b.imageDefaults(ctx, rec.Image).applyInit(&req, vol.Rootfs); err != nil {
+		return err
 	}
 	minimalUnlessBootable(&req, vol.Rootfs)
 	if err := b.renderStart(ctx, rec.Image, *c, vol.Rootfs); err != nil {

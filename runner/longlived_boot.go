@@ -67,17 +67,36 @@ func consoleTail(log string, n int) string {
 // debootstrap minbase, busybox): it would die at once otherwise. It
 // reports whether it did.
 func minimalUnlessBootable(req *Request, rootfs string) bool {
-	if req.Init.Kinded() != container.InitBoot {
+	if req.Init.Kinded() != container.InitBoot || hasInit(rootfs) {
 		return false
-	}
-	p, err := securejoin.SecureJoin(rootfs, "/sbin/init")
-	if err == nil {
-		if _, err = os.Stat(p); err == nil {
-			return false
-		}
 	}
 	req.Init = container.Init{Kind: container.InitMinimal}
 	return true
+}
+
+// hasInit reports whether the root file system at rootfs has a /sbin/init
+// (a symbolic link is followed inside rootfs).
+func hasInit(rootfs string) bool {
+	p, err := securejoin.SecureJoin(rootfs, "/sbin/init")
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// imageDefaults are the defaults (env, command) of the image container
+// was made from, by its fingerprint: none when the image is gone from the
+// store (as renderStart).
+func (b *LongLived) imageDefaults(ctx context.Context, fingerprint string) ImageDefaults {
+	if fingerprint == "" || b.Runner.Images == nil {
+		return ImageDefaults{}
+	}
+	img, err := b.Runner.Images.ResolveImage(ctx, fingerprint)
+	if err != nil {
+		return ImageDefaults{}
+	}
+	return img.Defaults
 }
 
 // renderStart renders the "start" templates of container c's image (by its

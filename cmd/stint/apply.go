@@ -63,12 +63,32 @@ func reportOutcomes(g *Globals, set string, actions []reconcile.Action, outcomes
 			return withCode(ExitHost, errors.New(""))
 		}
 		code := ExitHost
-		if containersFailed(outcomes) {
+		switch {
+		case containersFailed(outcomes):
 			code = ExitJobFail // their PID 1 died: the containers' failure, not the host's
+		case usageFailed(outcomes):
+			code = ExitUsage // the spec asks what its image cannot do
 		}
 		return withCode(code, fmt.Errorf("stint: %s failed:\n%w", plural(failed, "container"), err))
 	}
 	return nil
+}
+
+// usageFailed reports whether every failure in outcomes is a usage error
+// (runner.UsageError: a container on an image with nothing to run, ...).
+func usageFailed(outcomes []reconcile.Outcome) bool {
+	n := 0
+	for _, o := range outcomes {
+		if o.Err == nil {
+			continue
+		}
+		var ue *runner.UsageError
+		if !errors.As(o.Err, &ue) {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // pastTense names what an action did.
