@@ -158,17 +158,9 @@ func writeMeta(dir string, m *meta) error {
 	return renameio.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
 }
 
-// get reads volume id's record; ErrNotFound if absent.
-func (p *pool) get(id string) (*meta, error) {
-	m, err := readMeta(p.vdir(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("volume %q: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("volume %q: %w", id, err)
-	}
-	return m, nil
-}
+// get reads volume id's record; ErrNotFound if absent, a *CorruptError
+// (corrupt.go) if its record is unusable.
+func (p *pool) get(id string) (*meta, error) { return p.record(id) }
 
 func (p *pool) exists(id string) (bool, error) {
 	_, err := os.Lstat(p.vdir(id))
@@ -210,6 +202,11 @@ func (p *pool) newTmp(m *meta) (string, *os.File, error) {
 func (p *pool) discard(ctx context.Context, dir string, m *meta) error {
 	if err := unmountAll(dir); err != nil {
 		return err
+	}
+	if m == nil {
+		if _, ok := p.be.(tokenNamed); !ok {
+			m = &meta{} // the backend finds its objects by dir alone
+		}
 	}
 	if m != nil {
 		if err := p.be.remove(ctx, dir, m); err != nil {
@@ -422,11 +419,13 @@ func (p *pool) Destroy(ctx context.Context, id string) error {
 		return err
 	}
 	m, err := p.get(id)
-	if err != nil {
+	if errors.Is(err, ErrCorrupt) {
+		m = nil // removed by directory alone: removeCorrupt
+	} else if err != nil {
 		unlock()
 		return err
 	}
-	if m.Kind == KindGolden {
+	if m == nil || m.Kind == KindGolden {
 		var clones []string
 		if err := p.walkMeta(func(_ string, c *meta) error {
 			if c.Kind == KindClone && c.Parent == id {
@@ -461,15 +460,26 @@ func (p *pool) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("destroy volume %q: lock %s: %w", id, trash, lerr)
 	}
 	defer lk.Close()
-	if err := p.discard(ctx, trash, m); err != nil {
+	if m == nil {
+		err = p.removeCorrupt(ctx, trash)
+	} else {
+		err = p.discard(ctx, trash, m)
+	}
+	if err != nil {
 		return fmt.Errorf("destroy volume %q: %w", id, err)
 	}
 	p.afterDestroy(ctx)
 	return nil
 }
 
-// walkMeta calls fn for every committed volume's record.
+// walkMeta calls fn for every committed volume's record, skipping the
+// corrupt ones (Corrupt lists them).
 func (p *pool) walkMeta(fn func(dir string, m *meta) error) error {
+	return p.walkAll(fn, nil)
+}
+
+// walkAll is walkMeta that hands each corrupt volume to bad (if not nil).
+func (p *pool) walkAll(fn func(dir string, m *meta) error, bad func(*CorruptError)) error {
 	ents, err := os.ReadDir(p.vdir(""))
 	if err != nil {
 		return fmt.Errorf("read storage pool %s: %w", p.dir, err)
@@ -478,12 +488,18 @@ func (p *pool) walkMeta(fn func(dir string, m *meta) error) error {
 		if strings.HasPrefix(e.Name(), ".") || !e.IsDir() {
 			continue
 		}
-		m, err := readMeta(p.vdir(e.Name()))
-		if errors.Is(err, fs.ErrNotExist) {
+		m, err := p.record(e.Name())
+		var ce *CorruptError
+		switch {
+		case errors.Is(err, ErrNotFound):
 			continue // renamed away meanwhile
-		}
-		if err != nil {
-			return fmt.Errorf("volume %q: %w", e.Name(), err)
+		case errors.As(err, &ce):
+			if bad != nil {
+				bad(ce)
+			}
+			continue
+		case err != nil:
+			return err
 		}
 		if err := fn(p.vdir(e.Name()), m); err != nil {
 			return err

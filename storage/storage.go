@@ -43,6 +43,9 @@ var (
 	ErrExists      = errors.New("volume already exists")
 	ErrInUse       = errors.New("volume has clones")
 	ErrUnsupported = errors.New("storage driver unsupported on this host")
+	// ErrCorrupt: a volume's record (meta.json) is missing, unreadable or
+	// garbled; the error is a *CorruptError naming the volume.
+	ErrCorrupt = errors.New("volume record corrupt")
 )
 
 // Kind tells golden volumes from clones.

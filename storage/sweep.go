@@ -32,13 +32,19 @@ func (p *pool) Sweep(ctx context.Context) error {
 	}
 	known := map[string]bool{}
 	var errs []error
+	corrupt := false
 	for _, e := range ents {
 		dir := p.vdir(e.Name())
 		m, merr := readMeta(dir)
 		orphan := strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), trashPfx)
 		if !orphan {
-			if merr == nil {
+			if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			if m, err := p.record(e.Name()); err == nil {
 				known[m.Token] = true
+			} else if errors.Is(err, ErrCorrupt) {
+				corrupt = true // its objects' token is unknown
 			}
 			continue
 		}
@@ -60,8 +66,12 @@ func (p *pool) Sweep(ctx context.Context) error {
 		}
 		lk.Close()
 	}
-	if err := p.be.orphans(ctx, known); err != nil {
-		errs = append(errs, err)
+	// A volume with a corrupt record may own any unknown backend object:
+	// orphans wait until it is destroyed (Destroy sweeps then).
+	if !corrupt {
+		if err := p.be.orphans(ctx, known); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

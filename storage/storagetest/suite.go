@@ -49,6 +49,7 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"Parallel", testParallel},
 		{"SnapshotClone", testSnapshotClone},
 		{"SnapshotErrors", testSnapshotErrors},
+		{"CorruptRecord", testCorruptRecord},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
