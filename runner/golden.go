@@ -53,7 +53,8 @@ func (e *GoldenInUseError) Unwrap() error { return storage.ErrInUse }
 // DestroyGoldens destroys every golden volume of the image with
 // fingerprint fp in drv, for every id map, and returns their ids. When one
 // has clones (a running job, a long-lived container) it destroys none and
-// returns a *GoldenInUseError naming them.
+// returns a *GoldenInUseError naming them. Goldens whose record is corrupt
+// are destroyed too.
 func DestroyGoldens(ctx context.Context, drv storage.Driver, fp string) ([]string, error) {
 	prefix := goldenPrefix(fp)
 	var goldens []string
@@ -75,6 +76,16 @@ func DestroyGoldens(ctx context.Context, drv storage.Driver, fp string) ([]strin
 			sort.Strings(c)
 		}
 		return nil, &GoldenInUseError{Fingerprint: fp, Clones: clones}
+	}
+	// Walk skips goldens with a corrupt record; they go too.
+	bad, err := storage.Corrupt(drv)
+	if err != nil {
+		return nil, fmt.Errorf("golden volumes of image %s: %w", shortFP(fp), err)
+	}
+	for _, ce := range bad {
+		if strings.HasPrefix(ce.ID, prefix) {
+			goldens = append(goldens, ce.ID)
+		}
 	}
 	var gone []string
 	for _, id := range goldens {
@@ -152,6 +163,9 @@ func (r *Runner) ensureGoldenMade(ctx context.Context, img Image, privileged boo
 	if err == nil {
 		return v, false, nil
 	}
+	if errors.Is(err, storage.ErrCorrupt) {
+		err = r.dropCorruptGolden(ctx, id, err)
+	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		return storage.Volume{}, false, fmt.Errorf("golden volume %s: %w", id, err)
 	}
@@ -165,4 +179,24 @@ func (r *Runner) ensureGoldenMade(ctx context.Context, img Image, privileged boo
 		return storage.Volume{}, false, fmt.Errorf("golden volume %s for image %s: %w", id, img.Fingerprint, err)
 	}
 	return v, made, nil
+}
+
+// dropCorruptGolden destroys golden volume id, whose record cause says is
+// corrupt, so that it is made again, and says so in the job output; it
+// returns ErrNotFound once the volume is gone.
+func (r *Runner) dropCorruptGolden(ctx context.Context, id string, cause error) error {
+	if err := r.Storage.Destroy(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("%w; removing it: %w", cause, err)
+	}
+	why := cause
+	var ce *storage.CorruptError
+	if errors.As(cause, &ce) {
+		why = ce.Err
+	}
+	if r.Output != nil {
+		r.outMu.Lock()
+		fmt.Fprintf(r.Output, "stint: golden volume %s: corrupt record (%v): removed it, rebuilding\n", id, why)
+		r.outMu.Unlock()
+	}
+	return fmt.Errorf("golden volume %s: %w", id, storage.ErrNotFound)
 }
