@@ -38,6 +38,26 @@ type tokenNamed interface{ namedByToken() }
 func (zfsBackend) namedByToken() {}
 func (lvmBackend) namedByToken() {}
 
+// cloneLayout marks backends whose clones read their golden volume's files
+// (overlay's lowerdir) and can be told by their directory: a clone whose
+// record is corrupt may belong to any golden, so none may go while it is.
+type cloneLayout interface{ looksLikeClone(dir string) bool }
+
+func (overlayBackend) looksLikeClone(dir string) bool {
+	st, err := os.Stat(filepath.Join(dir, "upper"))
+	return err == nil && st.IsDir()
+}
+
+// corruptClone is the walkAll callback of Destroy(id): it adds the corrupt
+// volumes that may be clones of id to clones.
+func (p *pool) corruptClone(id string, clones *[]string) func(*CorruptError) {
+	return func(ce *CorruptError) {
+		if cl, ok := p.be.(cloneLayout); ok && ce.ID != id && cl.looksLikeClone(p.vdir(ce.ID)) {
+			*clones = append(*clones, ce.ID+" (corrupt record: may be a clone of it)")
+		}
+	}
+}
+
 // record reads committed volume id's record: ErrNotFound if the volume is
 // absent, a *CorruptError if its directory has no usable record.
 func (p *pool) record(id string) (*meta, error) {

@@ -427,12 +427,12 @@ func (p *pool) Destroy(ctx context.Context, id string) error {
 	}
 	if m == nil || m.Kind == KindGolden {
 		var clones []string
-		if err := p.walkMeta(func(_ string, c *meta) error {
+		if err := p.walkAll(func(_ string, c *meta) error {
 			if c.Kind == KindClone && c.Parent == id {
 				clones = append(clones, c.ID)
 			}
 			return nil
-		}); err != nil {
+		}, p.corruptClone(id, &clones)); err != nil {
 			unlock()
 			return err
 		}

@@ -50,6 +50,7 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"SnapshotClone", testSnapshotClone},
 		{"SnapshotErrors", testSnapshotErrors},
 		{"CorruptRecord", testCorruptRecord},
+		{"CorruptClone", testCorruptClone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,3 +95,43 @@ func checkCorrupt(t *testing.T, d storage.Driver, id string) {
 		t.Errorf("Corrupt = %v, %v; want %s", bad, err, id)
 	}
 }
+
+// testCorruptClone: a clone with a corrupt record keeps its files through
+// Sweep; an overlay golden volume (which its clones read) refuses to go
+// while a corrupt clone may be one of its own; Destroy removes the clone
+// entirely, and then the golden volume goes.
+func testCorruptClone(t *testing.T, d storage.Driver) {
+	ctx := context.Background()
+	golden(t, d, "img", storage.GoldenOptions{})
+	c := clone(t, d, "img", "c1")
+	mark := filepath.Join(c.Rootfs, "written-by-job")
+	if err := os.WriteFile(mark, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(c.Rootfs), "meta.json"), []byte("]"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Get(ctx, "c1"); !errors.Is(err, storage.ErrCorrupt) {
+		t.Errorf("Get(corrupt clone) = %v, want ErrCorrupt", err)
+	}
+	if err := d.Sweep(ctx); err != nil {
+		t.Fatalf("Sweep with a corrupt clone: %v", err)
+	}
+	if _, err := os.Stat(mark); err != nil {
+		t.Errorf("the corrupt clone's files after Sweep: %v", err)
+	}
+	if d.Name() == "overlay" {
+		if err := d.Destroy(ctx, "img"); !errors.Is(err, storage.ErrInUse) {
+			t.Fatalf("Destroy(overlay golden with a corrupt clone) = %v, want ErrInUse", err)
+		}
+	}
+	if err := d.Destroy(ctx, "c1"); err != nil {
+		t.Fatalf("Destroy(corrupt clone): %v", err)
+	}
+	if err := d.Destroy(ctx, "img"); err != nil {
+		t.Fatalf("Destroy(golden after its corrupt clone): %v", err)
+	}
+	if left, err := storage.Leftovers(d); err != nil || len(left) != 0 {
+		t.Errorf("leftovers after Destroy: %v, %v", left, err)
+	}
+}
