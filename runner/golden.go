@@ -24,7 +24,7 @@ func goldenPrefix(fp string) string {
 	if len(fp) > 32 {
 		fp = fp[:32]
 	}
-	return "golden-" + fp + "-"
+	return "golden-" + fp + "-" // repairGoldens knows golden-*
 }
 
 // GoldenInUseError refuses to destroy an image's golden volumes while
@@ -199,4 +199,39 @@ func (r *Runner) dropCorruptGolden(ctx context.Context, id string, cause error) 
 		r.outMu.Unlock()
 	}
 	return fmt.Errorf("golden volume %s: %w", id, storage.ErrNotFound)
+}
+
+// RepairGoldens destroys the golden volumes whose record is corrupt (a job
+// needing one builds it again) and returns what it removed; a corrupt
+// volume that is no golden (a clone) or still has clones stays, an error.
+func (h *Host) RepairGoldens(ctx context.Context) ([]string, error) {
+	if h.opts.Remote != "" {
+		return nil, nil // a remote makes roots from images: no golden volume here
+	}
+	r, err := h.engine(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return repairGoldens(ctx, r.Storage)
+}
+
+func repairGoldens(ctx context.Context, drv storage.Driver) ([]string, error) {
+	bad, err := storage.Corrupt(drv)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, ce := range bad {
+		if !strings.HasPrefix(ce.ID, "golden-") {
+			errs = append(errs, fmt.Errorf("%w: not a golden volume, left alone", ce))
+			continue
+		}
+		if err := drv.Destroy(ctx, ce.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("%w: %w", ce, err))
+			continue
+		}
+		removed = append(removed, fmt.Sprintf("golden volume %s (corrupt record: %v)", ce.ID, ce.Err))
+	}
+	return removed, errors.Join(errs...)
 }

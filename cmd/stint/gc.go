@@ -39,6 +39,12 @@ func (c *GcCmd) Run(g *Globals) error {
 		return withCode(ExitHost, err)
 	}
 	res.Removed = append(swept, res.Removed...)
+	// After the records' gc: a dead job's clone no longer holds its golden.
+	repaired, repairErr := h.RepairGoldens(ctx)
+	res.Removed = append(res.Removed, repaired...)
+	if repairErr != nil {
+		res.Errors = append(res.Errors, repairErr.Error())
+	}
 	if sweepErr != nil {
 		res.Errors = append(res.Errors, sweepErr.Error())
 	}

@@ -15,8 +15,8 @@ import (
 
 // TestCLIGoldenCorruptMeta: a golden volume whose meta.json is garbled
 // does not break the pool: the next job that needs it has it destroyed and
-// rebuilt, saying so, and passes; `image delete` removes a corrupt golden
-// too. Nothing is left either way.
+// rebuilt, saying so, and passes; `stint gc` removes a corrupt golden and
+// says so, and `image delete` removes one too. Nothing is left either way.
 func TestCLIGoldenCorruptMeta(t *testing.T) {
 	f := newCLI(t)
 	p := f.spec(t, `
@@ -56,6 +56,16 @@ run = ["echo hello"]
 	assert.Regexp(t, `stint: golden volume `+id+`: corrupt record \(read .*/`+id+`/meta\.json: .*\): removed it, rebuilding\n`, out)
 	f.assertClean(t)
 	assert.Equal(t, []string{id}, goldens(), "the golden volume should be rebuilt")
+
+	// gc repairs: it removes the corrupt golden and says so.
+	garble()
+	out, code = f.run(t, "gc")
+	assert.Equal(t, 0, code, out)
+	assert.Regexp(t, `removed golden volume `+id+` \(corrupt record: read .*/meta\.json: .*\)\n`, out)
+	assert.Empty(t, goldens(), "gc should remove the corrupt golden")
+	out, code = f.run(t, "run", p)
+	require.Equal(t, 0, code, out)
+	assert.NotContains(t, out, "corrupt")
 
 	garble()
 	fp := strings.TrimPrefix(id, "golden-")[:12]
