@@ -185,7 +185,8 @@ func (r *Runner) ensureGoldenMade(ctx context.Context, img Image, privileged boo
 // corrupt, so that it is made again, and says so in the job output; it
 // returns ErrNotFound once the volume is gone.
 func (r *Runner) dropCorruptGolden(ctx context.Context, id string, cause error) error {
-	if err := r.Storage.Destroy(ctx, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+	// Only if still corrupt: another process may have made it again.
+	if err := storage.DestroyCorrupt(ctx, r.Storage, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("%w; removing it: %w", cause, err)
 	}
 	why := cause
@@ -227,7 +228,7 @@ func repairGoldens(ctx context.Context, drv storage.Driver) ([]string, error) {
 			errs = append(errs, fmt.Errorf("%w: not a golden volume, left alone", ce))
 			continue
 		}
-		if err := drv.Destroy(ctx, ce.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := storage.DestroyCorrupt(ctx, drv, ce.ID); err != nil && !errors.Is(err, storage.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("%w: %w", ce, err))
 			continue
 		}

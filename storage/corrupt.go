@@ -108,6 +108,17 @@ func Corrupt(d Driver) ([]*CorruptError, error) {
 	return out, err
 }
 
+// DestroyCorrupt destroys volume id of pool d if its record is corrupt, as
+// Destroy does; a volume whose record is readable by then (another process
+// made it again) stays, and the answer is nil. d must come from Open.
+func DestroyCorrupt(ctx context.Context, d Driver, id string) error {
+	p, ok := d.(*pool)
+	if !ok {
+		return fmt.Errorf("destroy corrupt volume %q: %T is not a stint pool", id, d)
+	}
+	return p.destroy(ctx, id, true)
+}
+
 // removeCorrupt removes the trash directory of a volume without a record;
 // with a token-named backend its objects are orphans now, which a sweep
 // removes.

@@ -411,6 +411,12 @@ func (p *pool) Get(ctx context.Context, id string) (Volume, error) {
 
 // Destroy implements Driver.
 func (p *pool) Destroy(ctx context.Context, id string) error {
+	return p.destroy(ctx, id, false)
+}
+
+// destroy is Destroy; onlyCorrupt leaves a volume whose record is readable
+// (checked under the pool lock) alone: DestroyCorrupt.
+func (p *pool) destroy(ctx context.Context, id string, onlyCorrupt bool) error {
 	if err := p.check(id); err != nil {
 		return err
 	}
@@ -421,7 +427,7 @@ func (p *pool) Destroy(ctx context.Context, id string) error {
 	m, err := p.get(id)
 	if errors.Is(err, ErrCorrupt) {
 		m = nil // removed by directory alone: removeCorrupt
-	} else if err != nil {
+	} else if err != nil || onlyCorrupt {
 		unlock()
 		return err
 	}

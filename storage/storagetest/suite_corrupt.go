@@ -28,11 +28,18 @@ var garblers = []struct {
 // ErrCorrupt naming it to Get and Usage, Walk skips it (Corrupt lists it)
 // and lists the rest, Sweep leaves its backend objects alone, Destroy
 // refuses while it has clones and then removes it entirely, and its id
-// can be made again. The driver's teardown checks no backend object is left.
+// can be made again; DestroyCorrupt removes only a corrupt one. The driver's teardown checks no backend object is left.
 func testCorruptRecord(t *testing.T, d storage.Driver) {
 	ctx := context.Background()
 	golden(t, d, "good", storage.GoldenOptions{})
-	for _, g := range garblers {
+	// DestroyCorrupt leaves a volume with a readable record alone.
+	if err := storage.DestroyCorrupt(ctx, d, "good"); err != nil {
+		t.Fatalf("DestroyCorrupt(healthy volume) = %v", err)
+	}
+	if _, err := d.Get(ctx, "good"); err != nil {
+		t.Fatalf("Get after DestroyCorrupt of a healthy volume: %v", err)
+	}
+	for i, g := range garblers {
 		t.Run(g.name, func(t *testing.T) {
 			v, src := golden(t, d, "img", storage.GoldenOptions{})
 			clone(t, d, "img", "c1")
@@ -51,7 +58,11 @@ func testCorruptRecord(t *testing.T, d storage.Driver) {
 			if err := d.Destroy(ctx, "c1"); err != nil {
 				t.Fatalf("Destroy(clone of a corrupt golden): %v", err)
 			}
-			if err := d.Destroy(ctx, "img"); err != nil {
+			destroy := d.Destroy // and every other case DestroyCorrupt
+			if i%2 == 1 {
+				destroy = func(ctx context.Context, id string) error { return storage.DestroyCorrupt(ctx, d, id) }
+			}
+			if err := destroy(ctx, "img"); err != nil {
 				t.Fatalf("Destroy(corrupt golden): %v", err)
 			}
 			if _, err := d.Get(ctx, "img"); !errors.Is(err, storage.ErrNotFound) {
