@@ -142,21 +142,7 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 				img.Recommends = &b.V
 			}
 		case "files":
-			fm, ok := d.table(v, kp)
-			if !ok {
-				return
-			}
-			img.Files = map[string]string{}
-			d.each(fm, kp, nil, func(target string, v any, fp string) {
-				s, ok := d.str(v, fp)
-				if !ok {
-					return
-				}
-				if !path.IsAbs(target) {
-					d.problem(fp, "", "container path %q is not absolute", target)
-				}
-				img.Files[target] = d.existing(s, "file")
-			})
+			img.Files = d.recipeFiles(v, kp)
 		case "properties":
 			props := d.strMap(v, kp)
 			if len(props) > 0 {
@@ -193,6 +179,27 @@ func (d *decoder) decodeImage(name string, v any, p string) (Image, *sv) {
 	})
 	d.imageKind(img, from != nil, m, p)
 	return img, from
+}
+
+// recipeFiles decodes a recipe's files = { "/container/path" = "host file" }
+// (nil when it is not a table).
+func (d *decoder) recipeFiles(v any, kp string) map[string]string {
+	fm, ok := d.table(v, kp)
+	if !ok {
+		return nil
+	}
+	files := map[string]string{}
+	d.each(fm, kp, nil, func(target string, v any, fp string) {
+		s, ok := d.str(v, fp)
+		if !ok {
+			return
+		}
+		if !path.IsAbs(target) {
+			d.problem(fp, "", "container path %q is not absolute", target)
+		}
+		files[target] = d.existing(s, "file")
+	})
+	return files
 }
 
 // imageKind checks that an image is built, derived or imported, and has
