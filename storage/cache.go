@@ -95,7 +95,7 @@ func (p *pool) Snapshot(ctx context.Context, src, id string) (Volume, error) {
 // snapshotFast is Snapshot on a backend that snapshots: under the pool lock
 // (the clone can't be destroyed meanwhile, and the step is O(1)), into a
 // temporary volume renamed into place.
-func (p *pool) snapshotFast(ctx context.Context, sb snapshotter, src, id string) (_ Volume, err error) {
+func (p *pool) snapshotFast(ctx context.Context, sb snapshotter, src, id string) (Volume, error) {
 	unlock, err := p.lock(ctx)
 	if err != nil {
 		return Volume{}, err
@@ -112,35 +112,10 @@ func (p *pool) snapshotFast(ctx context.Context, sb snapshotter, src, id string)
 		return Volume{}, err
 	}
 	m := &meta{ID: id, Kind: KindGolden, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
-	tmp, lk, err := p.newTmp(m)
-	if err != nil {
-		return Volume{}, err
-	}
-	defer lk.Close()
-	committed := false
-	defer func() {
-		if err != nil {
-			dir := tmp
-			if committed {
-				dir = p.vdir(id)
-			}
-			if derr := p.discard(context.WithoutCancel(ctx), dir, m); derr != nil {
-				err = fmt.Errorf("%w (and cleaning up %s: %v)", err, dir, derr)
-			}
+	return p.makeLocked(ctx, m, "snapshot", "", func(tmp string) error {
+		if err := sb.snapshot(ctx, p.vdir(src), sm, tmp, m); err != nil {
+			return fmt.Errorf("snapshot %q of %q: %w", id, src, err)
 		}
-	}()
-	if err := sb.snapshot(ctx, p.vdir(src), sm, tmp, m); err != nil {
-		return Volume{}, fmt.Errorf("snapshot %q of %q: %w", id, src, err)
-	}
-	if err := unmountAll(tmp); err != nil {
-		return Volume{}, fmt.Errorf("snapshot %q: %w", id, err)
-	}
-	if err := p.commitLocked(tmp, id); err != nil {
-		return Volume{}, err
-	}
-	committed = true
-	if err := p.be.activate(ctx, p.vdir(id), m, ""); err != nil {
-		return Volume{}, fmt.Errorf("mount golden volume %q: %w", id, err)
-	}
-	return p.volume(m), nil
+		return nil
+	})
 }

@@ -319,7 +319,7 @@ func (p *pool) Clone(ctx context.Context, parent, id string) (v Volume, err erro
 	return v, err
 }
 
-func (p *pool) clone(ctx context.Context, parent, id string) (_ Volume, err error) {
+func (p *pool) clone(ctx context.Context, parent, id string) (Volume, error) {
 	if err := p.check(id); err != nil {
 		return Volume{}, err
 	}
@@ -349,6 +349,19 @@ func (p *pool) clone(ctx context.Context, parent, id string) (_ Volume, err erro
 		return Volume{}, fmt.Errorf("clone %q: mount golden volume %q: %w", id, parent, err)
 	}
 	m := &meta{ID: id, Kind: KindClone, Parent: parent, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
+	return p.makeLocked(ctx, m, "clone", pdir, func(tmp string) error {
+		if err := p.be.clone(ctx, pdir, pm, tmp, m); err != nil {
+			return fmt.Errorf("clone %q from %q: %w", id, parent, err)
+		}
+		return nil
+	})
+}
+
+// makeLocked makes volume m under the pool lock (held by the caller): fill
+// fills a temporary volume directory, which is unmounted, renamed into place
+// and mounted (over pdir, a clone's golden); on any error what was made is
+// discarded. verb names the step in errors ("clone", "snapshot").
+func (p *pool) makeLocked(ctx context.Context, m *meta, verb, pdir string, fill func(tmp string) error) (_ Volume, err error) {
 	tmp, lk, err := p.newTmp(m)
 	if err != nil {
 		return Volume{}, err
@@ -359,25 +372,29 @@ func (p *pool) clone(ctx context.Context, parent, id string) (_ Volume, err erro
 		if err != nil {
 			dir := tmp
 			if committed {
-				dir = p.vdir(id)
+				dir = p.vdir(m.ID)
 			}
 			if derr := p.discard(context.WithoutCancel(ctx), dir, m); derr != nil {
 				err = fmt.Errorf("%w (and cleaning up %s: %v)", err, dir, derr)
 			}
 		}
 	}()
-	if err := p.be.clone(ctx, pdir, pm, tmp, m); err != nil {
-		return Volume{}, fmt.Errorf("clone %q from %q: %w", id, parent, err)
+	if err := fill(tmp); err != nil {
+		return Volume{}, err
 	}
 	if err := unmountAll(tmp); err != nil {
-		return Volume{}, fmt.Errorf("clone %q: %w", id, err)
+		return Volume{}, fmt.Errorf("%s %q: %w", verb, m.ID, err)
 	}
-	if err := p.commitLocked(tmp, id); err != nil {
+	if err := p.commitLocked(tmp, m.ID); err != nil {
 		return Volume{}, err
 	}
 	committed = true
-	if err := p.be.activate(ctx, p.vdir(id), m, pdir); err != nil {
-		return Volume{}, fmt.Errorf("mount clone %q: %w", id, err)
+	noun := "clone"
+	if m.Kind == KindGolden {
+		noun = "golden volume"
+	}
+	if err := p.be.activate(ctx, p.vdir(m.ID), m, pdir); err != nil {
+		return Volume{}, fmt.Errorf("mount %s %q: %w", noun, m.ID, err)
 	}
 	return p.volume(m), nil
 }
