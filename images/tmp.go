@@ -1,16 +1,15 @@
 package images
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/gofrs/flock"
+	"github.com/stintdev/stint/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -162,7 +161,7 @@ func (s *Store) anyBuildHeld() bool {
 // removeTemp detaches every mount beneath p, deepest first, then removes
 // p; it removes nothing while a mount stays.
 func removeTemp(p string) error {
-	mounts, err := mountsBeneath(p)
+	mounts, err := mountinfo.Beneath(filepath.Clean(p))
 	if err != nil {
 		return err
 	}
@@ -175,49 +174,4 @@ func removeTemp(p string) error {
 		return fmt.Errorf("sweep %s: %w", p, err)
 	}
 	return nil
-}
-
-// mountsBeneath lists the mount points at or below p (this process's
-// mount namespace), deepest first.
-func mountsBeneath(p string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMount(fields[4])
-		if mp == p || strings.HasPrefix(mp, p+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(c)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

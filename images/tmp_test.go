@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/stintdev/stint/internal/mountinfo"
 	"github.com/stintdev/stint/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -103,7 +104,7 @@ func TestSweepDetachesMounts(t *testing.T) {
 	gone, err := s.Sweep()
 	require.NoError(t, err)
 	assert.Equal(t, []string{".tmp-debootstrap-x"}, gone)
-	mounts, err := mountsBeneath(s.Dir())
+	mounts, err := mountinfo.Beneath(filepath.Clean(s.Dir()))
 	require.NoError(t, err)
 	assert.Empty(t, mounts)
 }

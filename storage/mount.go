@@ -1,15 +1,13 @@
 package storage
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 
+	"github.com/stintdev/stint/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,50 +58,9 @@ func kernelHas(fs string) bool {
 	return false
 }
 
-// mountPoints lists this mount namespace's mount points, unescaped.
-func mountPoints() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 {
-			out = append(out, unescapeMount(fields[4]))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mount table: %w", err)
-	}
-	return out, nil
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // isMountPoint reports whether path is a mount point.
 func isMountPoint(path string) (bool, error) {
-	mps, err := mountPoints()
+	mps, err := mountinfo.Points()
 	if err != nil {
 		return false, err
 	}
@@ -121,20 +78,13 @@ func isMountPoint(path string) (bool, error) {
 func unmountAll(dir string) error {
 	dir = filepath.Clean(dir)
 	for range 16 { // stacked mounts: a bounded number of passes
-		mps, err := mountPoints()
+		under, err := mountinfo.Beneath(dir)
 		if err != nil {
 			return err
-		}
-		var under []string
-		for _, m := range mps {
-			if m == dir || strings.HasPrefix(m, dir+"/") {
-				under = append(under, m)
-			}
 		}
 		if len(under) == 0 {
 			return nil
 		}
-		sort.Slice(under, func(i, j int) bool { return len(under[i]) > len(under[j]) })
 		for _, m := range under {
 			if err := unix.Unmount(m, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 				return fmt.Errorf("unmount %s: %w", m, err)
