@@ -45,6 +45,9 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		// golden volume, clone or templates (runner/remote.go).
 		return r.launchImage(ctx, req)
 	}
+	if p, ok := r.Runtime.(container.Primer); ok && req.Start {
+		defer p.Prime()() // from here: the record, the clone and the config hide its wait
+	}
 	inst := &instance{req: req}
 	if err := r.resolveDev(&inst.req); err != nil {
 		return inst, fmt.Errorf("%s %s: %w", req.what(), req.Name, err)

@@ -162,6 +162,14 @@ type ConsoleLogger interface {
 	LogFile(name string) string
 }
 
+// Primer is a Runtime that can ready, in the background, host-wide kernel
+// state a Start will need while the caller still prepares the container
+// (lxcrt: the cgroup migration lock, see lxcrt/cgroupwarm.go). Prime
+// returns at once; the caller calls release once the Start returned.
+type Primer interface {
+	Prime() (release func())
+}
+
 // CgroupCleaner is a Runtime that can remove the empty cgroups its
 // containers leave behind (LXC's after a failed start or a kill -9).
 // Teardown and garbage collection use it when the Runtime has it.
