@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/stintdev/stint/images"
 	"github.com/stintdev/stint/internal/hostdir"
@@ -188,6 +189,11 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 	}
 	if h.opts.Remote != "" {
 		return h.remoteEngine(ctx)
+	}
+	if h.opts.Containers {
+		// Starts follow: ready the host for them while the engine opens
+		// (see lxcrt/cgroupwarm.go); each launch holds its own.
+		lxcrt.PrimeFor(250 * time.Millisecond)
 	}
 	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	if err != nil {

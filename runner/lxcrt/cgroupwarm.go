@@ -46,6 +46,13 @@ type cgroupWarmer struct {
 // stint can't write its own cgroup.procs gets no warming, and no error.
 func (r *Runtime) Prime() (release func()) { return warmer.hold() }
 
+// PrimeFor is Prime for d, from a caller that will start containers soon
+// but not yet know which (a Host opening its engine): the earlier the
+// first write, the more of its wait is hidden.
+func PrimeFor(d time.Duration) {
+	time.AfterFunc(d, warmer.hold())
+}
+
 func (w *cgroupWarmer) hold() func() {
 	w.mu.Lock()
 	w.holds++
