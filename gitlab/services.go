@@ -3,8 +3,9 @@ package gitlab
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
+
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // Service is one entry of a job's `services:`. The runner passes them as
@@ -25,7 +26,7 @@ type Service struct {
 
 // hostName is a valid DNS name of labels joined by dots, the form a service
 // alias must have to be resolvable from the job's container.
-var hostName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+var hostName = lazyre.New(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 
 // ParseServices reads CUSTOM_ENV_CI_JOB_SERVICES. The runner always sets
 // it; without services it is empty. A service without an alias gets one

@@ -9,8 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
+
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // A corrupt index (index.json that does not parse: a torn write on a
@@ -31,7 +32,7 @@ func (e *CorruptIndexError) Error() string {
 
 func (e *CorruptIndexError) Unwrap() error { return e.Err }
 
-var fpFileRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var fpFileRE = lazyre.New(`^[0-9a-f]{64}$`)
 
 // rebuild moves the corrupt index aside (index.json.corrupt-<unix time>)
 // and makes a new one from the image files: each <fingerprint> (with its

@@ -12,13 +12,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // Store is the image store in one directory. Its methods are safe for
@@ -140,7 +140,7 @@ func (s *Store) List() ([]*Image, error) {
 	return ix.Images, nil
 }
 
-var hexRE = regexp.MustCompile(`^[0-9a-f]+$`)
+var hexRE = lazyre.New(`^[0-9a-f]+$`)
 
 // Resolve finds an image by alias, full fingerprint, the bare name of a
 // spec image (NAME for the alias SET/NAME, when one image has it) or unique

@@ -7,9 +7,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // VethName is the host-side veth name of container's interface: "vst" and
@@ -20,7 +21,7 @@ func VethName(container string) string {
 	return "vst" + hex.EncodeToString(sum[:6])
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+var hostnameRE = lazyre.New(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 
 // validHostname reports whether s may appear in a hosts file.
 func validHostname(s string) bool { return len(s) <= 253 && hostnameRE.MatchString(s) }

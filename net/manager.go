@@ -7,9 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 
+	"github.com/stintdev/stint/internal/lazyre"
 	"github.com/vishvananda/netlink"
 )
 
@@ -86,7 +86,7 @@ type Manager struct {
 	mu   sync.Mutex
 }
 
-var bridgeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+var bridgeNameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
 
 // normalize checks req and fills in its defaults.
 func normalize(req Request) (Request, error) {
@@ -501,4 +501,4 @@ func (m *Manager) pruneOrphans(st *State, fw *firewall) error {
 	return nil
 }
 
-var vethRE = regexp.MustCompile(`^vst[0-9a-f]{12}$`)
+var vethRE = lazyre.New(`^vst[0-9a-f]{12}$`)

@@ -9,10 +9,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // A private bridge is a network of one job and its services (issue 15):
@@ -39,7 +39,7 @@ func PrivateBridge(container string, outbound bool) string {
 	return prefix + hex.EncodeToString(sum[:6])
 }
 
-var privateRE = regexp.MustCompile(`^sj[io][0-9a-f]{12}$`)
+var privateRE = lazyre.New(`^sj[io][0-9a-f]{12}$`)
 
 // IsPrivateBridge reports whether name is a PrivateBridge name.
 func IsPrivateBridge(name string) bool { return privateRE.MatchString(name) }
@@ -117,6 +117,11 @@ func (m *Manager) RemovePrivate(ctx context.Context, name string) error {
 func (m *Manager) PrunePrivate(ctx context.Context) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// Most runs find no private bridge: a shared read tells so without
+	// the exclusive update, its write and its fsync (issue 16).
+	if st, err := m.st.read(); err == nil && !hasPrivate(st) {
+		return nil, nil
+	}
 	var removed []string
 	err := m.st.update(func(st *State) error {
 		names := map[string]bool{}
@@ -137,6 +142,16 @@ func (m *Manager) PrunePrivate(ctx context.Context) ([]string, error) {
 		return nil
 	})
 	return removed, err
+}
+
+// hasPrivate reports whether st lists a private bridge.
+func hasPrivate(st *State) bool {
+	for n := range st.Bridges {
+		if IsPrivateBridge(n) {
+			return true
+		}
+	}
+	return false
 }
 
 // removePrivate removes private bridge name from st and the host unless a

@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/stintdev/stint/internal/idmap"
+	"github.com/stintdev/stint/internal/lazyre"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/artifact"
 	"github.com/stintdev/stint/runner/container"
@@ -178,7 +178,7 @@ func (r *Runner) RunJobs(ctx context.Context, jobs []spec.Job, parallel int) []R
 	return results
 }
 
-var unsafeChars = regexp.MustCompile(`[^a-zA-Z0-9-]+`)
+var unsafeChars = lazyre.New(`[^a-zA-Z0-9-]+`)
 
 // ContainerName is a fresh, unique container name for a job: stint-<job>-<random>.
 func ContainerName(job string) string {

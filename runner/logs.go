@@ -6,12 +6,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/stintdev/stint/internal/lazyre"
 	"github.com/stintdev/stint/runner/state"
 )
 
@@ -21,7 +21,7 @@ import (
 // (SET.NAME), so the two never meet.
 
 // jobLogRE matches a job's log file name.
-var jobLogRE = regexp.MustCompile(`^stint-[A-Za-z0-9-]+-[0-9a-f]{8}\.log$`)
+var jobLogRE = lazyre.New(`^stint-[A-Za-z0-9-]+-[0-9a-f]{8}\.log$`)
 
 // ErrNoLog: no job log matches the name asked for.
 var ErrNoLog = errors.New("no log")

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
+	"github.com/stintdev/stint/internal/lazyre"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
@@ -283,4 +283,4 @@ func (r *Runner) containerConfig(ctx context.Context, req Request, rootfs string
 
 // cacheName is what a cache volume may be called (the spec's names are
 // stricter).
-var cacheName = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)
+var cacheName = lazyre.New(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]*$`)

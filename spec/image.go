@@ -5,7 +5,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 )
@@ -289,7 +288,7 @@ func (d *decoder) hooks(img *Image, v any, p string) {
 
 // uriSchemeRE: an apt source's URI starts with a scheme (http:, https:,
 // file:, mirror+file:, ...).
-var uriSchemeRE = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:\S+$`)
+var uriSchemeRE = lazyRE(`^[a-z][a-z0-9+.-]*:\S+$`)
 
 // repositories decodes [image.X.repositories.NAME] tables, sorted by name.
 func (d *decoder) repositories(v any, p string) []Repository {

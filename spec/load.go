@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -301,7 +300,7 @@ func place(a at) string {
 	return fmt.Sprintf("%s:%d:%d", a.File, a.Line, a.Col)
 }
 
-var badNameChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
+var badNameChars = lazyRE(`[^A-Za-z0-9_-]+`)
 
 // defaultName is the set's name when no file says: the directory's name.
 func defaultName(first string) string {

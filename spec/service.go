@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,7 +38,7 @@ var serviceKeys = []string{"image", "command", "env", "ports", "ready", "ready_t
 
 // serviceNameRE: a service's name is its host name on the job's network,
 // one DNS label (no '_', which nameRE allows).
-var serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+var serviceNameRE = lazyRE(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
 // serviceDef is a decoded [service.NAME] with the place of its image.
 type serviceDef struct {
@@ -186,4 +185,4 @@ func (d *decoder) decodeServiceList(l *layer, v any, p string) {
 
 // privateBridgeRE is what stint names a job's private network (net's
 // PrivateBridge): a spec may not name one, or a job could join another's.
-var privateBridgeRE = regexp.MustCompile(`^sj[io][0-9a-f]{12}$`)
+var privateBridgeRE = lazyRE(`^sj[io][0-9a-f]{12}$`)

@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"regexp"
 	"strings"
 )
 
@@ -13,7 +12,7 @@ import (
 
 // memberName is a cluster member's name as LXD and Incus accept one (a
 // host name's label rules, dots allowed).
-var memberName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$`)
+var memberName = lazyRE(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$`)
 
 // target decodes a target key.
 func (d *decoder) target(v any, p string) *sv {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -126,20 +125,20 @@ func parseIPv4(s string) error {
 var (
 	// nameRE is what a job, container, profile, image or set name may be:
 	// it ends up in LXC container names, host names and directory names.
-	nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+	nameRE = lazyRE(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 	// envRE is an environment variable or matrix key name.
-	envRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	envRE = lazyRE(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// matrixValueRE keeps variant names usable as directory names.
-	matrixValueRE = regexp.MustCompile(`^[A-Za-z0-9._+:@%-]+$`)
+	matrixValueRE = lazyRE(`^[A-Za-z0-9._+:@%-]+$`)
 	// aliasRE and fingerprintRE are what an image reference outside the set
 	// may look like when no image store is consulted.
-	aliasRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
-	fingerprintRE = regexp.MustCompile(`^[0-9a-f]{12,64}$`)
+	aliasRE       = lazyRE(`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`)
+	fingerprintRE = lazyRE(`^[0-9a-f]{12,64}$`)
 	// pullSourceRE is an image source on a remote: REMOTE:ALIAS, or
 	// oci-layout:/path[:tag].
-	pullSourceRE = regexp.MustCompile(`^(oci-layout:/|[A-Za-z0-9][A-Za-z0-9._-]*:[^/\s])`)
+	pullSourceRE = lazyRE(`^(oci-layout:/|[A-Za-z0-9][A-Za-z0-9._-]*:[^/\s])`)
 	// bridgeRE is a Linux interface name.
-	bridgeRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
+	bridgeRE = lazyRE(`^[A-Za-z0-9_.-]{1,15}$`)
 )
 
 // suggest returns `did you mean "x"?` for the closest candidate within a

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
 	"github.com/stintdev/stint/internal/hostdir"
+	"github.com/stintdev/stint/internal/lazyre"
 	"golang.org/x/sys/unix"
 )
 
@@ -43,7 +43,7 @@ const (
 
 // validID is the contract's id syntax; a leading dot is reserved for the
 // pool's own .tmp-* and .trash-* entries.
-var validID = regexp.MustCompile(`^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127}$`)
+var validID = lazyre.New(`^[a-zA-Z0-9_-][a-zA-Z0-9_.-]{0,127}$`)
 
 // meta is a volume's record, kept in meta.json next to its rootfs.
 type meta struct {

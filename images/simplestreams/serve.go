@@ -12,13 +12,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/stintdev/stint/images"
+	"github.com/stintdev/stint/internal/lazyre"
 	"golang.org/x/sys/unix"
 )
 
@@ -59,7 +59,7 @@ func NewHandler(s *images.Store) *Handler {
 	return &Handler{store: s, sums: map[string]fileSum{}}
 }
 
-var filePathRE = regexp.MustCompile(`^/images/([0-9a-f]{64})/([A-Za-z0-9._-]+)$`)
+var filePathRE = lazyre.New(`^/images/([0-9a-f]{64})/([A-Za-z0-9._-]+)$`)
 
 // ServeHTTP answers the paths above; anything else is 404, a method other
 // than GET or HEAD 405.

@@ -49,7 +49,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 
@@ -57,6 +56,7 @@ import (
 	"github.com/canonical/lxd/shared/api"
 	"github.com/canonical/lxd/shared/ioprogress"
 
+	"github.com/stintdev/stint/internal/lazyre"
 	"github.com/stintdev/stint/remote"
 	"github.com/stintdev/stint/runner/container"
 )
@@ -199,7 +199,7 @@ func (r *Runtime) unsupported(name string, format string, args ...any) error {
 
 func notFound(err error) bool { return api.StatusErrorCheck(err, http.StatusNotFound) }
 
-var lxdNameRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9-]{0,62}$`)
+var lxdNameRE = lazyre.New(`^[a-zA-Z][a-zA-Z0-9-]{0,62}$`)
 
 // InstanceName is the LXD instance name for a contract name: the name
 // itself when LXD accepts it, else a sanitised prefix and a hash of it

@@ -3,11 +3,11 @@ package lxdrt
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/stintdev/stint/internal/lazyre"
 	"github.com/stintdev/stint/runner/container"
 )
 
@@ -57,7 +57,7 @@ trap 'exit 0' TERM
 while :; do sleep 3600 & wait $!; done
 `
 
-var tagRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+var tagRE = lazyre.New(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
 // profileNICs are the nic devices of the default profile (by name), which
 // network mode none masks.
