@@ -82,6 +82,10 @@ type pool struct {
 	closed atomic.Bool
 	// onClose releases what the driver set up (nothing for most).
 	onClose func() error
+	// held is the pool lock within this process (a semaphore, so that a
+	// wait can be cancelled): jobs of one `stint run -j N` queue here and
+	// get the lock the moment it is free, instead of polling the flock.
+	held chan struct{}
 }
 
 func newPool(be backend, dir string) (*pool, error) {
@@ -91,7 +95,7 @@ func newPool(be backend, dir string) (*pool, error) {
 	if err := hostdir.MkdirAll(filepath.Join(dir, volumesDir), 0o711); err != nil {
 		return nil, fmt.Errorf("create storage pool %s: %w", dir, err)
 	}
-	return &pool{be: be, dir: dir}, nil
+	return &pool{be: be, dir: dir, held: make(chan struct{}, 1)}, nil
 }
 
 func (p *pool) Name() string { return p.be.name() }
@@ -108,14 +112,23 @@ func (p *pool) check(id string) error {
 	return nil
 }
 
-// lock takes the pool-wide lock; the returned func releases it.
+// lock takes the pool-wide lock (this process's semaphore, then the flock
+// that other processes see); the returned func releases it.
 func (p *pool) lock(ctx context.Context) (func(), error) {
+	select {
+	case p.held <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lock storage pool %s: %w", p.dir, ctx.Err())
+	}
 	l := flock.New(filepath.Join(p.dir, ".lock"))
-	ok, err := l.TryLockContext(ctx, 10*time.Millisecond)
+	// Another process holds it for a few milliseconds (a clone, a
+	// rename): poll at a millisecond, not at the 10 ms a job would lose.
+	ok, err := l.TryLockContext(ctx, time.Millisecond)
 	if err != nil || !ok {
+		<-p.held
 		return nil, fmt.Errorf("lock storage pool %s: %w", p.dir, errors.Join(err, ctx.Err()))
 	}
-	return func() { _ = l.Unlock() }, nil
+	return func() { _ = l.Unlock(); <-p.held }, nil
 }
 
 // lockDir flocks a volume directory so that Sweep leaves it alone while a
