@@ -34,8 +34,9 @@ import (
 	"net"
 	"net/url"
 	"path"
-	"regexp"
 	"strings"
+
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // Protocol is how stint talks to a remote.
@@ -146,7 +147,7 @@ func (e *Error) ExitCode() int { return 3 }
 
 func usage(name string, err error) error { return &UsageError{Remote: name, Err: err} }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+var nameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // ValidName checks a remote name: a letter or digit, then letters, digits,
 // '.', '_' or '-', at most 63 characters (no ':' or '/', which separate a

@@ -20,10 +20,11 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/stintdev/stint/internal/lazyre"
 )
 
 // User is a host user, as the container will know them.
@@ -148,7 +149,7 @@ func parseID(s string) (uint32, error) {
 	return uint32(n), nil
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$`)
+var nameRE = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]*\$?$`)
 
 // validUser checks that u can be written into passwd and group files as it
 // is: a name useradd would take, and no field separator or newline
