@@ -22,6 +22,13 @@ import (
 	"github.com/stintdev/stint/storage"
 )
 
+// PrimeStarts readies this host, in the background, for local container
+// starts soon to come (lxcrt/cgroupwarm.go: the cgroup migration lock,
+// whose first use costs an RCU grace period, 6-18 ms here) and returns at
+// once. The CLI calls it first thing for commands that start containers,
+// so the wait overlaps their parsing and set-up; it lapses by itself.
+func PrimeStarts() { lxcrt.PrimeFor(250 * time.Millisecond) }
+
 // Options configure Open.
 type Options struct {
 	// Containers says the caller will make containers (run, exec, gc,
@@ -191,9 +198,7 @@ func (h *Host) engine(ctx context.Context) (*Runner, error) {
 		return h.remoteEngine(ctx)
 	}
 	if h.opts.Containers {
-		// Starts follow: ready the host for them while the engine opens
-		// (see lxcrt/cgroupwarm.go); each launch holds its own.
-		lxcrt.PrimeFor(250 * time.Millisecond)
+		PrimeStarts() // starts follow; each launch holds its own priming
 	}
 	idm, err := idmap.Ensure("/etc/subuid", "/etc/subgid")
 	if err != nil {

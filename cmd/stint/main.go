@@ -96,6 +96,9 @@ func main() {
 
 // run parses args, runs the command and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if startsContainers[commandWord(args)] {
+		runner.PrimeStarts()
+	}
 	cli := CLI{Globals: Globals{Stdout: stdout, Stderr: stderr}}
 	exitCode := -1
 	parser, err := kong.New(&cli,

@@ -101,3 +101,24 @@ func runImageKnown(root string) func(string) bool {
 	}
 	return nil
 }
+
+// startsContainers lists the commands whose first act on this host is to
+// start a container: they ready the host for it before anything else
+// (runner.PrimeStarts), while the command line and specs are parsed.
+var startsContainers = map[string]bool{"run": true, "exec": true}
+
+// commandWord returns the command of args (the first positional, skipping
+// the values of the global flags that take one), "" if none.
+func commandWord(args []string) string {
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			return ""
+		case a == "--root" || a == "--log-level" || a == "--remote":
+			i++
+		case !strings.HasPrefix(a, "-"):
+			return a
+		}
+	}
+	return ""
+}
