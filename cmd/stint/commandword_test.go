@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -21,5 +22,19 @@ func TestCommandWord(t *testing.T) {
 		{nil, ""},
 	} {
 		assert.Equal(t, tc.want, commandWord(tc.args), "%q", tc.args)
+	}
+}
+
+// hotCLI's commands are CLI's, with the same types and tags.
+func TestHotCLIMatchesCLI(t *testing.T) {
+	full := reflect.TypeOf(CLI{})
+	hot := reflect.TypeOf(hotCLI{})
+	for i := range hot.NumField() {
+		hf := hot.Field(i)
+		ff, ok := full.FieldByName(hf.Name)
+		if assert.True(t, ok, hf.Name) {
+			assert.Equal(t, ff.Type, hf.Type, hf.Name)
+			assert.Equal(t, ff.Tag, hf.Tag, hf.Name)
+		}
 	}
 }
