@@ -14,6 +14,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 
 	"github.com/stintdev/stint/internal/lazyre"
+	"github.com/stintdev/stint/internal/mountinfo"
 	stintnet "github.com/stintdev/stint/net"
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/output"
@@ -60,7 +61,11 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	// The journal entry exists before any resource does: a kill -9 from
 	// here on leaves a record that gc follows. The clone is named after the
 	// record, so even a torn record is enough to find it.
-	inst.h, err = r.State.Create(&state.Record{
+	create := r.State.Create
+	if req.Kind != state.KindContainer && r.sameFilesystem(golden.Rootfs) {
+		create = r.State.CreateOrdered // see runner/state's doc: no fsync needed
+	}
+	inst.h, err = create(&state.Record{
 		Name: req.Container, Kind: req.Kind, Job: req.Name, Image: img.Fingerprint,
 		Driver: r.Storage.Name(), Volume: req.Container, Phase: state.PhaseCreating,
 		NetMode: string(req.Network.Mode), Caches: cacheCopyIDs(req.Container, req.Mounts),
@@ -81,6 +86,21 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 	r.phase(req.Name, output.PhaseStart, t)
 	_ = inst.h.Update(func(rec *state.Record) { rec.Phase = state.PhaseRunning })
 	return inst, nil
+}
+
+// sameFilesystem reports whether the state journal, the LXC containers'
+// directory and the golden volume at rootfs (so its clones too: btrfs
+// snapshots, overlay and dir copies stay in the pool's filesystem) are on
+// one mount, so that the journal's record is persisted before anything
+// made after it.
+func (r *Runner) sameFilesystem(rootfs string) bool {
+	lp, ok := r.Runtime.(interface{ LXCPath() string })
+	switch r.Storage.Name() {
+	case "btrfs", "overlay", "dir":
+	default:
+		return false // a volume of its own (zfs dataset, lvm volume)
+	}
+	return ok && mountinfo.SameMount(r.State.Dir(), lp.LXCPath(), rootfs)
 }
 
 // what names req's kind in messages ("job x: ...").

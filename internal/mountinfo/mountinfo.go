@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Points lists this mount namespace's mount points, unescaped, in the
@@ -69,4 +71,23 @@ func Unescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// SameMount reports whether all paths (at least one) are on one mount, by
+// statx's mount id: a false answer when the kernel has no mount ids (before
+// Linux 5.8) or a path can't be read, so a caller that skips work when the
+// answer is true stays on the safe side.
+func SameMount(paths ...string) bool {
+	var id uint64
+	for i, p := range paths {
+		var stx unix.Statx_t
+		if err := unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID, &stx); err != nil || stx.Mask&unix.STATX_MNT_ID == 0 {
+			return false
+		}
+		if i > 0 && stx.Mnt_id != id {
+			return false
+		}
+		id = stx.Mnt_id
+	}
+	return len(paths) > 0
 }

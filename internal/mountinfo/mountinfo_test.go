@@ -1,6 +1,10 @@
 package mountinfo
 
-import "testing"
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
 
 func TestUnescape(t *testing.T) {
 	for in, want := range map[string]string{
@@ -28,6 +32,28 @@ func TestBeneathRoot(t *testing.T) {
 	for i := 1; i < len(under); i++ {
 		if len(under[i]) > len(under[i-1]) {
 			t.Fatalf("not deepest first: %q before %q", under[i-1], under[i])
+		}
+	}
+}
+
+func TestSameMount(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "a", "b")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		paths []string
+		want  bool
+	}{
+		{[]string{dir, sub}, true},
+		{[]string{sub}, true},
+		{[]string{dir, "/proc"}, false}, // proc is a mount of its own
+		{[]string{dir, filepath.Join(dir, "missing")}, false},
+		{nil, false},
+	} {
+		if got := SameMount(tc.paths...); got != tc.want {
+			t.Errorf("SameMount(%q) = %v, want %v", tc.paths, got, tc.want)
 		}
 	}
 }

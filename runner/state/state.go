@@ -132,7 +132,16 @@ func validName(name string) error {
 // resource for it. r.Created and r.Owner default to now and this process.
 // It fails with ErrExists if a record of that name exists, owned or not
 // (an orphan must be removed by gc first).
-func (s *Store) Create(r *Record) (*Handle, error) {
+func (s *Store) Create(r *Record) (*Handle, error) { return s.create(r, true) }
+
+// CreateOrdered is Create without its two fsyncs, for a record whose every
+// resource the caller makes afterwards on the state directory's own
+// filesystem: that filesystem persists the record's name no later than
+// them (see "Durability and fsync" in the package doc), so a power cut
+// never leaves one of them without it. The caller checks the filesystems.
+func (s *Store) CreateOrdered(r *Record) (*Handle, error) { return s.create(r, false) }
+
+func (s *Store) create(r *Record, durable bool) (*Handle, error) {
 	if err := validName(r.Name); err != nil {
 		return nil, err
 	}
@@ -157,7 +166,7 @@ func (s *Store) Create(r *Record) (*Handle, error) {
 		r.Owner = os.Getpid()
 	}
 	rec := r.clone()
-	if err := s.write(rec, true); err != nil {
+	if err := s.write(rec, durable); err != nil {
 		os.Remove(s.lockPath(r.Name)) // still held: nobody else can be using it
 		_ = unlock(lk)
 		return nil, fmt.Errorf("create state record %q: %w", r.Name, err)

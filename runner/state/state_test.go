@@ -139,6 +139,22 @@ func TestSyncPolicy(t *testing.T) {
 	assert.Equal(t, int64(6), s.Stats().Syncs)
 }
 
+// CreateOrdered journals the record like Create, without fsyncs; later
+// updates follow the same policy.
+func TestCreateOrderedSyncsNothing(t *testing.T) {
+	s := openTemp(t)
+	h, err := s.CreateOrdered(&Record{Name: "c1", Kind: KindJob, Driver: "btrfs", Volume: "c1"})
+	require.NoError(t, err)
+	assert.Equal(t, Stats{Writes: 1, Syncs: 0}, s.Stats())
+	got, err := s.Get("c1")
+	require.NoError(t, err)
+	assert.Equal(t, "btrfs", got.Driver)
+	_, err = s.CreateOrdered(&Record{Name: "c1", Kind: KindJob})
+	assert.ErrorIs(t, err, ErrExists)
+	require.NoError(t, h.Update(func(r *Record) { r.Kept = true }))
+	assert.Equal(t, int64(2), s.Stats().Syncs)
+}
+
 func TestClaim(t *testing.T) {
 	s := openTemp(t)
 	_, err := s.Claim("nope")
