@@ -25,8 +25,8 @@ type Instance struct {
 	Tags      map[string]string // user.stint.* keys, without the prefix
 }
 
-// Instances lists this owner's instances; instances of other owners and
-// untagged ones are not listed.
+// Instances lists this owner's instances, whatever LXD calls them;
+// instances of other owners and untagged ones are not listed.
 func (r *Runtime) Instances(ctx context.Context) ([]Instance, error) {
 	insts, err := r.c.GetInstances(api.InstanceTypeContainer)
 	if err != nil {
@@ -34,23 +34,38 @@ func (r *Runtime) Instances(ctx context.Context) ([]Instance, error) {
 	}
 	var out []Instance
 	for _, i := range insts {
-		if i.Config[keyOwner] != r.opts.Owner || i.Config[keyName] == "" {
-			continue
+		if r.owns(&i, "") {
+			out = append(out, listed(&i))
 		}
-		tags := map[string]string{}
-		for k, v := range i.Config {
-			if strings.HasPrefix(k, keyPrefix) {
-				tags[strings.TrimPrefix(k, keyPrefix)] = v
-			}
-		}
-		out = append(out, Instance{Name: i.Config[keyName], Instance: i.Name, Location: i.Location, State: stateOf(i.StatusCode), Ephemeral: i.Ephemeral, Tags: tags})
 	}
 	return out, nil
+}
+
+// owns reports whether inst carries this owner's keys (and the contract
+// name name, unless name is "").
+func (r *Runtime) owns(inst *api.Instance, name string) bool {
+	n := inst.Config[keyName]
+	return inst.Config[keyOwner] == r.opts.Owner && n != "" && (name == "" || n == name)
+}
+
+// listed is inst as Instances lists it.
+func listed(inst *api.Instance) Instance {
+	tags := map[string]string{}
+	for k, v := range inst.Config {
+		if strings.HasPrefix(k, keyPrefix) {
+			tags[strings.TrimPrefix(k, keyPrefix)] = v
+		}
+	}
+	return Instance{Name: inst.Config[keyName], Instance: inst.Name, Location: inst.Location, State: stateOf(inst.StatusCode), Ephemeral: inst.Ephemeral, Tags: tags}
 }
 
 // GC destroys this owner's instances that keep says are no longer wanted
 // (the engine decides from its journal; see Orphaned) and returns their
 // names. Untagged instances and other owners' are never considered.
+//
+// An instance is found, and deleted, under the name LXD has for it, not
+// the one InstanceName would give now: an older stint named instances
+// "stint-…" (now "stintr-…"), and gc must still remove those it left.
 func (r *Runtime) GC(ctx context.Context, keep func(Instance) bool) ([]string, error) {
 	insts, err := r.Instances(ctx)
 	if err != nil {
@@ -62,13 +77,29 @@ func (r *Runtime) GC(ctx context.Context, keep func(Instance) bool) ([]string, e
 		if keep(i) {
 			continue
 		}
-		if err := r.Destroy(ctx, i.Name); err != nil {
+		if err := r.destroyListed(ctx, i); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		gone = append(gone, i.Name)
 	}
 	return gone, errors.Join(errs...)
+}
+
+// destroyListed destroys i by LXD's name for it, once more checked to be
+// this owner's (it may have been replaced since it was listed).
+func (r *Runtime) destroyListed(ctx context.Context, i Instance) error {
+	inst, _, err := r.c.GetInstance(i.Instance)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return r.fail(i.Name, "destroy", err)
+	}
+	if !r.owns(inst, i.Name) {
+		return r.fail(i.Name, "destroy", fmt.Errorf("instance %s: %w", inst.Name, ErrNotOwned))
+	}
+	return r.remove(ctx, i.Name, inst)
 }
 
 // Tag keys Orphaned reads: the client's host name and process id, which

@@ -311,6 +311,11 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 	if err != nil || inst == nil {
 		return err
 	}
+	return r.remove(ctx, name, inst)
+}
+
+// remove stops and deletes inst, the instance behind name.
+func (r *Runtime) remove(ctx context.Context, name string, inst *api.Instance) error {
 	if inst.StatusCode != api.Stopped {
 		if err := r.setState(ctx, inst.Name, "stop"); err != nil && !notFound(err) && !errors.Is(r.stoppedNow(name), errStopped) {
 			return r.fail(name, "destroy", err)
