@@ -83,6 +83,9 @@ func findContainer(recs []state.Record, name string) (state.Record, error) {
 // set has it) by its set and its spec name. It fails with ErrNoContainer
 // or an *AmbiguousNameError.
 func (b *LongLived) Find(name string) (set, specName string, err error) {
+	if b.remote != nil {
+		return b.remote.find(context.Background(), name)
+	}
 	recs, err := b.Records()
 	if err != nil {
 		return "", "", err

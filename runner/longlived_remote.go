@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxdrt"
 	"github.com/stintdev/stint/runner/reconcile"
+	"github.com/stintdev/stint/runner/state"
 	"github.com/stintdev/stint/spec"
 )
 
@@ -24,6 +26,12 @@ import (
 // whether it is complete (tagPhase: "creating" until the create finished,
 // so a stint killed mid-create leaves an instance the next plan recreates).
 // Nothing is kept on this host, so `down` leaves nothing anywhere.
+//
+// A restart owed is on the remote too (tagStarted): the update that gives
+// a running instance new env or limits also records the spec its PID 1
+// was started from, and only a start that succeeded (or a stop) clears it.
+// A stop or start that failed, or a stint killed in between, leaves the
+// tag, and the next plan shows "recorded, needs a restart" as locally.
 //
 // On a remote the instance is made from the image (uploaded once by
 // fingerprint) as for jobs; LXD boots the image's init or runs the spec's
@@ -41,6 +49,7 @@ const (
 	tagDir       = "dir"       // the directory of the specs owning the set
 	tagNamed     = "named"     // "true": the set's name key named it
 	tagPhase     = "phase"     // phaseCreating until Create finished
+	tagStarted   = "started"   // the spec PID 1 runs with, while a restart is owed
 	phaseReady   = "ready"
 	phaseMaking  = "creating"
 )
@@ -142,6 +151,7 @@ func (b *remoteLongLived) list(ctx context.Context, set string, s *spec.Set) ([]
 			o.Status = reconcile.StatusStopped
 		default:
 			o.Status = reconcile.StatusRunning
+			o.Started = startedOf(i.Instance)
 		}
 		out = append(out, o)
 	}
@@ -260,26 +270,78 @@ func (b *remoteLongLived) start(ctx context.Context, set, name string) error {
 			return fmt.Errorf("container %s: %w%s", rtName, ErrExited, tail)
 		}
 	}
-	return nil
+	return b.restarted(ctx, rtName)
 }
 
 // update implements Backend.Update: the tags, limits (live) and env (from
-// the next start) in place.
+// the next start) in place. A running instance also gets tagStarted, in
+// the same update: the spec its PID 1 runs with (the one it was started
+// from, or that of an earlier restart still owed), until a start clears it.
 func (b *remoteLongLived) update(ctx context.Context, set string, c spec.Container, hash string) error {
 	rtName := reconcile.RuntimeName(set, c.Name)
 	js, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
+	cur, found, err := b.rt.Get(ctx, rtName)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("update container %s: %w", rtName, container.ErrNotFound)
+	}
+	tags := map[string]string{tagHash: hash, tagSpec: string(js), tagStarted: ""}
+	if cur.State != container.StateStopped { // else its next start reads the new values
+		tags[tagStarted] = startedNow(cmp.Or(cur.Tags[tagStarted], cur.Tags[tagSpec]), c.Limits)
+	}
 	req := containerRequest(set, c, rtName, "")
 	env := req.Init.Env
 	if env == nil {
 		env = []string{}
 	}
-	return b.rt.Reconfigure(ctx, rtName, lxdrt.Reconfig{
-		Tags:   map[string]string{tagHash: hash, tagSpec: string(js)},
-		Limits: &req.Limits, Env: env,
-	})
+	return b.rt.Reconfigure(ctx, rtName, lxdrt.Reconfig{Tags: tags, Limits: &req.Limits, Env: env})
+}
+
+// startedNow is tagStarted of a running instance that was started from
+// the spec in JSON js and gets limits now: LXD applies limits to a running
+// instance at once (the update fails if it cannot), so only env waits for
+// the restart. An unreadable js is kept as "{}" (a restart still owed).
+func startedNow(js string, limits spec.Limits) string {
+	var c spec.Container
+	if json.Unmarshal([]byte(js), &c) != nil {
+		return "{}"
+	}
+	c.Limits = limits
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}
+
+// startedOf is the spec a running instance's PID 1 was started from when
+// a restart is owed (tagStarted), else nil: it runs with its spec. An
+// unreadable tag still means a restart is owed.
+func startedOf(i lxdrt.Instance) *spec.Container {
+	js := i.Tags[tagStarted]
+	if js == "" {
+		return nil
+	}
+	var c spec.Container
+	if json.Unmarshal([]byte(js), &c) != nil {
+		return &spec.Container{}
+	}
+	return &c
+}
+
+// restarted clears tagStarted of an instance that started or stopped:
+// whatever runs next runs with its current config.
+func (b *remoteLongLived) restarted(ctx context.Context, rtName string) error {
+	cur, found, err := b.rt.Get(ctx, rtName)
+	if err != nil || !found || cur.Tags[tagStarted] == "" {
+		return err
+	}
+	return b.rt.Reconfigure(ctx, rtName, lxdrt.Reconfig{Tags: map[string]string{tagStarted: ""}})
 }
 
 // entries are the remote's long-lived instances of every set, for ps.
@@ -300,9 +362,33 @@ func (b *remoteLongLived) entries(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
+// find is LongLived.Find on the remote's instances: SET.NAME, or NAME
+// when only one set has it.
+func (b *remoteLongLived) find(ctx context.Context, name string) (set, specName string, err error) {
+	all, err := b.rt.Instances(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	var recs []state.Record
+	for _, i := range all {
+		if i.Tags[tagKind] == "container" && i.Tags[tagSet] != "" && i.Tags[tagContainer] != "" {
+			recs = append(recs, state.Record{Name: reconcile.RuntimeName(i.Tags[tagSet], i.Tags[tagContainer]), Kind: state.KindContainer, Set: i.Tags[tagSet]})
+		}
+	}
+	r, err := findContainer(recs, name)
+	if err != nil {
+		return "", "", err
+	}
+	return r.Set, reconcile.SpecName(r.Name), nil
+}
+
 // stop implements Backend.Stop.
 func (b *remoteLongLived) stop(ctx context.Context, set, name string) error {
-	return b.rt.Stop(ctx, reconcile.RuntimeName(set, name))
+	rtName := reconcile.RuntimeName(set, name)
+	if err := b.rt.Stop(ctx, rtName); err != nil {
+		return err
+	}
+	return b.restarted(ctx, rtName)
 }
 
 // destroy implements Backend.Destroy: the instance goes, and with it

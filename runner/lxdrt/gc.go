@@ -41,6 +41,16 @@ func (r *Runtime) Instances(ctx context.Context) ([]Instance, error) {
 	return out, nil
 }
 
+// Get is the instance behind name as Instances lists it; found is false
+// when there is none.
+func (r *Runtime) Get(ctx context.Context, name string) (i Instance, found bool, err error) {
+	inst, _, err := r.instance(name)
+	if err != nil || inst == nil {
+		return Instance{}, false, err
+	}
+	return listed(inst), true, nil
+}
+
 // owns reports whether inst carries this owner's keys (and the contract
 // name name, unless name is "").
 func (r *Runtime) owns(inst *api.Instance, name string) bool {
