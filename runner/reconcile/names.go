@@ -1,12 +1,11 @@
 package reconcile
 
 import (
+	"regexp"
 	"strings"
-
-	"github.com/stintdev/stint/internal/lazyre"
 )
 
-var unsafeSetChars = lazyre.New(`[^A-Za-z0-9_-]+`)
+var unsafeSetChars = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // RuntimeName is the runtime (LXC) name of container name of set: the set's
 // name made safe, a dot, the container's name. Container names have no dot
