@@ -76,6 +76,24 @@ func Open(rootDir string, uid, gid int) (*Pty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container terminal: open /dev/ptmx in %s: %w", rootDir, err)
 	}
+	return pair(mfd, uid, gid)
+}
+
+// OpenLocal opens a new terminal on this process's own /dev/ptmx (the
+// host's devpts), for a command that is not in a local container: a
+// remote runtime carries the bytes and the window size of this pair to
+// the terminal its server opens for the command.
+func OpenLocal() (*Pty, error) {
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("terminal: open /dev/ptmx: %w", err)
+	}
+	return pair(mfd, -1, -1)
+}
+
+// pair unlocks the master mfd (closed on failure) and opens its slave,
+// handed to uid:gid.
+func pair(mfd, uid, gid int) (*Pty, error) {
 	ok := false
 	defer func() {
 		if !ok {
@@ -83,20 +101,20 @@ func Open(rootDir string, uid, gid int) (*Pty, error) {
 		}
 	}()
 	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
-		return nil, fmt.Errorf("container terminal: unlock: %w", err)
+		return nil, fmt.Errorf("terminal: unlock: %w", err)
 	}
 	n, err := unix.IoctlGetUint32(mfd, unix.TIOCGPTN)
 	if err != nil {
-		return nil, fmt.Errorf("container terminal: number: %w", err)
+		return nil, fmt.Errorf("terminal: number: %w", err)
 	}
 	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
 	if errno != 0 {
-		return nil, fmt.Errorf("container terminal: open the peer of /dev/pts/%d: %w", n, errno)
+		return nil, fmt.Errorf("terminal: open the peer of /dev/pts/%d: %w", n, errno)
 	}
 	if uid >= 0 || gid >= 0 {
 		if err := unix.Fchown(int(sfd), uid, gid); err != nil {
 			unix.Close(int(sfd))
-			return nil, fmt.Errorf("container terminal: hand /dev/pts/%d to %d:%d: %w", n, uid, gid, err)
+			return nil, fmt.Errorf("terminal: hand /dev/pts/%d to %d:%d: %w", n, uid, gid, err)
 		}
 	}
 	ok = true

@@ -52,12 +52,15 @@ func (r *Runtime) Exec(ctx context.Context, name string, opts container.ExecOpti
 	stdout, stderr := orDiscard(opts.Stdout), orDiscard(opts.Stderr)
 	done := make(chan bool)
 	req := api.InstanceExecPost{
-		Command: argv, WaitForWS: true, Interactive: opts.TTY,
+		Command: argv, WaitForWS: true,
 		User: uint32(opts.UID), Group: uint32(opts.GID), Cwd: cwd,
 		// LXD puts a default PATH before running env; env -i drops it.
 		Environment: map[string]string{"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 	}
-	op, err := r.c.ExecInstance(inst.Name, req, &lxd.InstanceExecArgs{Stdin: stdin, Stdout: stdout, Stderr: stderr, DataDone: done})
+	args := &lxd.InstanceExecArgs{Stdin: stdin, Stdout: stdout, Stderr: stderr, DataDone: done}
+	stopResize := interactive(opts, &req, args) // terminal.go
+	defer stopResize()
+	op, err := r.c.ExecInstance(inst.Name, req, args)
 	if err != nil {
 		return container.ExitStatus{}, r.fail(name, "exec", err)
 	}
