@@ -109,7 +109,9 @@ func (c *ExecCmd) Run(g *Globals) error {
 		if errors.Is(err, runner.ErrTimedOut) {
 			return withCode(ExitJobFail, err)
 		}
-		return withCode(ExitHost, err)
+		// A remote's errors carry their code: 2 for what it can't do
+		// (a read-write bind over HTTPS, host networking), 3 for a failure.
+		return hostCode(err)
 	}
 	if st.OOM {
 		fmt.Fprintf(g.Stderr, "stint exec: %s\n", st)
