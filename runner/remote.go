@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
@@ -64,6 +62,7 @@ func (h *Host) remoteEngine(ctx context.Context) (*Runner, error) {
 		LogDir:  h.layout.Logs(),
 		Collect: CollectLocal, // collect reads through the runtime's files (collectFS)
 		Remote:  h.opts.Remote,
+		SpecDir: h.layout.Reconcile(), // kept jobs' shell info, as locally
 
 		BuildOutput: h.opts.BuildOutput,
 	}
@@ -162,34 +161,11 @@ func (r *Runner) imageRef(img Image) (*container.ImageRef, error) {
 // image lacks it (mkdir -p and chown, as root in the instance).
 func (r *Runner) prepareUserRemote(ctx context.Context, inst *instance) error {
 	req := inst.req
-	fr, ok := r.Runtime.(container.FileReader)
-	if !ok {
-		return fmt.Errorf("user %s: the runtime has no file API: %w", req.User, container.ErrUnsupported)
-	}
-	fsys, err := fr.Files(ctx, req.Container)
+	dir, done, err := r.userRoot(ctx, req.Container) // shell_remote.go
 	if err != nil {
 		return fmt.Errorf("user %s: %w", req.User, err)
 	}
-	dir, err := os.MkdirTemp("", "stint-user-")
-	if err != nil {
-		return fmt.Errorf("user %s: %w", req.User, err)
-	}
-	defer os.RemoveAll(dir)
-	if err := os.Mkdir(filepath.Join(dir, "etc"), 0o700); err != nil {
-		return fmt.Errorf("user %s: %w", req.User, err)
-	}
-	for _, f := range []string{"etc/passwd", "etc/group"} {
-		b, err := fs.ReadFile(fsys, f)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, f), b, 0o600)
-		}
-		if err != nil {
-			return fmt.Errorf("user %s: /%s: %w", req.User, f, err)
-		}
-	}
+	defer done()
 	if inst.user, err = LookupUser(dir, req.User); err == nil {
 		inst.user, err = withGroup(dir, inst.user, req.Group)
 	}

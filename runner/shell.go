@@ -124,14 +124,11 @@ func (h *Host) Shell(ctx context.Context, req ShellRequest) (container.ExitStatu
 
 // shellIn resolves the user in the running container and runs the command.
 func (r *Runner) shellIn(ctx context.Context, t shellTarget, req ShellRequest, note func(string)) (container.ExitStatus, error) {
-	rd, ok := r.Runtime.(container.RootDirer)
-	if !ok {
-		return container.ExitStatus{}, fmt.Errorf("shell: %w", container.ErrUnsupported)
-	}
-	root, err := rd.RootDir(ctx, t.name)
+	root, done, err := r.userRoot(ctx, t.name) // shell_remote.go
 	if err != nil {
 		return container.ExitStatus{}, fmt.Errorf("shell: %w", err)
 	}
+	defer done()
 	name := cmp.Or(req.User, t.info.User)
 	if name == "" && t.info.HostUser != nil {
 		name = t.info.HostUser.Name
@@ -241,7 +238,7 @@ func (h *Host) shellTarget(ctx context.Context, r *Runner, req ShellRequest, not
 	}
 	slices.SortFunc(recs, func(a, b state.Record) int { return b.Created.Compare(a.Created) })
 	for _, rec := range recs {
-		if rec.Kept && rec.Kind != state.KindContainer && (rec.Name == req.Name || rec.Job == req.Name) {
+		if rec.Kept && rec.Kind != state.KindContainer && rec.Remote == r.Remote && (rec.Name == req.Name || rec.Job == req.Name) {
 			info, err := r.readShellInfo(rec.Name)
 			if err != nil {
 				return shellTarget{}, err
@@ -254,9 +251,15 @@ func (h *Host) shellTarget(ctx context.Context, r *Runner, req ShellRequest, not
 		rtName = reconcile.RuntimeName(req.Set.Name, req.Name)
 	}
 	for _, rec := range recs {
-		if rec.Kind == state.KindContainer && rec.Name == rtName {
+		if rec.Kind == state.KindContainer && rec.Name == rtName && rec.Remote == r.Remote {
 			return h.longLivedTarget(ctx, r, req, rec.Set, rec.Name)
 		}
+	}
+	// On a remote, its long-lived instances have no record here.
+	if set, ok, err := r.remoteLongLivedSet(ctx, rtName); err != nil {
+		return shellTarget{}, err
+	} else if ok {
+		return h.longLivedTarget(ctx, r, req, set, rtName)
 	}
 	if rtName == req.Name { // not a container of the set either
 		return shellTarget{}, fmt.Errorf("shell: %q: %w (not a kept job, a long-lived container, or a container of the spec set here)", req.Name, ErrNoShellTarget)
@@ -281,7 +284,7 @@ func (h *Host) longLivedTarget(ctx context.Context, r *Runner, req ShellRequest,
 	if err != nil {
 		return shellTarget{}, err
 	}
-	c, err := b.readSpec(rtName)
+	c, err := b.specOf(ctx, rtName)
 	if err != nil {
 		return shellTarget{}, fmt.Errorf("shell: container %s: %w", rtName, err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"io"
 	"maps"
+	"net/http"
 	"strings"
 
 	lxd "github.com/canonical/lxd/client"
+	"github.com/canonical/lxd/shared/api"
 
 	"github.com/stintdev/stint/runner/container"
 )
@@ -75,24 +77,50 @@ func (r *Runtime) Reconfigure(ctx context.Context, name string, u Reconfig) erro
 }
 
 // ConsoleLog returns the last n lines of the instance's console log (its
-// PID 1's output as LXD keeps it), "" when there is none.
+// PID 1's output as LXD keeps it), "" when there is none: only what
+// was written since the last read (see Console).
 func (r *Runtime) ConsoleLog(ctx context.Context, name string, n int) (string, error) {
-	inst, _, err := r.instance(name)
-	if err != nil || inst == nil {
+	b, _, err := r.Console(ctx, name, 1<<20)
+	if err != nil || b == nil {
 		return "", err
-	}
-	rc, err := r.c.GetInstanceConsoleLog(inst.Name, &lxd.InstanceConsoleLogArgs{})
-	if err != nil {
-		return "", r.fail(name, "console log", err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 1<<20))
-	if err != nil {
-		return "", r.fail(name, "console log", err)
 	}
 	lines := strings.Split(strings.TrimRight(string(b), "\r\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n")), nil
+}
+
+// Console returns the instance's console output as LXD hands it out (its
+// first max bytes): what PID 1 wrote since the previous read by anyone
+// (stint, `lxc console --show-log`): LXD 5.0 passes the console's ring
+// buffer on once, and what was left unread when the instance stopped
+// stays readable until it starts again. running says whether it runs.
+// No such instance is nil, no error.
+func (r *Runtime) Console(ctx context.Context, name string, max int64) (b []byte, running bool, err error) {
+	inst, _, err := r.instance(name)
+	if err != nil || inst == nil {
+		return nil, false, err
+	}
+	running = inst.StatusCode == api.Running
+	rc, err := r.c.GetInstanceConsoleLog(inst.Name, &lxd.InstanceConsoleLogArgs{})
+	if running && (notFound(err) || api.StatusErrorCheck(err, http.StatusInternalServerError)) {
+		// Nothing new: LXD 5.0.2 answers an empty ring buffer with a
+		// 500 ("open : no such file or directory"), which no type tells
+		// from another failure of a running instance's console; a 404
+		// is one deleted just now.
+		return []byte{}, true, nil
+	}
+	if err != nil {
+		return nil, false, r.fail(name, "console log", err)
+	}
+	defer rc.Close()
+	b, err = io.ReadAll(io.LimitReader(rc, max))
+	if err != nil {
+		return nil, false, r.fail(name, "console log", err)
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, running, nil
 }
