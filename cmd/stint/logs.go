@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stintdev/stint/runner"
+	"github.com/stintdev/stint/runner/container"
 )
 
 // LogsCmd prints a long-lived container's console log (what its PID 1
@@ -28,7 +29,14 @@ func (c *LogsCmd) Run(g *Globals) error {
 		return err
 	}
 	defer h.Close()
-	path, err := h.ConsoleLog(c.Name)
+	var path string
+	var con *runner.RemoteConsole
+	if g.Remote != "" {
+		// A remote's long-lived containers keep their console there.
+		con, err = h.RemoteConsole(context.Background(), c.Name)
+	} else {
+		path, err = h.ConsoleLog(c.Name)
+	}
 	var amb *runner.AmbiguousNameError
 	switch {
 	case errors.Is(err, runner.ErrNoContainer):
@@ -38,8 +46,47 @@ func (c *LogsCmd) Run(g *Globals) error {
 	case err != nil:
 		return withCode(ExitHost, err)
 	}
+	if con != nil {
+		return c.printRemote(g, con)
+	}
 	return c.print(g, path, nil)
 }
+
+// printRemote prints a remote container's console log as LXD hands it
+// out (see runner.RemoteConsole): with --follow it asks again every
+// followEvery and prints what is new, until a signal, or the container
+// stopped or is gone.
+func (c *LogsCmd) printRemote(g *Globals, con *runner.RemoteConsole) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	for round := 0; ; round++ {
+		b, running, err := con.Read(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, container.ErrNotFound) && round > 0:
+			return nil // deleted while followed
+		case err != nil:
+			return hostCode(err)
+		case round > 0 && !running:
+			return nil // stopped: LXD may hand out what was printed already
+		}
+		if _, err := g.Stdout.Write(b); err != nil {
+			return withCode(ExitHost, err)
+		}
+		if !c.Follow || !running {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(followEvery):
+		}
+	}
+}
+
+// followEvery is how often --follow reads a remote console log again.
+const followEvery = 500 * time.Millisecond
 
 // jobLog prints the newest log of the job c.Name, following it while the
 // job runs.

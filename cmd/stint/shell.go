@@ -69,7 +69,7 @@ func (c *ShellCmd) Run(g *Globals) error {
 	case errors.Is(err, runner.ErrNoShellTarget), errors.Is(err, runner.ErrNotRunning):
 		return withCode(ExitUsage, err)
 	case err != nil:
-		return withCode(ExitHost, err)
+		return hostCode(err) // a remote's carry their code (2: it can't, 3: it failed)
 	case st.OOM || st.Signal != 0:
 		fmt.Fprintf(g.Stderr, "stint shell: %s\n", st)
 	}
