@@ -83,6 +83,13 @@ func TestRemoteShellAndLogs(t *testing.T) {
 	assert.Contains(t, out, "again=hi")
 	out, code = f.runIn(t, "", "--remote", "l", "shell", "nosuch")
 	assert.Equal(t, ExitUsage, code, out)
+	// Ctrl-C ends the shell's command in the container too.
+	c = f.startUntil(t, "ready", "--remote", "l", "shell", "sl.web", "--", "sh", "-c", "echo ready; exec sleep 4242")
+	require.NoError(t, syscall.Kill(-c.Process.Pid, syscall.SIGINT))
+	_ = c.Wait()
+	assert.Eventually(t, func() bool {
+		return !strings.Contains(d.MustLxc(t, "exec", instanceOf(t, d, "sl-web-"), "--", "ps"), "sleep 4242")
+	}, 10*time.Second, 250*time.Millisecond, "the shell's command outlived stint")
 	// On a terminal: one in the instance.
 	_, _, shown, done := startOnPty(t, f, "--remote", "l", "shell", "sl.web", "--", "sh", "-c", "tty; exit 6")
 	assert.Equal(t, 6, exitCode(t, done, shown), shown.String())
