@@ -64,10 +64,11 @@ func (b *LongLived) specOf(ctx context.Context, rtName string) (*spec.Container,
 }
 
 // userRoot is a directory whose etc/passwd and etc/group are running
-// container name's, for LookupUser: its root locally; on a runtime with
-// only a file API, a temporary copy of the two files, which done removes.
+// container name's, for LookupUser: its root locally; on a runtime that
+// makes roots from images (a remote), a temporary copy of the two files
+// read through its file API, which done removes.
 func (r *Runner) userRoot(ctx context.Context, name string) (root string, done func(), err error) {
-	if rd, ok := r.Runtime.(container.RootDirer); ok {
+	if rd, ok := r.Runtime.(container.RootDirer); ok && !container.CapabilitiesOf(r.Runtime).ImageRoot {
 		root, err := rd.RootDir(ctx, name)
 		return root, func() {}, err
 	}
