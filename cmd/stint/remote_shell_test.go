@@ -137,3 +137,18 @@ func TestRemoteShellAndLogs(t *testing.T) {
 		assert.False(t, strings.HasSuffix(e.Name(), ".kept.json"), "a kept job's shell info left: %s", e.Name())
 	}
 }
+
+// TestRemoteLogsFollowJob: the log of a job running on a remote is
+// written on this host; `stint --remote l logs -f JOB` follows it and
+// ends, exit 0, once the job has.
+func TestRemoteLogsFollowJob(t *testing.T) {
+	f, d := remoteFixture(t)
+	p := f.spec(t, "[job.slow]\nimage = \"busybox\"\nrun = [\"echo started\", \"sleep 3\", \"echo finished\"]\n")
+	run := f.startUntil(t, "[slow] started", "--remote", "l", "run", p)
+	out, code := f.run(t, "--remote", "l", "logs", "-f", "slow")
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "started\n")
+	assert.Contains(t, out, "finished\n", "followed to the job's end")
+	require.NoError(t, run.Wait())
+	assertNothingLeft(t, f, d)
+}
