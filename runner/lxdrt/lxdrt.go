@@ -14,7 +14,10 @@
 //   - Exec goes through the exec API with live streamed output; the
 //     environment is exactly ExecOptions.Env (LXD adds PATH, HOME, USER and
 //     LANG of its own, so the command runs under `env -i`: the image needs
-//     an env program, as every distribution and busybox has).
+//     an env program, as every distribution and busybox has). With a
+//     terminal (OpenTerminal, then ExecOptions.TTY) it is LXD's
+//     interactive exec: the terminal is LXD's, in the instance; the
+//     pair on this host only carries its bytes and window size.
 //   - Stop clears the ephemeral flag and force-stops (the contract wants a
 //     stopped container, not a deleted one); Destroy deletes.
 //   - Files reads the instance's files through the file API, which resolves
