@@ -333,6 +333,15 @@ func (r *Runtime) remove(ctx context.Context, name string, inst *api.Instance) e
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
+		// A start the caller cancelled went on on the server and finished
+		// after the look above: stop it now, then delete.
+		if err != nil && try < 600 && ctx.Err() == nil {
+			if st, serr := r.State(ctx, name); serr == nil && st == container.StateRunning {
+				if serr := r.setState(ctx, inst.Name, "stop"); serr == nil || notFound(serr) {
+					continue
+				}
+			}
+		}
 		if err != nil && !notFound(err) {
 			return r.fail(name, "destroy", err)
 		}
