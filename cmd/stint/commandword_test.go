@@ -25,6 +25,32 @@ func TestCommandWord(t *testing.T) {
 	}
 }
 
+func TestRemoteArg(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want bool
+	}{
+		{[]string{"run", "x.toml"}, "", false},
+		{[]string{"--remote", "lab", "run"}, "", true},
+		{[]string{"run", "--remote=lab", "x.toml"}, "", true},
+		{[]string{"exec", "busybox", "--", "--remote"}, "", false},
+		{[]string{"run"}, "lab", true},
+	} {
+		getenv := none
+		if tc.env != "" {
+			getenv = func(k string) string {
+				if k == "STINT_REMOTE" {
+					return tc.env
+				}
+				return ""
+			}
+		}
+		assert.Equal(t, tc.want, remoteArg(tc.args, getenv), "%q %q", tc.args, tc.env)
+	}
+}
+
 // hotCLI's commands are CLI's, with the same types and tags.
 func TestHotCLIMatchesCLI(t *testing.T) {
 	full := reflect.TypeOf(CLI{})

@@ -109,7 +109,7 @@ func main() {
 // run parses args, runs the command and returns the process exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	word := commandWord(args)
-	if startsContainers[word] {
+	if startsContainers[word] && !remoteArg(args, os.Getenv) {
 		runner.PrimeStarts()
 	}
 	cli := CLI{Globals: Globals{Stdout: stdout, Stderr: stderr}}

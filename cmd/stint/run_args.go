@@ -107,6 +107,20 @@ func runImageKnown(root string) func(string) bool {
 // (runner.PrimeStarts), while the command line and specs are parsed.
 var startsContainers = map[string]bool{"run": true, "exec": true}
 
+// remoteArg reports whether args or the environment (STINT_REMOTE) name a
+// remote: the containers then start there, and this host needs no priming.
+func remoteArg(args []string, getenv func(string) string) bool {
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "--remote" || strings.HasPrefix(a, "--remote=") {
+			return true
+		}
+	}
+	return getenv("STINT_REMOTE") != ""
+}
+
 // commandWord returns the command of args (the first positional, skipping
 // the values of the global flags that take one), "" if none.
 func commandWord(args []string) string {
