@@ -116,7 +116,11 @@ func (req Request) what() string {
 func (r *Runner) provision(ctx context.Context, inst *instance, golden string) error {
 	req := inst.req
 	t := time.Now()
-	vol, err := r.Storage.Clone(ctx, golden, req.Container)
+	clone := r.Storage.Clone
+	if tc, ok := r.Storage.(storage.TransientCloner); ok && req.Kind != state.KindContainer {
+		clone = tc.CloneTransient // a job's clone: its record names it (storage's doc)
+	}
+	vol, err := clone(ctx, golden, req.Container)
 	if err != nil {
 		return fmt.Errorf("clone %s from %s: %w", req.Container, golden, err)
 	}

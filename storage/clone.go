@@ -12,14 +12,24 @@ import (
 // a full pool it waits for space being freed (a destroy's) and tries again,
 // else fails with a *FullError (space.go).
 func (p *pool) Clone(ctx context.Context, parent, id string) (v Volume, err error) {
+	return p.cloneRetrying(ctx, parent, id, true)
+}
+
+// CloneTransient implements TransientCloner: Clone without the fsync of
+// the clone's record.
+func (p *pool) CloneTransient(ctx context.Context, parent, id string) (v Volume, err error) {
+	return p.cloneRetrying(ctx, parent, id, false)
+}
+
+func (p *pool) cloneRetrying(ctx context.Context, parent, id string, durable bool) (v Volume, err error) {
 	err = p.withSpace(ctx, func() (err error) {
-		v, err = p.clone(ctx, parent, id)
+		v, err = p.clone(ctx, parent, id, durable)
 		return err
 	})
 	return v, err
 }
 
-func (p *pool) clone(ctx context.Context, parent, id string) (Volume, error) {
+func (p *pool) clone(ctx context.Context, parent, id string, durable bool) (Volume, error) {
 	if err := p.check(id); err != nil {
 		return Volume{}, err
 	}
@@ -29,7 +39,7 @@ func (p *pool) clone(ctx context.Context, parent, id string) (Volume, error) {
 	// The temporary volume and its record (an fsync) before the lock:
 	// other jobs' clones need not wait for them.
 	m := &meta{ID: id, Kind: KindClone, Parent: parent, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
-	tmp, lk, err := p.newTmp(m)
+	tmp, lk, err := p.newTmp(m, durable)
 	if err != nil {
 		return Volume{}, err
 	}
@@ -74,7 +84,7 @@ func (p *pool) clone(ctx context.Context, parent, id string) (Volume, error) {
 // makeLocked makes volume m under the pool lock (held by the caller) in a
 // new temporary volume directory: fillLocked.
 func (p *pool) makeLocked(ctx context.Context, m *meta, verb, pdir string, fill func(tmp string) error) (_ Volume, err error) {
-	tmp, lk, err := p.newTmp(m)
+	tmp, lk, err := p.newTmp(m, true)
 	if err != nil {
 		return Volume{}, err
 	}

@@ -171,6 +171,16 @@ func writeMeta(dir string, m *meta) error {
 	return renameio.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
 }
 
+// writeMetaUnsynced writes m into a temporary volume directory nobody
+// reads until it is renamed into place: no temporary file, no fsync.
+func writeMetaUnsynced(dir string, m *meta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+}
+
 // get reads volume id's record; ErrNotFound if absent, a *CorruptError
 // (corrupt.go) if its record is unusable.
 func (p *pool) get(id string) (*meta, error) { return p.record(id) }
@@ -190,15 +200,18 @@ func (p *pool) volume(m *meta) Volume {
 	return Volume{ID: m.ID, Kind: m.Kind, Parent: m.Parent, Rootfs: filepath.Join(p.vdir(m.ID), rootfsDir), Created: m.Created}
 }
 
-// newTmp makes and locks a temporary volume directory holding m.
-func (p *pool) newTmp(m *meta) (string, *os.File, error) {
+// newTmp makes and locks a temporary volume directory holding m, its
+// record fsynced unless durable is false (CloneTransient).
+func (p *pool) newTmp(m *meta, durable bool) (string, *os.File, error) {
 	dir := p.vdir(tmpPrefix + m.ID + "-" + randHex())
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
 	}
 	lk, err := lockDir(dir)
-	if err == nil {
+	if err == nil && durable {
 		err = writeMeta(dir, m)
+	} else if err == nil {
+		err = writeMetaUnsynced(dir, m)
 	}
 	if err != nil {
 		if lk != nil {
@@ -253,7 +266,7 @@ func (p *pool) createGolden(ctx context.Context, id string, src Source, opts Gol
 		return Volume{}, err
 	}
 	m := &meta{ID: id, Kind: KindGolden, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
-	tmp, lk, err := p.newTmp(m)
+	tmp, lk, err := p.newTmp(m, true)
 	if err != nil {
 		return Volume{}, err
 	}

@@ -94,6 +94,16 @@ type Usage struct {
 	Inodes int64 `json:"inodes"`
 }
 
+// TransientCloner is a Driver that can make a clone without the fsync of
+// its record (meta.json), for a clone that need not be found again as a
+// volume after a power cut: a job's, which its journal record names and
+// teardown destroys by that name, a clone whose record was torn included
+// (Destroy removes a corrupt volume by its directory). The pool's drivers
+// all have it.
+type TransientCloner interface {
+	CloneTransient(ctx context.Context, parent, id string) (Volume, error)
+}
+
 // Driver is one storage backend. Implementations are safe for use by
 // several goroutines and several processes sharing one pool.
 type Driver interface {

@@ -51,6 +51,7 @@ func Suite(t *testing.T, name string, factory func(t *testing.T) storage.Driver)
 		{"SnapshotErrors", testSnapshotErrors},
 		{"CorruptRecord", testCorruptRecord},
 		{"CorruptClone", testCorruptClone},
+		{"TransientClone", testTransientClone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

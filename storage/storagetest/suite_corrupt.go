@@ -146,3 +146,43 @@ func testCorruptClone(t *testing.T, d storage.Driver) {
 		t.Errorf("leftovers after Destroy: %v, %v", left, err)
 	}
 }
+
+// testTransientClone: a clone made without its record's fsync is a clone
+// like any other (Get, Walk, its own files); with its record torn, as a
+// power cut may leave it, Destroy still removes it entirely.
+func testTransientClone(t *testing.T, d storage.Driver) {
+	tc, ok := d.(storage.TransientCloner)
+	if !ok {
+		t.Fatalf("the %s driver has no CloneTransient", d.Name())
+	}
+	ctx := context.Background()
+	golden(t, d, "img", storage.GoldenOptions{})
+	v, err := tc.CloneTransient(ctx, "img", "t1")
+	if err != nil {
+		t.Fatalf("CloneTransient: %v", err)
+	}
+	if v.ID != "t1" || v.Kind != storage.KindClone || v.Parent != "img" {
+		t.Errorf("CloneTransient returned %+v", v)
+	}
+	if got, err := d.Get(ctx, "t1"); err != nil || got.Rootfs != v.Rootfs || got.Parent != "img" {
+		t.Errorf("Get(transient clone) = %+v, %v", got, err)
+	}
+	if _, err := tc.CloneTransient(ctx, "img", "t1"); !errors.Is(err, storage.ErrExists) {
+		t.Errorf("CloneTransient of an existing id = %v, want ErrExists", err)
+	}
+	if err := os.WriteFile(filepath.Join(v.Rootfs, "written-by-job"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(filepath.Dir(v.Rootfs), "meta.json"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Destroy(ctx, "t1"); err != nil {
+		t.Fatalf("Destroy(transient clone with a torn record): %v", err)
+	}
+	if err := d.Destroy(ctx, "img"); err != nil {
+		t.Fatalf("Destroy(golden): %v", err)
+	}
+	if left, err := storage.Leftovers(d); err != nil || len(left) != 0 {
+		t.Errorf("leftovers after Destroy: %v, %v", left, err)
+	}
+}
