@@ -144,6 +144,14 @@ func TestAgentStopEndsExecAndMonitor(t *testing.T) {
 	out, est := f.sh(t, "stp", "echo again")
 	assert.True(t, est.Success())
 	assert.Equal(t, "again\n", out)
+	// Stopped again for real: the first Stop's note that it stopped the
+	// container (a later Stop's shortcut) went with the new start.
+	require.NoError(t, f.rt.Stop(ctx, "stp"))
+	st, err = f.rt.State(ctx, "stp")
+	require.NoError(t, err)
+	assert.Equal(t, container.StateStopped, st)
+	assert.Empty(t, monitors(t, f.rt.LXCPath()))
+	require.NoError(t, f.rt.Stop(ctx, "stp"), "a second Stop of a stopped container")
 	require.NoError(t, f.rt.Destroy(ctx, "stp"))
 	assert.Empty(t, monitors(t, f.rt.LXCPath()))
 }

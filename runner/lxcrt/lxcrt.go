@@ -36,6 +36,10 @@ type Runtime struct {
 	// sessions holds the containers this process started on the fast
 	// path (agent.go): name → *session.
 	sessions sync.Map
+	// stopped holds the containers whose agent this process stopped and
+	// whose monitor it saw exit: a second Stop (teardown's, after the
+	// job's) needs no look through liblxc. Start forgets a name.
+	stopped sync.Map
 }
 
 var (
@@ -140,6 +144,7 @@ func (r *Runtime) Create(_ context.Context, name string, cfg container.Config) e
 
 // Start starts the container through the helper subcommand.
 func (r *Runtime) Start(ctx context.Context, name string) error {
+	r.stopped.Delete(name)
 	if _, err := os.Stat(filepath.Join(r.dir(name), "config")); err != nil {
 		return fmt.Errorf("start container %s: %w", name, container.ErrNotFound)
 	}
@@ -349,7 +354,11 @@ func (r *Runtime) oomKilled(name string) bool {
 // it is stopped. It uses a handle of its own, so a concurrent Exec or wait
 // on another handle never stalls it.
 func (r *Runtime) Stop(ctx context.Context, name string) error {
+	if _, ok := r.stopped.Load(name); ok {
+		return nil
+	}
 	if r.stopAgent(ctx, name) {
+		r.stopped.Store(name, struct{}{})
 		return nil
 	}
 	err := r.stopLXC(ctx, name)
@@ -444,6 +453,7 @@ func (r *Runtime) Destroy(ctx context.Context, name string) error {
 	if err := os.RemoveAll(r.dir(name)); err != nil {
 		return fmt.Errorf("destroy container %s: %w", name, err)
 	}
+	r.stopped.Delete(name)
 	return nil
 }
 
