@@ -143,7 +143,7 @@ func (b *LongLived) devFor(set string, c spec.Container, rtName string, create b
 	}
 	r := b.Runner
 	var u hostuser.User
-	path := filepath.Join(b.SpecDir, rtName+".user.json")
+	path := b.userPath(rtName)
 	if data, err := os.ReadFile(path); err == nil && !create {
 		if err := json.Unmarshal(data, &u); err != nil {
 			return nil, fmt.Errorf("container %s: stored host user: %w", rtName, err)
@@ -175,11 +175,9 @@ func (b *LongLived) devFor(set string, c spec.Container, rtName string, create b
 	return d, nil
 }
 
-// forgetDev removes what devFor keeps of container rtName beside its
-// stored spec (the home volume stays: down --volumes removes it).
-func (b *LongLived) forgetDev(rtName string) {
-	_ = os.Remove(filepath.Join(b.SpecDir, rtName+".user.json"))
-	_ = os.RemoveAll(filepath.Join(b.Runner.AgentDir, rtName))
+// userPath keeps the host user devFor chose for container rtName.
+func (b *LongLived) userPath(rtName string) string {
+	return filepath.Join(b.SpecDir, rtName+".user.json")
 }
 
 // RemoveVolumes removes set's volumes (the persisted homes): `down

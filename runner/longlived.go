@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -140,4 +141,33 @@ func (b *LongLived) readStarted(rtName string) *spec.Container {
 		return nil
 	}
 	return &c
+}
+
+// removeLongLivedFiles removes what stint keeps of long-lived container
+// rtName beside its record: in specDir its stored, started and script
+// specs and its host user, in logDir its console log, in agentDir its agent
+// directory (the set's home volume stays: down --volumes removes it). An
+// empty directory is skipped. Both Destroy and a gc of the record (one
+// only its name is left of) call it, so that nothing of it stays.
+func removeLongLivedFiles(specDir, logDir, agentDir, rtName string) error {
+	b := &LongLived{SpecDir: specDir, LogDir: logDir}
+	var paths []string
+	if specDir != "" {
+		paths = append(paths, b.specPath(rtName), b.scriptPath(rtName), b.startedPath(rtName), b.userPath(rtName))
+	}
+	if logDir != "" {
+		paths = append(paths, b.ConsoleLog(rtName))
+	}
+	var errs []error
+	for _, p := range paths {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if agentDir != "" {
+		if err := os.RemoveAll(filepath.Join(agentDir, rtName)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

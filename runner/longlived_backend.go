@@ -397,22 +397,9 @@ func (b *LongLived) Destroy(ctx context.Context, set, name string) error {
 		return err
 	}
 	rtName := h.Name()
-	if err := os.Remove(b.specPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := removeLongLivedFiles(b.SpecDir, b.LogDir, b.Runner.AgentDir, rtName); err != nil {
 		_ = h.Release()
 		return fmt.Errorf("destroy container %s: %w", rtName, err)
 	}
-	if err := os.Remove(b.scriptPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		_ = h.Release()
-		return fmt.Errorf("destroy container %s: %w", rtName, err)
-	}
-	if err := os.Remove(b.startedPath(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		_ = h.Release()
-		return fmt.Errorf("destroy container %s: %w", rtName, err)
-	}
-	if err := os.Remove(b.ConsoleLog(rtName)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		_ = h.Release()
-		return fmt.Errorf("destroy container %s: %w", rtName, err)
-	}
-	b.forgetDev(rtName)
 	return b.Runner.Teardown(ctx, h)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -63,6 +64,14 @@ func (r *Runner) teardown(ctx context.Context, h *state.Handle) error {
 	if r.SpecDir != "" {
 		if err := os.Remove(r.shellInfoPath(rec.Name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
+		}
+	}
+	// A long-lived container's files, also when gc removes its record
+	// (a torn one: then its name, SET.NAME, is all that tells; a job's
+	// container name never holds a dot).
+	if rec.Kind == state.KindContainer || (rec.Phase == state.PhaseCorrupt && strings.Contains(rec.Name, ".")) {
+		if err := removeLongLivedFiles(r.SpecDir, r.LogDir, r.AgentDir, rec.Name); err != nil {
+			errs = append(errs, fmt.Errorf("files of container %s: %w", rec.Name, err))
 		}
 	}
 	if len(errs) > 0 {
