@@ -264,7 +264,7 @@ func (r *Runner) hostErr(ctx context.Context, res *Result, err error) {
 // runJob runs the started job's lines, collects its artifacts and stops
 // it; it reports whether to keep the container (a failed job, asked to).
 func (r *Runner) runJob(ctx context.Context, job spec.Job, inst *instance, res *Result) (keep bool) {
-	logw, logPath, err := r.openLog(res.Container)
+	logw, logPath, err := r.openLog(res.Container, job.Name)
 	if err != nil {
 		r.hostErr(ctx, res, fmt.Errorf("job %s: %w", job.Name, err))
 		return false
@@ -442,7 +442,9 @@ func unsafeDir(name string) string {
 	return strings.NewReplacer("/", "_", "\x00", "_").Replace(name)
 }
 
-func (r *Runner) openLog(name string) (*os.File, string, error) {
+// openLog creates the log of container name, recording job (if any) as the
+// name of the job it logs (see JobLog).
+func (r *Runner) openLog(name, job string) (*os.File, string, error) {
 	if r.LogDir == "" {
 		f, err := os.Open(os.DevNull)
 		return f, "", err
@@ -456,6 +458,11 @@ func (r *Runner) openLog(name string) (*os.File, string, error) {
 		return nil, "", fmt.Errorf("log directory: %w", err)
 	}
 	p := filepath.Join(r.LogDir, name+".log")
+	if job != "" {
+		if err := writeJobName(p, job); err != nil {
+			return nil, "", err
+		}
+	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, "", fmt.Errorf("job log: %w", err)

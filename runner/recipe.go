@@ -195,7 +195,7 @@ func (r *Runner) runRecipe(ctx context.Context, br *Runner, inst *instance, stor
 	stopOnDone := context.AfterFunc(ctx, func() { _ = br.Runtime.Stop(context.WithoutCancel(ctx), name) })
 	defer stopOnDone()
 
-	logw, logPath, err := br.openLog(name)
+	logw, logPath, err := br.openLog(name, "")
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", rec.Name, err)
 	}

@@ -110,7 +110,14 @@ func (r *Runner) startServices(ctx context.Context, job spec.Job, req *Request) 
 		}
 	}
 	for _, svc := range job.Services {
-		inst, err := r.launch(ctx, r.serviceRequest(job, svc, s.bridge))
+		req := r.serviceRequest(job, svc, s.bridge)
+		// Its console is found by JOB/SERVICE too (stint logs).
+		if req.Init.ConsoleLog != "" {
+			if err := writeJobName(req.Init.ConsoleLog, req.Name); err != nil {
+				return s, &ServiceError{Job: job.Name, Service: svc.Name, Err: err}
+			}
+		}
+		inst, err := r.launch(ctx, req)
 		if inst != nil && inst.h != nil {
 			s.insts = append(s.insts, inst)
 		}

@@ -117,3 +117,56 @@ run = ["false"]
 	assert.Empty(t, f.jobLogs(t, "*"))
 	f.assertClean(t)
 }
+
+// TestCLILogsSameSafeName: two jobs whose names are the same once made safe
+// for a container name (a_b, a-b) keep their logs apart: `stint logs NAME`
+// prints only that job's newest log, whichever ran last, and gc removes
+// both logs and what names them.
+func TestCLILogsSameSafeName(t *testing.T) {
+	f := newCLI(t)
+	p := f.spec(t, `
+[job.a_b]
+image = "busybox"
+run = ["echo from-underscore"]
+[job.a-b]
+image = "busybox"
+run = ["echo from-dash"]
+`)
+	for _, job := range []string{"a_b", "a-b", "a_b", "a-b"} {
+		out, code := f.run(t, "run", p, job)
+		require.Equal(t, 0, code, out)
+	}
+	want := map[string]string{"a_b": "from-underscore", "a-b": "from-dash"}
+	for job, line := range want {
+		out, code := f.run(t, "logs", job)
+		require.Equal(t, 0, code, out)
+		assert.Contains(t, out, "\n"+line+"\n", "stint logs %s", job)
+		for other, otherLine := range want {
+			if other != job {
+				assert.NotContains(t, out, otherLine, "stint logs %s printed %s's log", job, other)
+			}
+		}
+	}
+	logs := f.jobLogs(t, "a-b")
+	require.Len(t, logs, 4)
+	seen := map[string]int{}
+	for _, l := range logs {
+		ctr := strings.TrimSuffix(filepath.Base(l), ".log")
+		out, code := f.run(t, "logs", ctr)
+		require.Equal(t, 0, code, out)
+		for _, line := range want {
+			if strings.Contains(out, line) {
+				seen[line]++
+			}
+		}
+	}
+	assert.Equal(t, map[string]int{"from-underscore": 2, "from-dash": 2}, seen, "each log by its container's name")
+
+	out, code := f.run(t, "gc", "--keep-logs", "0")
+	require.Equal(t, 0, code, out)
+	assert.Contains(t, out, "removed 4 job logs older than 0")
+	left, err := os.ReadDir(filepath.Join(f.root, "logs"))
+	require.NoError(t, err)
+	assert.Empty(t, left, "nothing of the jobs' logs is left")
+	f.assertClean(t)
+}
