@@ -2,10 +2,12 @@ package runner
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
 )
 
 // ImageDefaults are what an image asks of a job's process when the spec
@@ -70,9 +73,7 @@ func (d ImageDefaults) apply(req Request) Request {
 // sets no command, the image's Entrypoint and Cmd instead of booting the
 // image's init. An OCI image with neither a command nor a /sbin/init under
 // rootfs is ErrNoCommand (a usage error: the spec must say what to run).
-// The working directory and user are not applied: a long-lived
-// container's PID 1 runs as root in / (the spec's workdir and user are
-// `stint shell`'s).
+// The working directory and user are applyInitUser's.
 func (d ImageDefaults) applyInit(req *Request, rootfs string) error {
 	if len(d.Env) > 0 {
 		env := map[string]string{}
@@ -94,6 +95,39 @@ func (d ImageDefaults) applyInit(req *Request, rootfs string) error {
 		req.Init.Kind, req.Init.Command = container.InitCommand, slices.Clone(d.Command)
 	case d.OCI && !hasInit(rootfs):
 		return &UsageError{Err: fmt.Errorf("container %s: image %s: %w", req.Container, req.Image, ErrNoCommand)}
+	}
+	return nil
+}
+
+// applyInitUser gives long-lived container c's command (InitCommand, the
+// spec's or the image's) the image's working directory and user, as a
+// job's lines get them, unless the spec sets its own workdir, user or
+// host_user: then PID 1 stays root in / (the spec's are `stint shell`'s).
+// The user is looked up in rootfs (a name not in /etc/passwd is an error
+// naming it); HOME becomes the user's unless the env sets it. A booted
+// init always runs as root in /.
+func (d ImageDefaults) applyInitUser(req *Request, rootfs string, c spec.Container) error {
+	if req.Init.Kinded() != container.InitCommand {
+		return nil
+	}
+	if d.Workdir != "" && c.Workdir == "" {
+		req.Init.Workdir = path.Join("/", d.Workdir)
+	}
+	if d.User == "" || c.User != "" || c.HostUser {
+		return nil
+	}
+	name, group, _ := strings.Cut(d.User, ":")
+	u, err := LookupUser(rootfs, name)
+	if err == nil {
+		u, err = withGroup(rootfs, u, group)
+	}
+	if err != nil {
+		return fmt.Errorf("container %s: image %s: %w", req.Container, req.Image, err)
+	}
+	req.Init.UID, req.Init.GID = uint32(u.UID), uint32(u.GID)
+	if !slices.ContainsFunc(req.Init.Env, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") }) {
+		req.Init.Env = append(req.Init.Env, "HOME="+cmp.Or(u.Home, "/"))
+		slices.Sort(req.Init.Env)
 	}
 	return nil
 }

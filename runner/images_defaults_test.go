@@ -3,10 +3,12 @@ package runner
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/spec"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -99,4 +101,44 @@ func TestWithGroup(t *testing.T) {
 	assert.Equal(t, 50, got.GID)
 	_, err = withGroup(root, u, "nosuch")
 	require.ErrorContains(t, err, "group nosuch: not in the container's /etc/group")
+}
+
+// TestImageDefaultsApplyInitUser: a long-lived container's command gets
+// the image's working directory and user (looked up in the image, HOME
+// too) unless the spec sets its own workdir, user or host_user; a booted
+// init is left alone; an unknown user is an error naming the container.
+func TestImageDefaultsApplyInitUser(t *testing.T) {
+	root := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "etc"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/passwd"), []byte("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nstaff:x:50:\n"), 0o644))
+	d := ImageDefaults{Workdir: "srv/app", User: "app", OCI: true}
+	cmd := container.Init{Kind: container.InitCommand, Command: []string{"run"}, Env: []string{"A=1"}}
+	for _, tc := range []struct {
+		name string
+		d    ImageDefaults
+		init container.Init
+		c    spec.Container
+		want container.Init
+	}{
+		{"image's", d, cmd, spec.Container{},
+			container.Init{Kind: container.InitCommand, Command: []string{"run"}, Env: []string{"A=1", "HOME=/home/app"}, Workdir: "/srv/app", UID: 1000, GID: 1001}},
+		{"uid:group", ImageDefaults{User: "1234:staff"}, cmd, spec.Container{},
+			container.Init{Kind: container.InitCommand, Command: []string{"run"}, Env: []string{"A=1", "HOME=/"}, UID: 1234, GID: 50}},
+		{"env's HOME", d, container.Init{Kind: container.InitCommand, Env: []string{"HOME=/h"}}, spec.Container{},
+			container.Init{Kind: container.InitCommand, Env: []string{"HOME=/h"}, Workdir: "/srv/app", UID: 1000, GID: 1001}},
+		{"spec's workdir and user", d, cmd, spec.Container{Workdir: "/w", User: "root"}, cmd},
+		{"host_user", ImageDefaults{User: "app"}, cmd, spec.Container{HostUser: true}, cmd},
+		{"boot", d, container.Init{Kind: container.InitBoot}, spec.Container{}, container.Init{Kind: container.InitBoot}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := Request{Container: "s.web", Image: "img", Kind: state.KindContainer, Init: tc.init}
+			req.Init.Env = slices.Clone(tc.init.Env)
+			require.NoError(t, tc.d.applyInitUser(&req, root, tc.c))
+			assert.Equal(t, tc.want, req.Init)
+		})
+	}
+	req := Request{Container: "s.web", Image: "img", Kind: state.KindContainer, Init: cmd}
+	err := ImageDefaults{User: "nobody"}.applyInitUser(&req, root, spec.Container{})
+	assert.ErrorContains(t, err, "container s.web: image img: user nobody")
 }

@@ -237,6 +237,9 @@ func (b *LongLived) Create(ctx context.Context, set string, c spec.Container, ha
 	if err := img.Defaults.applyInit(&req, vol.Rootfs); err != nil {
 		return err
 	}
+	if err := b.initUser(img.Defaults, &req, vol.Rootfs, c); err != nil {
+		return err
+	}
 	minimalUnlessBootable(&req, vol.Rootfs)
 	lease, err := r.attachNetwork(ctx, h, req)
 	if err != nil {
@@ -318,7 +321,11 @@ func (b *LongLived) Start(ctx context.Context, set, name string) error {
 	if err := b.Runner.giveHostUser(req, vol.Rootfs); err != nil {
 		return fmt.Errorf("start container %s: %w", rec.Name, err)
 	}
-	if err := b.imageDefaults(ctx, rec.Image).applyInit(&req, vol.Rootfs); err != nil {
+	defaults := b.imageDefaults(ctx, rec.Image)
+	if err := defaults.applyInit(&req, vol.Rootfs); err != nil {
+		return err
+	}
+	if err := b.initUser(defaults, &req, vol.Rootfs, *c); err != nil {
 		return err
 	}
 	minimalUnlessBootable(&req, vol.Rootfs)

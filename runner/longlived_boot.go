@@ -117,3 +117,20 @@ func (b *LongLived) renderStart(ctx context.Context, fingerprint string, c spec.
 	}
 	return img.RenderStart(rootfs, c.Name, c.Privileged, uid, gid)
 }
+
+// initUser gives container req's command the image's working directory
+// and user (ImageDefaults.applyInitUser), making the directory in rootfs
+// when the image lacks it, owned by that user, as for a job.
+func (b *LongLived) initUser(d ImageDefaults, req *Request, rootfs string, c spec.Container) error {
+	if err := d.applyInitUser(req, rootfs, c); err != nil {
+		return err
+	}
+	if req.Init.Workdir == "" {
+		return nil
+	}
+	u := User{UID: int(req.Init.UID), GID: int(req.Init.GID)}
+	if err := b.Runner.makeWorkdir(rootfs, req.Init.Workdir, u, *req); err != nil {
+		return fmt.Errorf("container %s: %w", req.Container, err)
+	}
+	return nil
+}

@@ -243,6 +243,12 @@ type Init struct {
 	// ConsoleLog, when set, is a host file that receives PID 1's console
 	// (its stdout and stderr); empty: the console is discarded.
 	ConsoleLog string
+	// Workdir is InitCommand's working directory, an absolute path that
+	// exists in the container ("": /): an OCI image config's WorkingDir.
+	Workdir string
+	// UID and GID are the ids inside the container InitCommand runs as
+	// (0: root): an OCI image config's User.
+	UID, GID uint32
 }
 
 // Kinded is i's kind, with the default applied.
