@@ -122,6 +122,19 @@ target = "/shared"
 	assert.True(t, stintnet.Range.Contains(mustAddr(t, strings.TrimSpace(string(addr)))), "db's address %q", addr)
 	assert.Contains(t, out, "[other] REFUSED", "another job reached the service")
 	assert.NotContains(t, out, "REACHED")
+	// Each log names its job, a service's console JOB/SERVICE (stint logs test/db).
+	names, err := filepath.Glob(filepath.Join(f.root, "logs", "*.job"))
+	require.NoError(t, err)
+	var named []string
+	for _, n := range names {
+		b, err := os.ReadFile(n)
+		require.NoError(t, err)
+		assert.FileExists(t, strings.TrimSuffix(n, ".job")+".log")
+		named = append(named, strings.TrimSpace(string(b)))
+	}
+	assert.ElementsMatch(t, []string{"test", "test/db", "hostnet", "hostnet/db", "other"}, named)
+	out, code = f.run(t, "logs", "test/db")
+	assert.Equal(t, 0, code, out)
 	f.assertClean(t)
 	assertNoServiceNetwork(t, f.root, before)
 }
