@@ -71,12 +71,16 @@ func (h *Host) JobLog(name string) (JobLog, error) {
 		if !jobLogRE.MatchString(n) {
 			continue
 		}
-		p := filepath.Join(h.layout.Logs(), n)
 		ctr := strings.TrimSuffix(n, ".log")
+		// Only a container named after the job can be its.
+		if ctr != name && (!strings.HasPrefix(n, prefix) || len(n) != len(prefix)+len("12345678.log")) {
+			continue
+		}
 		fi, err := e.Info()
 		if err != nil {
 			continue // removed meanwhile
 		}
+		p := filepath.Join(h.layout.Logs(), n)
 		jl := JobLog{Path: p, Container: ctr, Modified: fi.ModTime()}
 		if ctr == name {
 			return jl, nil // a container's name is unique
@@ -85,7 +89,7 @@ func (h *Host) JobLog(name string) (JobLog, error) {
 		switch {
 		case err == nil && strings.TrimSuffix(string(job), "\n") == name:
 			named = newerLog(named, jl)
-		case errors.Is(err, fs.ErrNotExist) && strings.HasPrefix(n, prefix) && len(n) == len(prefix)+len("12345678.log"):
+		case errors.Is(err, fs.ErrNotExist):
 			unnamed = newerLog(unnamed, jl)
 		}
 	}
