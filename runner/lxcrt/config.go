@@ -328,13 +328,25 @@ func renderLimits(lim container.Limits, host Host) []kv {
 // idmapLines renders an id map as lxc.idmap values: the range, or the
 // range with a hole for one host user (internal/idmap checks the hole).
 func idmapLines(m container.IDMap) ([]string, error) {
-	base := idmap.Map{HostUID: m.HostUID, HostGID: m.HostGID, Size: m.Size}
-	if m.Hole == nil {
-		return base.LXC(), nil
-	}
-	h, err := base.WithHole(m.Hole.UID, m.Hole.GID)
+	sm, err := shiftMap(m)
 	if err != nil {
 		return nil, err
 	}
-	return h.LXC(), nil
+	return sm.LXC(), nil
+}
+
+// shifter is an id map, with or without its hole (internal/idmap).
+type shifter interface {
+	ShiftUID(id uint32) (uint32, bool)
+	ShiftGID(id uint32) (uint32, bool)
+	LXC() []string
+}
+
+// shiftMap is m as internal/idmap's map, its hole included.
+func shiftMap(m container.IDMap) (shifter, error) {
+	base := idmap.Map{HostUID: m.HostUID, HostGID: m.HostGID, Size: m.Size}
+	if m.Hole == nil {
+		return base, nil
+	}
+	return base.WithHole(m.Hole.UID, m.Hole.GID)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/google/renameio/v2"
@@ -50,7 +51,18 @@ func renderInit(name string, init container.Init) ([]kv, error) {
 		if len(init.Command) == 0 {
 			return nil, fmt.Errorf("container %s: init command is empty", name)
 		}
-		return []kv{{"lxc.init.cmd", initPath + " --name " + name + " --quiet -- " + busyboxPath + " sh " + InitScriptTarget}}, nil
+		lines := []kv{{"lxc.init.cmd", initPath + " --name " + name + " --quiet -- " + busyboxPath + " sh " + InitScriptTarget}}
+		// The command's directory and ids (an OCI image's WorkingDir and
+		// User): LXC switches to them before it execs init.lxc, which
+		// needs no root to reap and forward signals.
+		if init.Workdir != "" {
+			lines = append(lines, kv{"lxc.init.cwd", init.Workdir})
+		}
+		if init.UID != 0 || init.GID != 0 {
+			lines = append(lines, kv{"lxc.init.uid", strconv.FormatUint(uint64(init.UID), 10)},
+				kv{"lxc.init.gid", strconv.FormatUint(uint64(init.GID), 10)})
+		}
+		return lines, nil
 	case container.InitBoot:
 		return []kv{{"lxc.init.cmd", busyboxPath + " sh " + InitScriptTarget}}, nil
 	default:
@@ -114,8 +126,15 @@ func (r *Runtime) writeInit(name string, cfg container.Config) (*container.Mount
 	if _, err := f.WriteString(script); err != nil {
 		return nil, fmt.Errorf("start script of %s: %w", name, err)
 	}
-	if !cfg.Privileged && cfg.IDMap != nil {
-		if err := f.Chown(int(cfg.IDMap.HostUID), int(cfg.IDMap.HostGID)); err != nil {
+	// Owned by the user the script runs as (root, or the command's
+	// user), as the container sees it: readable by that user only (it may
+	// carry env values), and by the container's root.
+	uid, gid, mapped, err := scriptOwner(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start script of %s: %w", name, err)
+	}
+	if mapped {
+		if err := f.Chown(uid, gid); err != nil {
 			return nil, fmt.Errorf("start script of %s: %w", name, err)
 		}
 	}
@@ -123,6 +142,28 @@ func (r *Runtime) writeInit(name string, cfg container.Config) (*container.Mount
 		return nil, fmt.Errorf("start script of %s: %w", name, err)
 	}
 	return &container.Mount{Type: container.MountBind, Source: p, Target: InitScriptTarget, Readonly: true}, nil
+}
+
+// scriptOwner is the host uid and gid that the container sees as its
+// start script's user (Init.UID and GID: root, or the command's user);
+// mapped is false when that is the host's root (a privileged container's
+// root: the file stays root's).
+func scriptOwner(cfg container.Config) (uid, gid int, mapped bool, err error) {
+	u, g := cfg.Init.UID, cfg.Init.GID
+	if m := cfg.IDMap; !cfg.Privileged && m != nil {
+		sm, err := shiftMap(*m)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		var okU, okG bool
+		if u, okU = sm.ShiftUID(u); okU {
+			g, okG = sm.ShiftGID(g)
+		}
+		if !okU || !okG {
+			return 0, 0, false, fmt.Errorf("user %d:%d is outside the container's id map", cfg.Init.UID, cfg.Init.GID)
+		}
+	}
+	return int(u), int(g), u != 0 || g != 0, nil
 }
 
 // removeInit removes container name's start script; a missing one is fine.
