@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,5 +73,66 @@ image = "oci-layout:layout:bare"
 	out, code = f.run(t, "apply", p)
 	assert.Equal(t, ExitUsage, code, out)
 	assert.Contains(t, out, ".bare: image oci-layout:"+lay.Dir+":bare: nothing to run")
+	f.assertClean(t)
+}
+
+// TestContainerOCIWorkdirUser: a long-lived container's command (the
+// image's or the spec's) runs in the image config's WorkingDir (made when
+// the image lacks it) as its User, as a job's lines do, at create and again
+// at a restart; a spec that sets its own workdir and user keeps PID 1 as
+// root in / (the spec's are `stint shell`'s).
+func TestContainerOCIWorkdirUser(t *testing.T) {
+	f := newCLI(t)
+	lay := imagetest.NewLayout(t, filepath.Join(f.dir, "layout"))
+	lay.Tag("v1", lay.Image("amd64", v1.Config{
+		Env:        []string{"PATH=/bin"},
+		WorkingDir: "/srv/app",
+		User:       "1234:2345",
+		Entrypoint: []string{"/bin/sh", "-c"},
+		Cmd:        []string{"echo pid1 cwd=$(pwd) id=$(id -u):$(id -g); exec sleep 100000"},
+	}, busyboxLayer(t)))
+	p := f.spec(t, `
+[container.web]
+image = "oci-layout:layout:v1"
+
+[container.cmd]
+image = "oci-layout:layout:v1"
+command = ["/bin/sh", "-c", "echo own cwd=$(pwd) id=$(id -u):$(id -g); exec sleep 100000"]
+
+[container.own]
+image = "oci-layout:layout:v1"
+workdir = "/tmp"
+user = "root"
+`)
+	t.Cleanup(func() { _, _ = f.run(t, "down", p) }) // only if the test failed before its down
+	out, code := f.run(t, "apply", p)
+	require.Equal(t, 0, code, out)
+
+	logs := func(name, want string, n int) {
+		t.Helper()
+		var out string
+		ok := assert.Eventually(t, func() bool {
+			var code int
+			out, code = f.run(t, "logs", name)
+			out = strings.ReplaceAll(out, "\r", "")
+			if code != 0 {
+				out = fmt.Sprintf("exit %d: %s", code, out)
+			}
+			return strings.Count(out, want) == n
+		}, time.Minute, 100*time.Millisecond, "%s's console: want %q %d times", name, want, n)
+		if !ok {
+			t.Logf("%s's console: %q", name, out)
+		}
+	}
+	logs("web", "pid1 cwd=/srv/app id=1234:2345\n", 1)
+	logs("cmd", "own cwd=/srv/app id=1234:2345\n", 1)
+	logs("own", "pid1 cwd=/ id=0:0\n", 1)
+
+	out, code = f.run(t, "restart", "web")
+	require.Equal(t, 0, code, out)
+	logs("web", "pid1 cwd=/srv/app id=1234:2345\n", 2)
+
+	out, code = f.run(t, "down", p)
+	require.Equal(t, 0, code, out)
 	f.assertClean(t)
 }
