@@ -75,14 +75,14 @@ func (w *cgroupWarmer) hold() func() {
 // left; the first write waits out the grace period, the later ones keep
 // the lock ready.
 func (w *cgroupWarmer) loop() {
-	f := openOwnProcs()
-	if f != nil {
-		defer f.Close()
-	}
 	pid := []byte(strconv.Itoa(os.Getpid()))
 	for {
+		// The cgroup read again each time: a process that moved stint
+		// meanwhile (a service manager) is not undone a moment later.
+		f := openOwnProcs()
 		if f != nil {
 			_, _ = f.Write(pid)
+			f.Close()
 		}
 		w.mu.Lock()
 		if w.holds == 0 || f == nil {
