@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/renameio/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/stintdev/stint/internal/lazyre"
@@ -47,9 +46,11 @@ func jobNamePath(logPath string) string {
 }
 
 // writeJobName records job as the name of the job logging to logPath,
-// before the log exists: a log is never found without its name.
+// before the log exists: a log is never found without its name, and a
+// name is read only once its log exists, so it needs no temporary file;
+// nor an fsync (a lookup aid: a job makes none on its way, issue 16).
 func writeJobName(logPath, job string) error {
-	if err := renameio.WriteFile(jobNamePath(logPath), []byte(job+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(jobNamePath(logPath), []byte(job+"\n"), 0o600); err != nil {
 		return fmt.Errorf("job %s: log name: %w", job, err)
 	}
 	return nil
