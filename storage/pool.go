@@ -163,22 +163,19 @@ func readMeta(dir string) (*meta, error) {
 	return &m, nil
 }
 
-func writeMeta(dir string, m *meta) error {
+// writeMeta writes m as dir's record: atomically and fsynced when durable,
+// else plainly (a temporary volume directory nobody reads until it is
+// renamed into place: CloneTransient).
+func writeMeta(dir string, m *meta, durable bool) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return renameio.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
-}
-
-// writeMetaUnsynced writes m into a temporary volume directory nobody
-// reads until it is renamed into place: no temporary file, no fsync.
-func writeMetaUnsynced(dir string, m *meta) error {
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
+	p, b := filepath.Join(dir, metaFile), append(b, '\n')
+	if !durable {
+		return os.WriteFile(p, b, 0o644)
 	}
-	return os.WriteFile(filepath.Join(dir, metaFile), append(b, '\n'), 0o644)
+	return renameio.WriteFile(p, b, 0o644)
 }
 
 // get reads volume id's record; ErrNotFound if absent, a *CorruptError
@@ -208,10 +205,8 @@ func (p *pool) newTmp(m *meta, durable bool) (string, *os.File, error) {
 		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
 	}
 	lk, err := lockDir(dir)
-	if err == nil && durable {
-		err = writeMeta(dir, m)
-	} else if err == nil {
-		err = writeMetaUnsynced(dir, m)
+	if err == nil {
+		err = writeMeta(dir, m, durable)
 	}
 	if err != nil {
 		if lk != nil {
