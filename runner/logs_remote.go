@@ -6,7 +6,7 @@ import (
 
 	"github.com/stintdev/stint/runner/container"
 	"github.com/stintdev/stint/runner/lxdrt"
-	"github.com/stintdev/stint/runner/state"
+	"github.com/stintdev/stint/runner/reconcile"
 )
 
 // RemoteConsole is a remote long-lived container's console log (what its
@@ -48,17 +48,9 @@ func (h *Host) RemoteConsole(ctx context.Context, name string) (*RemoteConsole, 
 	if !ok {
 		return nil, fmt.Errorf("container %s: not on a remote: %w", name, ErrNoContainer)
 	}
-	es, err := (&remoteLongLived{r: &Runner{Remote: h.opts.Remote}, rt: lrt}).entries(ctx)
+	set, specName, err := (&remoteLongLived{r: &Runner{Remote: h.opts.Remote}, rt: lrt}).find(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]state.Record, len(es))
-	for i, e := range es {
-		recs[i] = e.Record
-	}
-	rec, err := findContainer(recs, name)
-	if err != nil {
-		return nil, err
-	}
-	return &RemoteConsole{Name: rec.Name, rt: lrt}, nil
+	return &RemoteConsole{Name: reconcile.RuntimeName(set, specName), rt: lrt}, nil
 }
