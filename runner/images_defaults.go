@@ -117,10 +117,7 @@ func (d ImageDefaults) applyInitUser(req *Request, rootfs string, c spec.Contain
 		return nil
 	}
 	name, group, _ := strings.Cut(d.User, ":")
-	u, err := LookupUser(rootfs, name)
-	if err == nil {
-		u, err = withGroup(rootfs, u, group)
-	}
+	u, err := lookupUserGroup(rootfs, name, group)
 	if err != nil {
 		return fmt.Errorf("container %s: image %s: %w", req.Container, req.Image, err)
 	}
@@ -130,6 +127,16 @@ func (d ImageDefaults) applyInitUser(req *Request, rootfs string, c spec.Contain
 		slices.Sort(req.Init.Env)
 	}
 	return nil
+}
+
+// lookupUserGroup is LookupUser of name with group (withGroup) as its
+// primary group.
+func lookupUserGroup(rootfs, name, group string) (User, error) {
+	u, err := LookupUser(rootfs, name)
+	if err != nil {
+		return User{}, err
+	}
+	return withGroup(rootfs, u, group)
 }
 
 // withGroup makes group (a name in the container's /etc/group, or a gid;

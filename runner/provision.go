@@ -162,10 +162,7 @@ func (r *Runner) provision(ctx context.Context, inst *instance, golden string) e
 func (r *Runner) prepareUser(inst *instance) error {
 	req := inst.req
 	var err error
-	inst.user, err = LookupUser(inst.vol.Rootfs, req.User)
-	if err == nil {
-		inst.user, err = withGroup(inst.vol.Rootfs, inst.user, req.Group)
-	}
+	inst.user, err = lookupUserGroup(inst.vol.Rootfs, req.User, req.Group)
 	if err != nil {
 		return err
 	}

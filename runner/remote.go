@@ -166,10 +166,7 @@ func (r *Runner) prepareUserRemote(ctx context.Context, inst *instance) error {
 		return fmt.Errorf("user %s: %w", req.User, err)
 	}
 	defer done()
-	if inst.user, err = LookupUser(dir, req.User); err == nil {
-		inst.user, err = withGroup(dir, inst.user, req.Group)
-	}
-	if err != nil {
+	if inst.user, err = lookupUserGroup(dir, req.User, req.Group); err != nil {
 		return err
 	}
 	inst.env = JobEnv(req.Env, inst.user)
