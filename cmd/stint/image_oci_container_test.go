@@ -44,16 +44,7 @@ command = ["/bin/sh", "-c", "echo own app=$APP; exec sleep 100000"]
 	assert.Contains(t, out, "web created (running)")
 	assert.Contains(t, out, "own created (running)")
 
-	// logs waits for nothing: the console log is written by LXC's monitor.
-	logs := func(name, want string, n int) {
-		t.Helper()
-		var out string
-		assert.Eventually(t, func() bool {
-			out, _ = f.run(t, "logs", name)
-			out = strings.ReplaceAll(out, "\r", "") // a terminal's line ends
-			return strings.Count(out, want) == n
-		}, time.Minute, 100*time.Millisecond, "%s's console: want %q %d times: %q", name, want, n, out)
-	}
+	logs := func(name, want string, n int) { t.Helper(); consoleHas(t, f, name, want, n) }
 	logs("web", "started env=from-image,spec path=/bin\n", 1)
 	logs("own", "own app=from-image\n", 1)
 
@@ -108,22 +99,7 @@ user = "root"
 	out, code := f.run(t, "apply", p)
 	require.Equal(t, 0, code, out)
 
-	logs := func(name, want string, n int) {
-		t.Helper()
-		var out string
-		ok := assert.Eventually(t, func() bool {
-			var code int
-			out, code = f.run(t, "logs", name)
-			out = strings.ReplaceAll(out, "\r", "")
-			if code != 0 {
-				out = fmt.Sprintf("exit %d: %s", code, out)
-			}
-			return strings.Count(out, want) == n
-		}, time.Minute, 100*time.Millisecond, "%s's console: want %q %d times", name, want, n)
-		if !ok {
-			t.Logf("%s's console: %q", name, out)
-		}
-	}
+	logs := func(name, want string, n int) { t.Helper(); consoleHas(t, f, name, want, n) }
 	logs("web", "pid1 cwd=/srv/app id=1234:2345\n", 1)
 	logs("cmd", "own cwd=/srv/app id=1234:2345\n", 1)
 	logs("own", "pid1 cwd=/ id=0:0\n", 1)
@@ -135,4 +111,23 @@ user = "root"
 	out, code = f.run(t, "down", p)
 	require.Equal(t, 0, code, out)
 	f.assertClean(t)
+}
+
+// consoleHas waits until `stint logs name` (a long-lived container's
+// console, written by LXC's monitor in its own time) holds want n times.
+func consoleHas(t *testing.T, f *cliFixture, name, want string, n int) {
+	t.Helper()
+	var out string
+	ok := assert.Eventually(t, func() bool {
+		var code int
+		out, code = f.run(t, "logs", name)
+		out = strings.ReplaceAll(out, "\r", "") // a terminal's line ends
+		if code != 0 {
+			out = fmt.Sprintf("exit %d: %s", code, out)
+		}
+		return strings.Count(out, want) == n
+	}, time.Minute, 100*time.Millisecond, "%s's console: want %q %d times", name, want, n)
+	if !ok {
+		t.Logf("%s's console: %q", name, out)
+	}
 }
