@@ -17,12 +17,13 @@ import (
 // used it within about the last grace period or the hierarchy is mounted
 // with favordynmods (off by default: CONFIG_CGROUP_FAVOR_DYNMODS unset).
 // liblxc's monitor moves itself into its cgroups first thing in every
-// start, so every start waited one grace period: 6-8 ms of a 40 ms trivial
-// job on the development VM (2 cores, HZ=250, cgroup v1), the largest
-// single wait in it, and one LXC's own sequence pays too.
+// start, so every start waited one grace period: 6-18 ms of a 40 ms
+// trivial job on the development VM (2 cores, HZ=250, cgroup v1), the
+// largest single wait in it, and one LXC's own sequence pays too.
 //
 // Prime pays it early and in the background: while a start is being
-// prepared (the record, the clone, the config), a goroutine moves stint
+// prepared (the command line, the record, the clone, the config: see
+// runner.PrimeStarts and the launch's own hold), a goroutine moves stint
 // into the cgroup it is already in, a move that changes nothing, every few
 // milliseconds; the monitor's move then finds the rwsem ready and costs
 // microseconds. bench/RESULTS.md has the figures.
