@@ -92,7 +92,7 @@ echo
 echo "- artifacts phase, max over $ARTIFACT_RUNS jobs: $(echo "$art" | awk -F'|' '$2 ~ /^ artifacts / { gsub(/ /, "", $6); print $6 " ms" }') (issue 16's bar: no job over 100 ms)"
 echo
 echo "One start of each binary a job runs (the attach path: stint 3 times, as itself and as its start and attach helpers;"
-echo "the fast path: stint once, lxc-start -F as the monitor, stint-agent as PID 1):"
+echo "the fast path: stint once, its monitor (spawned ahead, before the Go runtime: lxc-start's part), stint-agent as PID 1):"
 echo
 bin/harness -reps 20 -warmup 3 -ref "/bin/true" "stint --help=$STINT --help >/dev/null" "lxc-start --version=lxc-start --version >/dev/null" \
   "stint-agent (exits at once)=bin/stint-agent 3</dev/null 2>/dev/null; true" "/bin/true=/bin/true"

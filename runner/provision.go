@@ -47,7 +47,7 @@ func (r *Runner) launch(ctx context.Context, req Request) (*instance, error) {
 		return r.launchImage(ctx, req)
 	}
 	if p, ok := r.Runtime.(container.Primer); ok && req.Start {
-		defer p.Prime()() // from here: the record, the clone and the config hide its wait
+		defer p.Prime(req.Init)() // from here: the record, the clone and the config hide its wait
 	}
 	inst := &instance{req: req}
 	if err := r.resolveDev(&inst.req); err != nil {

@@ -162,12 +162,14 @@ type ConsoleLogger interface {
 	LogFile(name string) string
 }
 
-// Primer is a Runtime that can ready, in the background, host-wide kernel
-// state a Start will need while the caller still prepares the container
-// (lxcrt: the cgroup migration lock, see lxcrt/cgroupwarm.go). Prime
-// returns at once; the caller calls release once the Start returned.
+// Primer is a Runtime that can ready, in the background, what a Start of
+// a container with PID 1 init will need while the caller still prepares
+// the container (lxcrt: the host-wide cgroup migration lock, see
+// lxcrt/cgroupwarm.go, and the container's monitor process, see
+// lxcrt/monitor.go). Prime returns at once; the caller calls release once
+// the Start returned.
 type Primer interface {
-	Prime() (release func())
+	Prime(init Init) (release func())
 }
 
 // CgroupCleaner is a Runtime that can remove the empty cgroups its

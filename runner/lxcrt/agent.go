@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -23,9 +22,10 @@ import (
 // The fast path for jobs (issue 16). A container with stint's minimal init
 // (container.InitMinimal: jobs, execs, recipe builds) gets stint-agent as
 // its PID 1 when the agent is installed, instead of init.lxc running
-// busybox sleep. It is started with `lxc-start -F`: liblxc's start, not
-// daemonized, so the container's init inherits one end of a socket
-// (internal/agent), and lxc-start stays as the container's monitor. Each
+// busybox sleep. It is started as `lxc-start -F` would (liblxc's start,
+// not daemonized, by a monitor of stint's own: monitor.go), so the
+// container's init inherits one end of a socket (internal/agent), and the
+// monitor stays as the container's monitor. Each
 // Exec without a terminal then asks the agent to run the command, passing
 // it the command's stdin, stdout and stderr: no attach helper, no second
 // start of the stint binary, no setns, no busybox env.
@@ -34,9 +34,10 @@ import (
 // monitor's command socket); Freeze writes the cgroup freezer; an Exec with
 // a terminal, one while another runs, and every Exec from another stint
 // process (`stint exec`/`shell` into a kept job) attach as before (busybox
-// is still bound for attach's env). lxc-start gets no death signal and a
-// session of its own, as the daemonized monitor had: if stint dies the
-// container runs on (the agent serves on as a plain init) until stopped.
+// is still bound for attach's env). The monitor has no death signal once
+// it has its container, and a session of its own, as the daemonized
+// monitor had: if stint dies the container runs on (the agent serves on as
+// a plain init) until stopped.
 
 // agentPath is where the agent is bind-mounted inside a container.
 const agentPath = "/" + initDir + "/agent"
@@ -46,8 +47,8 @@ const agentPath = "/" + initDir + "/agent"
 const AgentEnv = "STINT_AGENT"
 
 // FindAgent returns the stint-agent binary for jobs' containers: $STINT_AGENT,
-// else stint-agent beside self (stint's own binary), if it is there and
-// lxc-start too; "" when the fast path is off or not available.
+// else stint-agent beside self (stint's own binary), if it is there; ""
+// when the fast path is off or not available.
 func FindAgent(self string) string {
 	bin := os.Getenv(AgentEnv)
 	if bin == "off" {
@@ -58,9 +59,6 @@ func FindAgent(self string) string {
 	}
 	fi, err := os.Stat(bin)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-		return ""
-	}
-	if _, err := exec.LookPath("lxc-start"); err != nil {
 		return ""
 	}
 	abs, err := filepath.Abs(bin)
@@ -84,7 +82,7 @@ func renderAgentInit(bin string) []kv {
 type session struct {
 	mu     sync.Mutex // held by the Exec (or Stop) that uses the agent
 	client *agent.Client
-	done   chan struct{} // closed once lxc-start (the monitor) has exited
+	done   chan struct{} // closed once the monitor has exited
 	frozen atomic.Bool   // Freeze froze the agent too: Stop thaws it first
 }
 
@@ -95,8 +93,8 @@ func (r *Runtime) usesAgent(name string) bool {
 	return err == nil && strings.Contains(string(b), "\nlxc.init.cmd = "+agentPath+"\n")
 }
 
-// startAgent starts container name with `lxc-start -F` and waits for its
-// agent's Ready.
+// startAgent starts container name under a monitor (a spare Prime spawned,
+// or one spawned now) and waits for its agent's Ready.
 func (r *Runtime) startAgent(ctx context.Context, name string) error {
 	rt, ag, err := agent.Socketpair()
 	if err != nil {
@@ -118,22 +116,24 @@ func (r *Runtime) startAgent(ctx context.Context, name string) error {
 		return fmt.Errorf("start container %s: %w", name, err)
 	}
 	defer unlock()
-	cmd := exec.Command("lxc-start", "-F", "-P", r.lxcpath, "-n", name)
 	path := "/nonexistent" // see hideShadowTools
 	if runsScripts(filepath.Join(r.dir(name), "config")) {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
-	cmd.Env = []string{"PATH=" + path, "LC_ALL=C"}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.ExtraFiles = []*os.File{ag} // the agent's socket: fd 3, in the container too
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	m, err := r.monitors.take(r.self)
+	if err == nil {
+		err = m.run(r.lxcpath, name, path, ag, out)
+		if err != nil {
+			m.kill()
+		}
+	}
+	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start container %s: %w", name, err)
 	}
 	ag.Close()
 	s := &session{client: agent.NewClient(rt), done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	go func() { _ = m.cmd.Wait(); close(s.done) }()
 
 	ready := make(chan error, 1)
 	go func() { _, err := s.client.Ready(); ready <- err }()

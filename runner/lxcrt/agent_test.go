@@ -117,6 +117,15 @@ func TestAgentStopEndsExecAndMonitor(t *testing.T) {
 	f := newFixture(t, false)
 	ctx := context.Background()
 	f.start(t, "stp", container.Config{})
+	// Its monitor is a process of stint's binary (here the test's), not
+	// lxc-start: monitor.go.
+	mons := monitors(t, f.rt.LXCPath())
+	require.Len(t, mons, 1)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	exe, err := os.Readlink(strings.Fields(mons[0])[0] + "/exe")
+	require.NoError(t, err)
+	assert.Equal(t, self, exe)
 	type result struct {
 		st  container.ExitStatus
 		err error
@@ -135,7 +144,7 @@ func TestAgentStopEndsExecAndMonitor(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop did not end the running Exec")
 	}
-	assert.Empty(t, monitors(t, f.rt.LXCPath()), "lxc-start (the monitor) exited with the container")
+	assert.Empty(t, monitors(t, f.rt.LXCPath()), "the monitor exited with the container")
 	st, err := f.rt.State(ctx, "stp")
 	require.NoError(t, err)
 	assert.Equal(t, container.StateStopped, st)
@@ -177,7 +186,9 @@ func TestAgentStopsIdleAndFrozenContainers(t *testing.T) {
 	}
 }
 
-// monitors lists the lxc-start processes running for containers in lxcpath.
+// monitors lists the monitor processes (monitor.go: stint-monitor, a
+// process of this test binary) running for containers in lxcpath: a
+// monitor's output is its container's start.out there.
 func monitors(t *testing.T, lxcpath string) []string {
 	t.Helper()
 	var out []string
@@ -185,8 +196,11 @@ func monitors(t *testing.T, lxcpath string) []string {
 	require.NoError(t, err)
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
-		if err == nil && bytes.HasPrefix(b, []byte("lxc-start\x00")) && bytes.Contains(b, []byte(lxcpath)) {
-			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		if err != nil || !bytes.HasPrefix(b, []byte("stint-monitor\x00")) {
+			continue
+		}
+		if dest, err := os.Readlink(filepath.Join(filepath.Dir(p), "fd", "1")); err == nil && strings.HasPrefix(dest, lxcpath+"/") {
+			out = append(out, filepath.Dir(p)+" "+dest)
 		}
 	}
 	return out

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/stintdev/stint/runner/container"
 )
 
 // Moving a process into a cgroup (a write to cgroup.procs) takes the
@@ -41,11 +43,18 @@ type cgroupWarmer struct {
 	running bool
 }
 
-// Prime starts warming the cgroup migration lock for a start about to
-// happen and returns at once; release (idempotent) ends this caller's
-// hold: warming stops when no hold is left. Best effort: a host where
-// stint can't write its own cgroup.procs gets no warming, and no error.
-func (r *Runtime) Prime() (release func()) { return warmer.hold() }
+// Prime readies a start about to happen of a container with PID 1 init
+// and returns at once: it starts warming the cgroup migration lock, and
+// for a start on the fast path it spawns the container's monitor
+// (monitor.go). release (idempotent) ends this caller's hold: warming
+// stops when no hold is left. Best effort: a host where stint can't write
+// its own cgroup.procs gets no warming, and no error.
+func (r *Runtime) Prime(init container.Init) (release func()) {
+	if r.host.Agent != "" && init.Kinded() == container.InitMinimal {
+		r.monitors.prepare(r.self)
+	}
+	return warmer.hold()
+}
 
 // PrimeFor is Prime for d, from a caller that will start containers soon
 // but not yet know which (a Host opening its engine): the earlier the

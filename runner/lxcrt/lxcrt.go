@@ -40,6 +40,8 @@ type Runtime struct {
 	// whose monitor it saw exit: a second Stop (teardown's, after the
 	// job's) needs no look through liblxc. Start forgets a name.
 	stopped sync.Map
+	// monitors holds the spare monitors Prime spawned (monitor.go).
+	monitors monitorPool
 }
 
 var (
@@ -47,6 +49,7 @@ var (
 	_ container.RootDirer     = (*Runtime)(nil)
 	_ container.Freezer       = (*Runtime)(nil)
 	_ container.ConsoleLogger = (*Runtime)(nil)
+	_ container.Primer        = (*Runtime)(nil)
 )
 
 // New returns a runtime over lxcpath, creating the directory.
