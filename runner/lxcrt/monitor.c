@@ -100,8 +100,10 @@ __attribute__((constructor)) static void stint_monitor(void)
 	if (dup2(req.out, STDOUT_FILENO) < 0 || dup2(req.out, STDERR_FILENO) < 0 ||
 	    dup2(req.agent, STINT_MONITOR_FD) < 0)
 		monitor_fail("set up descriptors", errno);
-	close(req.out);
-	close(req.agent);
+	if (req.out > STINT_MONITOR_FD)
+		close(req.out);
+	if (req.agent > STINT_MONITOR_FD)
+		close(req.agent);
 	if (unsetenv(STINT_MONITOR_ENV) < 0 || setenv("PATH", req.path, 1) < 0)
 		monitor_fail("set up the environment", errno);
 
