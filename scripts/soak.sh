@@ -240,9 +240,12 @@ EOF
 report "leases in $STINT_NET_STATE/state.json" "${a[@]}"
 mapfile -t a < <(find /sys/fs/cgroup -maxdepth 5 -type d \( -name "lxc.payload.stint-sk$ID-*" -o -name "lxc.monitor.stint-sk$ID-*" \) 2>/dev/null | lines)
 report "LXC cgroups of soak containers" "${a[@]}"
+# A container's monitor is stint's binary as "stint-monitor" (its cmdline
+# names no root): in the container's monitor cgroup, or a spare never used.
 mapfile -t a < <(for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") cg=$(cat "$p/cgroup" 2>/dev/null)
-  if [[ $cg == *"lxc.payload.stint-sk$ID-"* || $cmd == *"$ROOT"* ]]; then
+  if [[ $cg == *"lxc.payload.stint-sk$ID-"* || $cg == *"lxc.monitor.stint-sk$ID-"* || $cmd == *"$ROOT"* ||
+    ($cmd == "stint-monitor " && $(readlink "$p/exe" 2>/dev/null) == "$STINT") ]]; then
     echo "${p#/proc/} ${cmd:0:120}"
   fi
 done | lines)
