@@ -31,6 +31,9 @@ func (r *Runner) exec(ctx context.Context, job spec.Job, argv []string, stdio co
 		job.Name = "exec"
 	}
 	req := jobRequest(job, state.KindExec)
+	if len(argv) > 0 {
+		req.ReadAhead = programFiles(argv[0]) // not the shell: the command itself
+	}
 	r.session(ctx, req, func(inst *instance, launchErr error) bool {
 		if launchErr != nil {
 			err = launchErr

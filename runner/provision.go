@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -34,6 +35,9 @@ type instance struct {
 	lease *stintnet.Lease // bridge mode
 	// imageTime is how long the image and its golden volume took.
 	imageTime time.Duration
+	// reading is the read-ahead of req.ReadAhead: done before teardown
+	// (an open file keeps a zfs or lvm clone from being unmounted).
+	reading sync.WaitGroup
 }
 
 // launch provisions req's container: image, golden volume, state record
@@ -125,6 +129,10 @@ func (r *Runner) provision(ctx context.Context, inst *instance, golden string) e
 		return fmt.Errorf("clone %s from %s: %w", req.Container, golden, err)
 	}
 	inst.vol = vol
+	if len(req.ReadAhead) > 0 {
+		inst.reading.Add(1)
+		go func() { defer inst.reading.Done(); readAhead(vol.Rootfs, req.ReadAhead) }()
+	}
 	t = r.phase(req.Name, output.PhaseClone, t)
 	if req.Render && inst.img.Render != nil {
 		uid, gid := 0, 0

@@ -54,6 +54,9 @@ type Request struct {
 	// HostUser: give the container the invoking user (Dev is resolved
 	// from it when launched).
 	HostUser bool
+	// ReadAhead are files in the container it runs first (a job's shell):
+	// read into the page cache while it starts (readahead.go).
+	ReadAhead []string
 	// Dev is what the host user brings (devbox.go); nil without one.
 	Dev *devbox
 	// Target is the cluster member a remote runtime places it on ("":
@@ -72,7 +75,7 @@ func jobRequest(job spec.Job, kind string) Request {
 		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: user, Workdir: job.Workdir,
 		Limits:  container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
 		Network: job.Network, Raw: job.Raw, Render: true, Start: true, HostUser: job.HostUser,
-		Target: job.Target,
+		Target: job.Target, ReadAhead: programFiles(cmp.Or(firstWord(job.Shell), "/bin/sh")),
 	}
 }
 

@@ -24,6 +24,7 @@ func (r *Runner) session(ctx context.Context, req Request, fn func(inst *instanc
 	keep := false
 	if inst.h != nil {
 		defer func() {
+			inst.reading.Wait()
 			tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 			defer cancel()
 			t := time.Now()
