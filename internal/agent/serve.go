@@ -52,6 +52,12 @@ type server struct {
 // it, and Reap reaches only its commands' process groups.
 func Serve(fd int) error {
 	s := &server{c: newConn(fd), pid1: os.Getpid() == 1}
+	// Ready first: what the runtime does once it hears it (its journal,
+	// the command's pipes) overlaps the set-up below, and no request is
+	// read before the set-up is done.
+	if err := s.report(Report{Kind: KindReady, Pid: os.Getpid()}); err != nil {
+		return err
+	}
 	if !s.pid1 {
 		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 			return fmt.Errorf("become child subreaper: %w", err)
@@ -68,10 +74,6 @@ func Serve(fd int) error {
 	reqs := make(chan request)
 	ended := make(chan error, 1)
 	go s.readRequests(reqs, ended)
-
-	if err := s.report(Report{Kind: KindReady, Pid: os.Getpid()}); err != nil {
-		return err
-	}
 	for {
 		select {
 		case req := <-reqs:
