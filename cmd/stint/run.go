@@ -28,6 +28,8 @@ type RunCmd struct {
 
 // Run runs the selected jobs and exits with the worst job's code.
 func (c *RunCmd) Run(g *Globals) error {
+	signals := signalsAhead(g.Stderr, terminating...)
+	defer func() { _, _, stop := signals(); stop() }()
 	var paths, names []string
 	for _, a := range c.Args {
 		if _, err := os.Stat(a); err == nil {
@@ -54,8 +56,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		return err
 	}
 
-	ctx, abort, stop := signalCancel(g.Stderr, terminating...)
-	defer stop()
+	ctx, abort, _ := signals() // caught from here on, before anything is made
 	g = closedOutputAborts(ctx, g, abort)
 	opts := runner.RunOptions{Parallel: c.Parallel, ArtifactsDir: c.Artifacts, KeepOnFailure: c.KeepOnFailure, Output: g.Stdout}
 	var em *output.Emitter
@@ -173,6 +174,29 @@ func signalContext(stderr io.Writer) (context.Context, func()) {
 func signalContextFor(stderr io.Writer, sigs ...os.Signal) (context.Context, func()) {
 	ctx, _, stop := signalCancel(stderr, sigs...)
 	return ctx, stop
+}
+
+// signalsAhead is signalCancel set up on a goroutine of its own, beside
+// what its caller does meanwhile (run: loading the specs): Notify costs a
+// round trip with the Go runtime's signal thread per signal, 0.25 ms for
+// terminating's four. The function it returns waits for the set-up and
+// returns signalCancel's results (the same ones at every call).
+func signalsAhead(stderr io.Writer, sigs ...os.Signal) func() (context.Context, func(reason string), func()) {
+	type caught struct {
+		ctx   context.Context
+		abort func(reason string)
+		stop  func()
+	}
+	ready := make(chan caught, 1)
+	go func() {
+		ctx, abort, stop := signalCancel(stderr, sigs...)
+		ready <- caught{ctx, abort, stop}
+	}()
+	get := sync.OnceValue(func() caught { return <-ready })
+	return func() (context.Context, func(reason string), func()) {
+		c := get()
+		return c.ctx, c.abort, c.stop
+	}
 }
 
 // signalCancel is signalContextFor that also returns its cancel: called with
