@@ -10,7 +10,8 @@ import (
 // Clone implements Driver. Each try holds the pool lock from the golden
 // volume's check to the clone's rename into place, so that a concurrent
 // Destroy of the golden volume cannot slip in between (the temporary
-// volume and its record are made before); on a full pool it waits for
+// volume is made and locked under a hold of its own before, and its record
+// written between the two); on a full pool it waits for
 // space being freed (a destroy's) and tries again, else fails with a
 // *FullError (space.go).
 func (p *pool) Clone(ctx context.Context, parent, id string) (v Volume, err error) {
@@ -38,10 +39,10 @@ func (p *pool) clone(ctx context.Context, parent, id string, durable bool) (Volu
 	if err := p.check(parent); err != nil {
 		return Volume{}, err
 	}
-	// The temporary volume and its record (fsynced when durable) before
-	// the lock: other jobs' clones need not wait for them.
+	// The temporary volume's record (fsynced when durable) is written
+	// outside the pool lock: other jobs' clones need not wait for it.
 	m := &meta{ID: id, Kind: KindClone, Parent: parent, Token: randHex(), Created: time.Now().UTC(), Driver: p.be.name()}
-	tmp, lk, err := p.newTmp(m, durable)
+	tmp, lk, err := p.newTmpUnlocked(ctx, m, durable)
 	if err != nil {
 		return Volume{}, err
 	}

@@ -198,20 +198,52 @@ func (p *pool) volume(m *meta) Volume {
 }
 
 // newTmp makes and locks a temporary volume directory holding m, its
-// record fsynced unless durable is false (CloneTransient).
+// record fsynced unless durable is false (CloneTransient). The caller holds
+// the pool lock (see newTmpUnlocked).
 func (p *pool) newTmp(m *meta, durable bool) (string, *os.File, error) {
-	dir := p.vdir(tmpPrefix + m.ID + "-" + randHex())
+	dir, lk, err := p.mkTmp(m.ID)
+	if err != nil {
+		return "", nil, err
+	}
+	return p.tmpRecord(dir, lk, m, durable)
+}
+
+// newTmpUnlocked is newTmp for a caller that does not hold the pool lock:
+// it takes it only to make and lock the directory. Sweep looks at .tmp-*
+// directories under the pool lock and takes one it can lock for a crashed
+// create's: it must never find one made and not yet locked.
+func (p *pool) newTmpUnlocked(ctx context.Context, m *meta, durable bool) (string, *os.File, error) {
+	unlock, err := p.lock(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, lk, err := p.mkTmp(m.ID)
+	unlock()
+	if err != nil {
+		return "", nil, err
+	}
+	return p.tmpRecord(dir, lk, m, durable)
+}
+
+// mkTmp makes a temporary volume directory for volume id and locks it.
+func (p *pool) mkTmp(id string) (string, *os.File, error) {
+	dir := p.vdir(tmpPrefix + id + "-" + randHex())
 	if err := os.Mkdir(dir, 0o711); err != nil {
-		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
+		return "", nil, fmt.Errorf("volume %q: %w", id, err)
 	}
 	lk, err := lockDir(dir)
-	if err == nil {
-		err = writeMeta(dir, m, durable)
-	}
 	if err != nil {
-		if lk != nil {
-			lk.Close()
-		}
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("volume %q: %w", id, err)
+	}
+	return dir, lk, nil
+}
+
+// tmpRecord writes m into the locked temporary volume dir; on failure it
+// removes dir.
+func (p *pool) tmpRecord(dir string, lk *os.File, m *meta, durable bool) (string, *os.File, error) {
+	if err := writeMeta(dir, m, durable); err != nil {
+		lk.Close()
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("volume %q: %w", m.ID, err)
 	}
