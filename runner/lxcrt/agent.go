@@ -34,10 +34,9 @@ import (
 // monitor's command socket); Freeze writes the cgroup freezer; an Exec with
 // a terminal, one while another runs, and every Exec from another stint
 // process (`stint exec`/`shell` into a kept job) attach as before (busybox
-// is still bound for attach's env). The monitor has no death signal once
-// it has its container, and a session of its own, as the daemonized
-// monitor had: if stint dies the container runs on (the agent serves on as
-// a plain init) until stopped.
+// is still bound for attach's env). The monitor has no death signal and a
+// session of its own, as the daemonized monitor had: if stint dies the
+// container runs on (the agent serves on as a plain init) until stopped.
 
 // agentPath is where the agent is bind-mounted inside a container.
 const agentPath = "/" + initDir + "/agent"

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,11 +89,6 @@ __attribute__((constructor)) static void stint_monitor(void)
 	if (!monitor_receive(&req))
 		_exit(EXIT_SUCCESS);
 
-	// A spare monitor dies with stint; one that runs a container outlives
-	// it, as a daemonized monitor would (the agent then serves on as a
-	// plain init until the container is stopped).
-	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
-		monitor_fail("clear the death signal", errno);
 	// Its output goes where lxc-start's went; the agent's socket is fd 3,
 	// in the container too (liblxc keeps what a foreground start inherits).
 	if (dup2(req.out, STDOUT_FILENO) < 0 || dup2(req.out, STDERR_FILENO) < 0 ||

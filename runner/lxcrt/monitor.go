@@ -26,10 +26,13 @@ import (
 // neither the exec nor the dynamic linking of liblxc and its libraries,
 // about a millisecond of lxc-start's (bench/RESULTS.md).
 //
-// A spare monitor has a death signal: it dies with stint, or reads the end
-// of its socket and exits. Close kills the spares of a Runtime. Once given
-// a container, a monitor clears its death signal: like lxc-start's, it
-// outlives a stint that dies (the agent then serves on as a plain init).
+// A spare monitor reads the end of its socket when stint is gone (the
+// kernel closes stint's end, which no other process holds: it is
+// close-on-exec) and exits; Close kills the spares of a Runtime. No death
+// signal: Linux sends it when the thread that spawned the process exits,
+// and a Go thread may exit under a goroutine that locked it. Once given a
+// container, a monitor outlives a stint that dies, as lxc-start's did (the
+// agent then serves on as a plain init).
 
 const (
 	monitorEnv = C.STINT_MONITOR_ENV
@@ -57,7 +60,7 @@ func spawnMonitor(self string) (*monitor, error) {
 	// the request sets PATH.
 	cmd.Env = []string{monitorEnv + "=1", "PATH=/nonexistent", "LC_ALL=C"}
 	cmd.ExtraFiles = []*os.File{child} // fd 3: monitorFD
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		ctl.Close()
 		return nil, fmt.Errorf("spawn the monitor: %w", err)

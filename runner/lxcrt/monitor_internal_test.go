@@ -69,9 +69,8 @@ func TestSpareMonitorEnds(t *testing.T) {
 	assert.Equal(t, 1, waitExit(t, m), "a malformed request")
 }
 
-// A spare dies with the process that spawned it (its death signal, or the
-// end of its socket): a child of this test spawns one, prints its pid and
-// is killed.
+// A spare dies with the process that spawned it (it reads the end of its
+// socket): a child of this test spawns one, prints its pid and is killed.
 func TestSpareMonitorDiesWithStint(t *testing.T) {
 	if os.Getenv("STINT_TEST_SPAWN_MONITOR") == "1" {
 		self, err := os.Executable()
