@@ -86,6 +86,23 @@ func resolved(p string) string {
 	return filepath.Clean(p)
 }
 
+// ForgetSet removes set's owner file once no container of the set is
+// left (after down): a set that is gone leaves nothing under SpecDir. With
+// a container left (a deletion that failed), the owner stays.
+func (b *LongLived) ForgetSet(set string) error {
+	recs, err := b.Records()
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(recs, func(r state.Record) bool { return r.Set == set }) {
+		return nil
+	}
+	if err := os.Remove(b.ownerPath(set)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("owner of set %s: %w", set, err)
+	}
+	return nil
+}
+
 func (b *LongLived) readOwner(set string) (setOwner, bool, error) {
 	var o setOwner
 	data, err := os.ReadFile(b.ownerPath(set))

@@ -31,8 +31,14 @@ func (c *DownCmd) Run(g *Globals) error {
 	}
 	actions := reconcile.Down(name, actual)
 	outcomes, err := reconcile.Apply(ctx, lr.backend, actions, c.Parallel)
-	if rerr := reportOutcomes(g, name, actions, outcomes, err); rerr != nil || !c.Volumes {
+	if rerr := reportOutcomes(g, name, actions, outcomes, err); rerr != nil {
 		return rerr
+	}
+	if err := lr.backend.ForgetSet(name); err != nil {
+		return withCode(ExitHost, err)
+	}
+	if !c.Volumes {
+		return nil
 	}
 	if err := lr.backend.RemoveVolumes(name); err != nil {
 		return withCode(ExitHost, err)

@@ -38,6 +38,8 @@ command = ["/bin/sh", "-c", "echo up; exec sleep 100000"]
 			before := pathsNaming(t, f.root, rtName)
 			require.Contains(t, before, filepath.Join("reconcile", rtName+".json"))
 			require.Contains(t, before, filepath.Join("reconcile", rtName+".started.json"))
+			owner := filepath.Join(f.root, "reconcile", "sets", "leftover.json")
+			require.FileExists(t, owner, "the set's owner")
 
 			switch how {
 			case "down":
@@ -52,6 +54,9 @@ command = ["/bin/sh", "-c", "echo up; exec sleep 100000"]
 				require.Contains(t, out, "removed "+rtName)
 			}
 			assert.Empty(t, pathsNaming(t, f.root, rtName), "left under --root after %s", how)
+			if how == "down" {
+				assert.NoFileExists(t, owner, "down forgets the set's owner")
+			}
 			f.assertClean(t)
 		})
 	}
