@@ -4,7 +4,9 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/alecthomas/kong"
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestCommandWord(t *testing.T) {
@@ -23,6 +25,24 @@ func TestCommandWord(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, commandWord(tc.args), "%q", tc.args)
 	}
+}
+
+// TestGlobalValueFlags: commandWord skips the value of exactly the global
+// flags that take one in stint's command line.
+func TestGlobalValueFlags(t *testing.T) {
+	parser, err := kong.New(&CLI{}, kong.Name("stint"))
+	require.NoError(t, err)
+	want := map[string]bool{}
+	for _, f := range parser.Model.Flags {
+		if !f.IsBool() && !f.IsCounter() {
+			want["--"+f.Name] = true
+			if f.Short != 0 {
+				want["-"+string(f.Short)] = true
+			}
+		}
+	}
+	require.NotEmpty(t, want)
+	assert.Equal(t, want, globalValueFlags)
 }
 
 func TestRemoteArg(t *testing.T) {
