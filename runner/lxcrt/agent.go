@@ -119,13 +119,7 @@ func (r *Runtime) startAgent(ctx context.Context, name string) error {
 	if runsScripts(filepath.Join(r.dir(name), "config")) {
 		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	}
-	m, err := r.monitors.take(r.self)
-	if err == nil {
-		err = m.run(r.lxcpath, name, path, ag, out)
-		if err != nil {
-			m.kill()
-		}
-	}
+	m, err := r.startMonitor(name, path, ag, out)
 	if err != nil {
 		rt.Close()
 		return fmt.Errorf("start container %s: %w", name, err)

@@ -96,6 +96,19 @@ func TestAgentIsPID1AndRunsExecs(t *testing.T) {
 	assert.Contains(t, stderr.String(), "/nonexistent")
 }
 
+// A spare monitor killed before its start is replaced: the start works.
+func TestAgentStartsWithADeadSpare(t *testing.T) {
+	withAgent(t)
+	f := newFixture(t, false)
+	f.rt.Prime(container.Init{Kind: container.InitMinimal})()
+	require.Equal(t, 1, lxcrt.KillSpares(f.rt))
+	f.start(t, "dead", container.Config{})
+	out, st := f.sh(t, "dead", "echo up")
+	require.True(t, st.Success(), out)
+	assert.Equal(t, "up\n", out)
+	require.Len(t, monitors(t, f.rt.LXCPath()), 1)
+}
+
 func TestAgentBusyFallsBackToAttach(t *testing.T) {
 	withAgent(t)
 	f := newFixture(t, false)

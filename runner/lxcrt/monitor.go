@@ -83,6 +83,28 @@ func (m *monitor) run(lxcpath, name, path string, agentSock, out *os.File) error
 	return nil
 }
 
+// startMonitor has a monitor start container name (see run): a spare, or
+// one spawned now. A spare that can't take the request (it was killed
+// meanwhile) is replaced by a new one once.
+func (r *Runtime) startMonitor(name, path string, agentSock, out *os.File) (*monitor, error) {
+	m, err := r.monitors.take(r.self)
+	if err != nil {
+		return nil, err
+	}
+	if err = m.run(r.lxcpath, name, path, agentSock, out); err == nil {
+		return m, nil
+	}
+	m.kill()
+	if m, err = spawnMonitor(r.self); err != nil {
+		return nil, err
+	}
+	if err := m.run(r.lxcpath, name, path, agentSock, out); err != nil {
+		m.kill()
+		return nil, err
+	}
+	return m, nil
+}
+
 // kill ends a monitor that was never given a container.
 func (m *monitor) kill() {
 	m.ctl.Close()
