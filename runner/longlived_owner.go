@@ -46,11 +46,10 @@ func (b *LongLived) checkOwner(set string, s *spec.Set, claim bool) error {
 	if !ok || s.Name != set {
 		return nil // no spec set in use (down by name): nothing to compare
 	}
-	recs, err := b.Records()
+	owned, err := b.hasContainers(set)
 	if err != nil {
 		return err
 	}
-	owned := slices.ContainsFunc(recs, func(r state.Record) bool { return r.Set == set })
 	have, found, err := b.readOwner(set)
 	if err != nil {
 		return err
@@ -90,17 +89,22 @@ func resolved(p string) string {
 // left (after down): a set that is gone leaves nothing under SpecDir. With
 // a container left (a deletion that failed), the owner stays.
 func (b *LongLived) ForgetSet(set string) error {
-	recs, err := b.Records()
-	if err != nil {
+	if owned, err := b.hasContainers(set); err != nil || owned {
 		return err
-	}
-	if slices.ContainsFunc(recs, func(r state.Record) bool { return r.Set == set }) {
-		return nil
 	}
 	if err := os.Remove(b.ownerPath(set)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("owner of set %s: %w", set, err)
 	}
 	return nil
+}
+
+// hasContainers reports whether a container of set has a record.
+func (b *LongLived) hasContainers(set string) (bool, error) {
+	recs, err := b.Records()
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(recs, func(r state.Record) bool { return r.Set == set }), nil
 }
 
 func (b *LongLived) readOwner(set string) (setOwner, bool, error) {

@@ -45,15 +45,6 @@ func readAhead(dir string, paths []string) {
 	}
 }
 
-// firstWord is the program of a shell setting ("bash -eo pipefail" → bash);
-// "" for none.
-func firstWord(s string) string {
-	if f := strings.Fields(s); len(f) > 0 {
-		return f[0]
-	}
-	return ""
-}
-
 // programFiles are the files program may be in the container: itself when
 // it is a path, else where a default PATH finds most programs.
 func programFiles(program string) []string {

@@ -110,6 +110,7 @@ func TestReadAhead(t *testing.T) {
 func TestProgramFiles(t *testing.T) {
 	assert.Equal(t, []string{"/bin/sh"}, programFiles("/bin/sh"))
 	assert.Equal(t, []string{"./run.sh"}, programFiles("./run.sh"))
-	assert.Equal(t, []string{"/usr/bin/bash", "/bin/bash"}, programFiles(firstWord("bash -eo pipefail")))
-	assert.Nil(t, programFiles(firstWord("  ")))
+	assert.Equal(t, []string{"/usr/bin/bash", "/bin/bash"}, programFiles(lineArgv("bash -eo pipefail", "")[0]))
+	assert.Equal(t, []string{"/bin/sh"}, programFiles(lineArgv("  ", "")[0]), "no shell: lines run by /bin/sh")
+	assert.Nil(t, programFiles(""))
 }

@@ -75,7 +75,7 @@ func jobRequest(job spec.Job, kind string) Request {
 		Privileged: job.Privileged, Mounts: job.Mounts, Env: job.Env, User: user, Workdir: job.Workdir,
 		Limits:  container.Limits{Memory: job.Limits.Memory, CPUs: job.Limits.CPUs, Pids: job.Limits.Pids},
 		Network: job.Network, Raw: job.Raw, Render: true, Start: true, HostUser: job.HostUser,
-		Target: job.Target, ReadAhead: programFiles(cmp.Or(firstWord(job.Shell), "/bin/sh")),
+		Target: job.Target, ReadAhead: programFiles(lineArgv(job.Shell, "")[0]),
 	}
 }
 

@@ -9,9 +9,7 @@ func KillSpares(r *Runtime) int {
 	p := &r.monitors
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.pending > 0 {
-		p.waitLocked()
-	}
+	p.spawnedLocked()
 	for _, m := range p.ready {
 		_ = m.cmd.Process.Kill()
 	}

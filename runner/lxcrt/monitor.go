@@ -157,14 +157,19 @@ func (p *monitorPool) take(self string) (*monitor, error) {
 // drop kills every spare, once the spawns under way have ended.
 func (p *monitorPool) drop() {
 	p.mu.Lock()
-	for p.pending > 0 {
-		p.waitLocked()
-	}
+	p.spawnedLocked()
 	spares := p.ready
 	p.ready = nil
 	p.mu.Unlock()
 	for _, m := range spares {
 		m.kill()
+	}
+}
+
+// spawnedLocked waits, p.mu held, until no spawn is under way.
+func (p *monitorPool) spawnedLocked() {
+	for p.pending > 0 {
+		p.waitLocked()
 	}
 }
 

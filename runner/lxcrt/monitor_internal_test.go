@@ -119,9 +119,7 @@ func TestPrimeSpawnsTheMonitor(t *testing.T) {
 	release := r.Prime(container.Init{Kind: container.InitMinimal})
 	release()
 	r.monitors.mu.Lock()
-	for r.monitors.pending > 0 {
-		r.monitors.waitLocked()
-	}
+	r.monitors.spawnedLocked()
 	require.Len(t, r.monitors.ready, 1)
 	spare := r.monitors.ready[0].cmd.Process.Pid
 	r.monitors.mu.Unlock()
